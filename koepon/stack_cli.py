@@ -1,0 +1,113 @@
+"""`koepon up | down | status`: the local stack."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from . import db, migrations, stack
+from .cluster import Cluster
+from .settings import (
+    ANON_KEY,
+    API_PORT,
+    JWT_SECRET,
+    KOMOJU_WEBHOOK_SECRET,
+    LOCAL_DB_URL,
+    PAYMENTS_PORT,
+    SERVICE_ROLE_KEY,
+    STRIPE_WEBHOOK_SECRET,
+    paths,
+)
+
+DEMO_LOGINS = [
+    ("admin", "admin@koepon.local", "koepon-admin-pass"),
+    ("vtuber", "hoshi@koepon.local", "koepon-vtuber-pass"),
+    ("vtuber", "luna@koepon.local", "koepon-vtuber-pass"),
+    ("applicant", "applicant@koepon.local", "koepon-fan-pass"),
+    ("fan", "fan@koepon.local", "koepon-fan-pass"),
+    ("fan (14)", "minor@koepon.local", "koepon-fan-pass"),
+]
+
+
+def service_env(db_url: str) -> dict[str, str]:
+    return {
+        "KOEPON_DB_URL": db_url,
+        "KOEPON_JWT_SECRET": JWT_SECRET,
+        "SUPABASE_URL": f"http://127.0.0.1:{API_PORT}",
+        "SUPABASE_SERVICE_ROLE_KEY": SERVICE_ROLE_KEY,
+        "SUPABASE_JWT_SECRET": JWT_SECRET,
+        "STRIPE_WEBHOOK_SECRET": STRIPE_WEBHOOK_SECRET,
+        "KOMOJU_WEBHOOK_SECRET": KOMOJU_WEBHOOK_SECRET,
+    }
+
+
+def describe(db_url: str) -> dict:
+    p = paths()
+    return {
+        "db_url": db_url,
+        "api_url": f"http://127.0.0.1:{API_PORT}",
+        "payments_url": f"http://127.0.0.1:{PAYMENTS_PORT}",
+        "anon_key": ANON_KEY,
+        "service_role_key": SERVICE_ROLE_KEY,
+        "jwt_secret": JWT_SECRET,
+        "services": {
+            svc.name: {"pid": stack.pid_of(p, svc), "healthy": stack.healthy(svc)}
+            for svc in stack.services() if svc.available()
+        },
+        "demo_logins": [{"role": r, "email": e, "password": pw} for r, e, pw in DEMO_LOGINS],
+    }
+
+
+def _print(info: dict) -> None:
+    click.echo(f"Database     {info['db_url']}")
+    click.echo(f"API URL      {info['api_url']}")
+    click.echo(f"Payments     {info['payments_url']}")
+    click.echo(f"anon key     {info['anon_key']}")
+    click.echo(f"service_role {info['service_role_key']}")
+    click.echo(f"JWT secret   {info['jwt_secret']}")
+    for name, state in info["services"].items():
+        click.echo(f"service      {name}: {'up' if state['healthy'] else 'down'}"
+                   f" (pid {state['pid']})")
+    click.echo("Demo logins (local only):")
+    for login in info["demo_logins"]:
+        click.echo(f"  {login['role']:10} {login['email']:28} {login['password']}")
+
+
+def register(main: click.Group) -> None:
+    @main.command("up")
+    def up():
+        """Start the database (migrated, seeded), the API and the payment service."""
+        p = paths()
+        Cluster(p).start()
+        with db.connect(LOCAL_DB_URL, autocommit=True) as conn:
+            migrations.migrate(conn, p, echo=click.echo)
+            seeded = conn.execute(
+                "select exists (select 1 from supabase_migrations.seed_files)").fetchone()[0]
+            if not seeded and migrations.seed(conn, p):
+                click.echo("seeded demo data")
+        for svc in stack.services():
+            if svc.available():
+                stack.start(p, svc, service_env(LOCAL_DB_URL))
+        _print(describe(LOCAL_DB_URL))
+
+    @main.command("down")
+    def down():
+        """Stop everything `koepon up` started."""
+        p = paths()
+        for svc in reversed(stack.services()):
+            if stack.stop(p, svc):
+                click.echo(f"stopped {svc.name}")
+        if Cluster(p).stop():
+            click.echo("stopped postgres")
+
+    @main.command("status")
+    @click.option("--json", "as_json", is_flag=True)
+    def status(as_json):
+        """URLs, keys, services and demo logins of the local stack."""
+        info = describe(LOCAL_DB_URL)
+        info["database_running"] = Cluster(paths()).running()
+        if as_json:
+            click.echo(json.dumps(info, indent=2))
+        else:
+            _print(info)

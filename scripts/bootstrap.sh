@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian/Ubuntu machine lacks: PostgreSQL (15+), pgTAP, the load
+# generators, and a virtualenv with the project. Idempotent and quiet when nothing is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+need=()
+major=$(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1 || true)
+if [ -z "$major" ] || [ "$major" -lt 15 ]; then need+=(postgresql postgresql-contrib); fi
+have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"; }
+for cmd_pkg in pgbench:postgresql-contrib wrk:wrk npm:npm; do
+  cmd=${cmd_pkg%%:*}; pkg=${cmd_pkg##*:}
+  command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
+done
+python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "bootstrap: installing ${need[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+  major=$(ls /usr/lib/postgresql | sort -n | tail -1)
+fi
+if ! have "postgresql-${major}-pgtap"; then
+  echo "bootstrap: installing postgresql-${major}-pgtap"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "postgresql-${major}-pgtap" >/dev/null
+fi
+
+# The Debian package starts its own cluster on 5432; ours is private on 54322, so that one
+# is left alone.
+stamp=.venv/.installed
+if [ ! -x .venv/bin/python ] || [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "bootstrap: installing the project into .venv"
+  python3 -m venv .venv
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -e '.[dev]'
+  touch "$stamp"
+fi
