@@ -61,7 +61,10 @@ main.add_command(db_group, "db")
 def db_start(ctx):
     """Start the private cluster (port 54322, 127.0.0.1 only)."""
     if _url(ctx) != LOCAL_DB_URL:
-        raise KoeponError("--db-url points at an existing server: there is nothing to start")
+        # Another server was named: nothing to start, but say whether it answers.
+        with db.connect(_url(ctx)):
+            click.echo(f"using the existing server {db.redact(_url(ctx))}")
+        return
     started = Cluster(paths()).start()
     click.echo(("started " if started else "already running ") + LOCAL_DB_URL)
 
