@@ -268,7 +268,7 @@ begin
       new.guaranteed_cost_top_rarity := null;
       return new;
     end if;
-    if new.status not in ('published', 'suspended') then
+    if new.status <> 'published' then
       raise exception using errcode = 'PT409', message = 'invalid_status_transition',
         detail = format('a draft cannot become %s', new.status);
     end if;
