@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import click
+import psycopg
 
 from . import db, hygiene, migrations, pgtap, schema_diff, testing
 from .cluster import Cluster, bindir
@@ -26,6 +27,12 @@ class Group(click.Group):
         except KoeponError as exc:
             click.echo(f"koepon: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except psycopg.Error as exc:
+            # Anything the commands did not anticipate still ends in one line, not a traceback.
+            msg = (getattr(exc.diag, "message_primary", None) or str(exc)).strip().splitlines()
+            click.echo(f"koepon: database error: {msg[0] if msg else type(exc).__name__}"
+                       f" (SQLSTATE {exc.sqlstate or '?'})", err=True)
+            sys.exit(1)
 
 
 @click.group(cls=Group)
@@ -153,7 +160,9 @@ def db_reset(ctx, yes_really):
     if not is_local_url(url) and not yes_really:
         raise KoeponError(f"refusing to reset non-local {db.redact(url)}: add --yes-really")
     name = db.dbname(url)
-    admin = db.with_dbname(url, "template1" if name != "template1" else "postgres")
+    # Not template1 unless unavoidable: CREATE DATABASE elsewhere copies it and fails while
+    # anyone is connected to it.
+    admin = db.with_dbname(url, "postgres" if name != "postgres" else "template1")
     db.drop_database(admin, name)
     db.create_database(admin, name)
     with db.connect(url) as conn:

@@ -112,15 +112,16 @@ class Cluster:
 
     def start(self) -> bool:
         """Start the cluster; False if it was already running."""
-        if not self.initialised():
-            self.init()
         if self.running():
             return False
+        # Before initdb: a taken port should not leave a fresh data directory behind.
         if port_in_use(self.port):
             raise KoeponError(
                 f"port {self.port} is already taken by another program: stop it, or point "
                 "koepon at that server with --db-url / KOEPON_DB_URL"
             )
+        if not self.initialised():
+            self.init()
         sockdir = str(self.data)
         res = self._run(
             [str(bindir() / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w",

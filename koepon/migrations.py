@@ -107,10 +107,22 @@ def migrate(conn: psycopg.Connection, paths: Paths, dry_run: bool = False,
     conn.autocommit = True
     conn.execute("select pg_advisory_lock(%s)", (LOCK_KEY,))
     try:
+        if platform.needed(conn):
+            echo(f"{'would apply' if dry_run else 'applying'} the platform base (sql/platform)")
+            if not dry_run:
+                platform.apply(conn, paths)
+        elif platform.stale(conn, paths):
+            echo("warning: sql/platform changed since this database was built; "
+                 "`koepon db reset` rebuilds a local database with it")
         if not dry_run:
-            platform.apply(conn, paths)
             _ensure_history(conn)
         st = status(conn, paths)
+        if st.missing:
+            raise KoeponError(
+                f"the database has migration(s) not found in {paths.migrations}: "
+                f"{', '.join(st.missing)}; restore the file(s) (landed migrations are "
+                "append-only) or point at the right database"
+            )
         if st.modified:
             raise KoeponError(
                 f"applied migration(s) edited afterwards: {', '.join(st.modified)}; landed "
@@ -132,6 +144,8 @@ def _apply_one(conn: psycopg.Connection, mig: Migration) -> None:
         with conn.transaction():
             conn.execute("reset all")
             for st in stmts:
+                if not st.has_code:
+                    continue  # a comment-only piece: recorded as the CLI does, nothing to run
                 try:
                     conn.execute(st.text)
                 except psycopg.Error as exc:
@@ -186,10 +200,12 @@ def new(paths: Paths, name: str, from_files: list[Path], now) -> Path:
         raise KoeponError(f"a migration with version {version} exists: wait a second and retry")
     parts = []
     for f in from_files:
-        p = f if f.is_absolute() else paths.root / f
+        p = (f if f.is_absolute() else paths.root / f).resolve()
         if not p.is_file():
             raise KoeponError(f"--from file not found: {f}")
-        parts.append(f"-- from {p.relative_to(paths.root)}\n{p.read_text().rstrip()}\n")
+        if paths.sql.resolve() not in p.parents:
+            raise KoeponError(f"--from takes files under {paths.sql}: {f} is not one")
+        parts.append(f"-- from {p.relative_to(paths.root.resolve())}\n{p.read_text().rstrip()}\n")
     paths.migrations.mkdir(parents=True, exist_ok=True)
     target.write_text("\n".join(parts) if parts else f"-- {name}\n")
     return target
