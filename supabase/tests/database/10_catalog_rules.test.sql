@@ -399,7 +399,7 @@ select is(tests.tamper_and_verify(format('update app.audit_log set details = ''{
           'a changed row is reported as the first broken link');
 select is(tests.tamper_and_verify(format('delete from app.audit_log where id = %s',
                                          (select id from app.audit_log order by id offset 1 limit 1)))
-          ->> 'first_broken_id', (select id::text from app.audit_log order by id offset 2 limit 1),
+          ->> 'first_broken_id', (select id from app.audit_log order by id offset 2 limit 1)::text,
           'a deleted row breaks the link of the next one');
 select is(tests.tamper_and_verify('select 1') ->> 'ok', 'true', 'control: untouched, the chain verifies');
 select is((select private.verify_audit_chain() from (select set_config('request.jwt.claims', '{"role":"service_role"}', true)) s)
