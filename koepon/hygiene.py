@@ -16,14 +16,14 @@ RULES: dict[str, str] = {
         where n.nspname = 'app' and c.relkind in ('r', 'p') and not c.relrowsecurity
         order by 1""",
     "definer_has_pinned_search_path": """
-        select p.oid::regprocedure::text
+        select format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid))
         from pg_proc p join pg_namespace n on n.oid = p.pronamespace
         where p.prosecdef and n.nspname in ('public', 'app', 'private')
           and not exists (select 1 from unnest(coalesce(p.proconfig, '{}')) c
                           where c like 'search_path=%')
         order by 1""",
     "definer_not_executable_by_anon_or_public": """
-        select p.oid::regprocedure::text
+        select format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid))
         from pg_proc p join pg_namespace n on n.oid = p.pronamespace
         where p.prosecdef and n.nspname in ('public', 'app', 'private')
           and (has_function_privilege('anon', p.oid, 'execute')
@@ -31,7 +31,7 @@ RULES: dict[str, str] = {
                           where a.grantee = 0 and a.privilege_type = 'EXECUTE'))
         order by 1""",
     "public_function_has_comment": """
-        select p.oid::regprocedure::text
+        select format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid))
         from pg_proc p join pg_namespace n on n.oid = p.pronamespace
         where n.nspname = 'public' and obj_description(p.oid, 'pg_proc') is null
           and not exists (select 1 from pg_depend d where d.objid = p.oid and d.deptype = 'e')

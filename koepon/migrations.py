@@ -194,10 +194,6 @@ def seed(conn: psycopg.Connection, paths: Paths) -> bool:
 def new(paths: Paths, name: str, from_files: list[Path], now) -> Path:
     if not re.fullmatch(r"[a-z0-9_]+", name):
         raise KoeponError("migration name must be snake_case: lower-case letters, digits and _")
-    version = now.strftime("%Y%m%d%H%M%S")
-    target = paths.migrations / f"{version}_{name}.sql"
-    if any(m.version == version for m in local_migrations(paths)):
-        raise KoeponError(f"a migration with version {version} exists: wait a second and retry")
     parts = []
     for f in from_files:
         p = (f if f.is_absolute() else paths.root / f).resolve()
@@ -206,6 +202,10 @@ def new(paths: Paths, name: str, from_files: list[Path], now) -> Path:
         if paths.sql.resolve() not in p.parents:
             raise KoeponError(f"--from takes files under {paths.sql}: {f} is not one")
         parts.append(f"-- from {p.relative_to(paths.root.resolve())}\n{p.read_text().rstrip()}\n")
+    version = now.strftime("%Y%m%d%H%M%S")
+    target = paths.migrations / f"{version}_{name}.sql"
+    if any(m.version == version for m in local_migrations(paths)):
+        raise KoeponError(f"a migration with version {version} exists: wait a second and retry")
     paths.migrations.mkdir(parents=True, exist_ok=True)
     target.write_text("\n".join(parts) if parts else f"-- {name}\n")
     return target

@@ -138,11 +138,8 @@ as $$
   )::jsonb
 $$;
 
-grant execute on function auth.uid(), auth.role(), auth.email(), auth.jwt()
-  to anon, authenticated, service_role, postgres;
-grant all on all tables in schema auth to supabase_auth_admin, postgres, dashboard_user;
-grant all on all sequences in schema auth to supabase_auth_admin, postgres, dashboard_user;
-
+-- Owners first, grants after: ALTER OWNER rewrites grants the old owner made, so the
+-- other order loses postgres's grants on the first run and adds them on the second.
 alter table auth.users owner to supabase_auth_admin;
 alter table auth.identities owner to supabase_auth_admin;
 alter table auth.sessions owner to supabase_auth_admin;
@@ -152,3 +149,8 @@ alter function auth.uid() owner to supabase_auth_admin;
 alter function auth.role() owner to supabase_auth_admin;
 alter function auth.email() owner to supabase_auth_admin;
 alter function auth.jwt() owner to supabase_auth_admin;
+
+grant execute on function auth.uid(), auth.role(), auth.email(), auth.jwt()
+  to anon, authenticated, service_role, postgres;
+grant all on all tables in schema auth to supabase_auth_admin, postgres, dashboard_user;
+grant all on all sequences in schema auth to supabase_auth_admin, postgres, dashboard_user;

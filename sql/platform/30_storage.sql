@@ -84,10 +84,11 @@ begin
 end
 $$;
 
+-- Owners first, grants after (see 20_auth.sql).
+alter table storage.buckets owner to supabase_storage_admin;
+alter table storage.objects owner to supabase_storage_admin;
+
 grant all on storage.buckets, storage.objects to anon, authenticated, service_role;
 grant all on storage.buckets, storage.objects to postgres with grant option;
 grant execute on function storage.foldername(text), storage.filename(text),
   storage.extension(text) to anon, authenticated, service_role, postgres;
-
-alter table storage.buckets owner to supabase_storage_admin;
-alter table storage.objects owner to supabase_storage_admin;
