@@ -89,6 +89,16 @@ def copy_project(dest: Path, migrations: bool = True, pgtap: bool = True) -> Pro
     return Project(dest)
 
 
+def committed_project(dest: Path) -> Project:
+    """sql/, supabase/ and .sqlfluff as committed (HEAD): the real tree, without anyone's
+    uncommitted work in progress in the shared checkout."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "HEAD", "sql", "supabase", ".sqlfluff"],
+                             capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    (dest / "supabase" / "migrations").mkdir(parents=True, exist_ok=True)
+    return Project(dest)
+
+
 @pytest.fixture()
 def tmp_root():
     """A temporary directory under /tmp that the postgres OS user can traverse."""

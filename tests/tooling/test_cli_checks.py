@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import subprocess
 import time
 
 from koepon import db
 
-from .conftest import ROOT, Project, execute, history, one_line_error, query
+from .conftest import committed_project, execute, history, one_line_error, query
 
 DEMO_FUNCTION = """
 -- The demo API: one function, re-runnable.
@@ -94,10 +93,7 @@ def test_verify_catches_sql_changed_without_a_migration(base_project):
 
 def test_verify_passes_on_the_real_tree(tmp_root, empty_db):
     """The committed tree (HEAD): work in progress in the checkout is not yet the real tree."""
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "HEAD", "sql", "supabase", ".sqlfluff"],
-                             capture_output=True, check=True)
-    subprocess.run(["tar", "-x", "-C", str(tmp_root)], input=archive.stdout, check=True)
-    p = Project(tmp_root)
+    p = committed_project(tmp_root)
     res = p.koepon("db", "verify", db_url=empty_db)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr
     assert res.stdout.strip() == "sql/ and migrations agree"

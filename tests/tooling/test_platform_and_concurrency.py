@@ -94,10 +94,10 @@ def test_concurrent_migrate_runs_do_not_interleave(base_project):
             insert into public.step_{i} values ({i});
         """)
     runs = [p.popen("db", "migrate") for _ in range(3)]
-    results = [(r.wait(timeout=120), *r.communicate()) for r in runs]
-    for code, out, err in results:
+    results = [(*r.communicate(timeout=120), r.returncode) for r in runs]
+    for _out, err, code in results:
         assert code == 0, err
-    applied = sorted(int(out.splitlines()[-1].split()[0]) for _, out, _ in results)
+    applied = sorted(int(out.splitlines()[-1].split()[0]) for out, _, _ in results)
     assert applied == [0, 0, 4]                                       # one run did all the work
     assert [v for v, _, _ in history(p.db_url)] == [f"2026010100{i:02d}00" for i in range(4)]
     for i in range(4):
