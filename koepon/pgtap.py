@@ -9,6 +9,8 @@ from pathlib import Path
 
 import psycopg
 
+from . import sqlsplit
+
 _OK = re.compile(r"^(not )?ok (\d+)(?: - (.*))?$")
 _PLAN = re.compile(r"^1\.\.(\d+)$")
 
@@ -50,25 +52,33 @@ def run_file(url: str, path: Path) -> TapResult:
         ensure_extension(conn)
         lines: list[str] = []
         conn.add_notice_handler(lambda d: lines.append(d.message_primary or ""))
-        try:
-            cur = conn.cursor()
-            cur.execute(path.read_text())
-            while True:
-                if cur.description is not None:
-                    for row in cur.fetchall():
-                        if row and isinstance(row[0], str):
-                            lines.extend(row[0].splitlines())
-                if not cur.nextset():
-                    break
-        except psycopg.Error as exc:
-            result.error = f"{exc.sqlstate}: {(exc.diag.message_primary or str(exc)).strip()}"
-            with contextlib.suppress(psycopg.Error):
-                conn.execute("rollback")
+        cur = conn.cursor()
+        # Statement by statement (the file's own begin/rollback hold them in one transaction),
+        # so the TAP lines before an error are kept and the error names its line.
+        for st in sqlsplit.split(path.read_text()):
+            if not st.has_code:
+                continue
+            try:
+                cur.execute(st.text)
+                while True:
+                    if cur.description is not None:
+                        for row in cur.fetchall():
+                            if row and isinstance(row[0], str):
+                                lines.extend(row[0].splitlines())
+                    if not cur.nextset():
+                        break
+            except psycopg.Error as exc:
+                msg = (exc.diag.message_primary or str(exc)).strip()
+                result.error = f"line {st.line}: {exc.sqlstate}: {msg}"
+                with contextlib.suppress(psycopg.Error):
+                    conn.execute("rollback")
+                break
     for line in lines:
         if m := _PLAN.match(line.strip()):
             result.planned = int(m.group(1))
         elif m := _OK.match(line.strip()):
-            (result.failed if m.group(1) else result.passed).append(m.group(3) or m.group(2))
+            todo = re.search(r"#\s*TODO\b", m.group(3) or "", re.I)
+            (result.failed if m.group(1) and not todo else result.passed).append(m.group(3) or m.group(2))
         elif line.startswith("#"):
             result.diagnostics.append(line)
     return result

@@ -174,7 +174,12 @@ def test_db_test_reports_pgtap_failures(base_project):
         "begin;\nselect plan(3);\nselect ok(true, 'only one of three');\n"
         "select * from finish();\nrollback;\n")
     (tests / "04_broken.test.sql").write_text(
-        "begin;\nselect plan(1);\nselect * from app.no_such_table;\nrollback;\n")
+        "begin;\nselect plan(2);\nselect ok(true, 'before the error');\n"
+        "select * from app.no_such_table;\nrollback;\n")
+    (tests / "05_todo.test.sql").write_text(
+        "begin;\nselect plan(2);\nselect ok(true, 'fine');\n"
+        "select todo('not built yet', 1);\nselect ok(false, 'future feature');\n"
+        "select * from finish();\nrollback;\n")
     res = p.koepon("db", "test")
     line = one_line_error(res)
     assert line == "koepon: 3 pgTAP file(s) failed"
@@ -184,8 +189,10 @@ def test_db_test_reports_pgtap_failures(base_project):
     assert "not ok: deliberately failing arithmetic" in out
     assert "#         have: 2" in out and "#         want: 3" in out
     assert "03_short.test.sql: 1 passed, 0 failed (planned 3)" in out
-    assert "04_broken.test.sql: 0 passed, 0 failed\n" in out
-    assert 'error: 42P01: relation "app.no_such_table" does not exist' in out
+    assert "05_todo.test.sql: 2 passed, 0 failed (planned 2)" in out   # a TODO failure is not one
+    # the TAP before an error is kept, and the error names its line
+    assert "04_broken.test.sql: 1 passed, 0 failed (planned 2)" in out
+    assert 'error: line 4: 42P01: relation "app.no_such_table" does not exist' in out
 
     for f in ("02_failing", "03_short", "04_broken"):
         (tests / f"{f}.test.sql").unlink()
