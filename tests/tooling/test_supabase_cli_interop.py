@@ -83,7 +83,8 @@ def supabase() -> Path:
             if not ok:
                 pytest.skip(f"npm cannot reach its registry: {why}")
             pytest.fail(f"npm install supabase@{VERSION} failed: {res.stderr[-2000:]}")
-    version = subprocess.run([str(binary), "--version"], capture_output=True, text=True, env=ENV)
+    # cwd: the CLI looks upward for a supabase/ directory and writes supabase/.temp there
+    version = subprocess.run([str(binary), "--version"], capture_output=True, text=True, env=ENV, cwd=CACHE)
     assert version.stdout.strip() == VERSION, version.stdout + version.stderr
     return binary
 
