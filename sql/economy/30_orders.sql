@@ -492,6 +492,14 @@ begin
     raise exception using errcode = 'PT409', message = 'payment_already_used',
       detail = 'this provider payment already paid another order';
   end if;
+  -- Lock order: everything the draw waits for (rate tables being recorded, the fan's seed) is
+  -- taken before any stock shard, so a fulfilment never waits for them while holding a shard.
+  perform private.rate_table(o.gacha_id, false);
+  if (select g.pity_pulls from app.gachas g where g.id = o.gacha_id) is not null then
+    perform private.rate_table(o.gacha_id, true);
+  end if;
+  perform private.ensure_fairness_seed(o.user_id, p_server_seed, p_client_seed, p_now);
+  perform 1 from app.fairness_seeds s where s.user_id = o.user_id and s.active for update;
   if o.status <> 'pending' then
     -- Paid after expiry or failure: the provider is authoritative, so honour it if capacity allows.
     begin
