@@ -171,7 +171,7 @@ comment on function private.rotate_fairness_seed(uuid, bytea, text, timestamptz)
   'security definer: reveals the fan''s active server seed and commits to a new one (randomness passed in).';
 revoke all on function private.rotate_fairness_seed(uuid, bytea, text, timestamptz) from public;
 
-create or replace function public.get_fairness() returns jsonb
+create or replace function private.get_fairness() returns jsonb
 language plpgsql security definer
 set search_path = ''
 as $$
@@ -188,14 +188,24 @@ begin
                   order by s.created_at desc limit 20) s), '[]'::jsonb));
 end
 $$;
+comment on function private.get_fairness() is
+  'security definer: the body of public.get_fairness; it takes the caller from the JWT (auth.uid()), never a user id argument, and checks the caller''s role itself.';
+revoke all on function private.get_fairness() from public, anon;
+grant execute on function private.get_fairness() to authenticated;
+
+create or replace function public.get_fairness() returns jsonb
+language sql
+set search_path = ''
+as $$
+  select private.get_fairness()
+$$;
 comment on function public.get_fairness() is
   'The caller''s provably fair state: active seed id, server seed SHA-256, client seed, next nonce, and the '
-  'last 20 revealed seeds (server seed included). Creates the first seed. security definer: the seed table '
-  'is written only here and by the draw. Errors: not_authenticated (PT401), account_suspended (PT403).';
+  'last 20 revealed seeds (server seed included). Creates the first seed. Errors: not_authenticated (PT401), account_suspended (PT403).';
 revoke all on function public.get_fairness() from public, anon;
 grant execute on function public.get_fairness() to authenticated;
 
-create or replace function public.set_client_seed(p_seed text) returns jsonb
+create or replace function private.set_client_seed(p_seed text) returns jsonb
 language plpgsql security definer
 set search_path = ''
 as $$
@@ -219,15 +229,26 @@ begin
   return v_rotation;
 end
 $$;
+comment on function private.set_client_seed(text) is
+  'security definer: the body of public.set_client_seed; it takes the caller from the JWT (auth.uid()), never a user id argument, and checks the caller''s role itself.';
+revoke all on function private.set_client_seed(text) from public, anon;
+grant execute on function private.set_client_seed(text) to authenticated;
+
+create or replace function public.set_client_seed(p_seed text) returns jsonb
+language sql
+set search_path = ''
+as $$
+  select private.set_client_seed(p_seed)
+$$;
 comment on function public.set_client_seed(text) is
   'Sets the caller''s client seed. If pulls were made under the active seed, the seed is rotated (old server '
   'seed revealed) so each (server seed, client seed) pair has its own nonces. Returns {revealed, active}. '
-  'security definer: writes app.fairness_seeds. Errors: not_authenticated (PT401), account_suspended (PT403), '
+  'fairness_seeds. Errors: not_authenticated (PT401), account_suspended (PT403), '
   'invalid_client_seed (PT400).';
 revoke all on function public.set_client_seed(text) from public, anon;
 grant execute on function public.set_client_seed(text) to authenticated;
 
-create or replace function public.rotate_fairness_seed() returns jsonb
+create or replace function private.rotate_fairness_seed() returns jsonb
 language plpgsql security definer
 set search_path = ''
 as $$
@@ -237,9 +258,19 @@ begin
   return private.rotate_fairness_seed(v_uid, extensions.gen_random_bytes(32), null, now());
 end
 $$;
+comment on function private.rotate_fairness_seed() is
+  'security definer: the body of public.rotate_fairness_seed; it takes the caller from the JWT (auth.uid()), never a user id argument, and checks the caller''s role itself.';
+revoke all on function private.rotate_fairness_seed() from public, anon;
+grant execute on function private.rotate_fairness_seed() to authenticated;
+
+create or replace function public.rotate_fairness_seed() returns jsonb
+language sql
+set search_path = ''
+as $$
+  select private.rotate_fairness_seed()
+$$;
 comment on function public.rotate_fairness_seed() is
   'Reveals the caller''s active server seed (so every pull made with it can be recomputed) and commits to a '
-  'new one; returns {revealed: {..., server_seed}, active: {...}}. security definer: writes '
-  'app.fairness_seeds. Errors: not_authenticated (PT401), account_suspended (PT403).';
+  'new one; returns {revealed: {..., server_seed}, active: {...}}. fairness_seeds. Errors: not_authenticated (PT401), account_suspended (PT403).';
 revoke all on function public.rotate_fairness_seed() from public, anon;
 grant execute on function public.rotate_fairness_seed() to authenticated;

@@ -60,7 +60,7 @@ comment on function private.post_medals(uuid, uuid, bigint, text, uuid, uuid, te
   'refuses a negative result (insufficient_medals, PT409), records previous and new balance; returns the new one.';
 revoke all on function private.post_medals(uuid, uuid, bigint, text, uuid, uuid, text, timestamptz) from public;
 
-create or replace function public.get_medal_balances() returns jsonb
+create or replace function private.get_medal_balances() returns jsonb
 language plpgsql stable security definer
 set search_path = ''
 as $$
@@ -74,13 +74,23 @@ begin
      where b.user_id = v_uid), '[]'::jsonb);
 end
 $$;
+comment on function private.get_medal_balances() is
+  'security definer: the body of public.get_medal_balances; it takes the caller from the JWT (auth.uid()), never a user id argument, and checks the caller''s role itself.';
+revoke all on function private.get_medal_balances() from public, anon;
+grant execute on function private.get_medal_balances() to authenticated;
+
+create or replace function public.get_medal_balances() returns jsonb
+language sql stable
+set search_path = ''
+as $$
+  select private.get_medal_balances()
+$$;
 comment on function public.get_medal_balances() is
-  'The caller''s medal balance per VTuber: [{vtuber_id, vtuber_name, balance, updated_at}]. security definer: '
-  'joins VTuber names whatever their status. Errors: not_authenticated (PT401), account_suspended (PT403).';
+  'The caller''s medal balance per VTuber: [{vtuber_id, vtuber_name, balance, updated_at}]. Errors: not_authenticated (PT401), account_suspended (PT403).';
 revoke all on function public.get_medal_balances() from public, anon;
 grant execute on function public.get_medal_balances() to authenticated;
 
-create or replace function public.list_medal_ledger(
+create or replace function private.list_medal_ledger(
   p_vtuber_id uuid default null, p_limit integer default 50, p_before_id bigint default null
 ) returns jsonb
 language plpgsql stable security definer
@@ -103,9 +113,22 @@ begin
              order by l.id desc limit p_limit) l), '[]'::jsonb);
 end
 $$;
+comment on function private.list_medal_ledger(uuid, integer, bigint) is
+  'security definer: the body of public.list_medal_ledger; it takes the caller from the JWT (auth.uid()), never a user id argument, and checks the caller''s role itself.';
+revoke all on function private.list_medal_ledger(uuid, integer, bigint) from public, anon;
+grant execute on function private.list_medal_ledger(uuid, integer, bigint) to authenticated;
+
+create or replace function public.list_medal_ledger(
+  p_vtuber_id uuid default null, p_limit integer default 50, p_before_id bigint default null
+) returns jsonb
+language sql stable
+set search_path = ''
+as $$
+  select private.list_medal_ledger(p_vtuber_id, p_limit, p_before_id)
+$$;
 comment on function public.list_medal_ledger(uuid, integer, bigint) is
   'The caller''s medal ledger, newest first (optionally one VTuber''s), keyset-paginated by p_before_id. '
-  'security definer: a fixed owner filter over the ledger. Errors: not_authenticated (PT401), '
+  'Errors: not_authenticated (PT401), '
   'account_suspended (PT403), invalid_pagination (PT400).';
 revoke all on function public.list_medal_ledger(uuid, integer, bigint) from public, anon;
 grant execute on function public.list_medal_ledger(uuid, integer, bigint) to authenticated;
@@ -145,7 +168,7 @@ comment on function private.admin_adjust_medals(uuid, uuid, uuid, bigint, text, 
   'security definer: an admin adjustment through the ledger writer, audited.';
 revoke all on function private.admin_adjust_medals(uuid, uuid, uuid, bigint, text, timestamptz) from public;
 
-create or replace function public.admin_adjust_medals(
+create or replace function private.admin_adjust_medals(
   p_user_id uuid, p_vtuber_id uuid, p_delta bigint, p_reason text
 ) returns jsonb
 language plpgsql security definer
@@ -157,9 +180,22 @@ begin
   return private.admin_adjust_medals(v_admin, p_user_id, p_vtuber_id, p_delta, p_reason, now());
 end
 $$;
+comment on function private.admin_adjust_medals(uuid, uuid, bigint, text) is
+  'security definer: the body of public.admin_adjust_medals; it takes the caller from the JWT (auth.uid()), never a user id argument, and checks the caller''s role itself.';
+revoke all on function private.admin_adjust_medals(uuid, uuid, bigint, text) from public, anon;
+grant execute on function private.admin_adjust_medals(uuid, uuid, bigint, text) to authenticated;
+
+create or replace function public.admin_adjust_medals(
+  p_user_id uuid, p_vtuber_id uuid, p_delta bigint, p_reason text
+) returns jsonb
+language sql
+set search_path = ''
+as $$
+  select private.admin_adjust_medals(p_user_id, p_vtuber_id, p_delta, p_reason)
+$$;
 comment on function public.admin_adjust_medals(uuid, uuid, bigint, text) is
   'Admin: adds (or removes) medals of a fan for a VTuber with a written reason, through the ledger; audited as '
-  'medals.adjust. Returns {user_id, vtuber_id, delta, balance}. security definer: the ledger writer. Errors: '
+  'medals.adjust. Returns {user_id, vtuber_id, delta, balance}. Errors: '
   'not_authenticated (PT401), admin_only (PT403), reason_required, invalid_delta (PT400), user_not_found, '
   'vtuber_not_found (PT404), insufficient_medals (PT409).';
 revoke all on function public.admin_adjust_medals(uuid, uuid, bigint, text) from public, anon;

@@ -292,8 +292,7 @@ comment on function private.create_order(uuid, uuid, integer, text, timestamptz,
   'security definer: the order core (time and seed randomness passed in): snapshot, checks, reservations.';
 revoke all on function private.create_order(uuid, uuid, integer, text, timestamptz, bytea, text) from public;
 
-create or replace function public.create_order(p_gacha_id uuid, p_pull_count integer, p_idempotency_key text)
-returns jsonb
+create or replace function private.create_order(p_gacha_id uuid, p_pull_count integer, p_idempotency_key text) returns jsonb
 language plpgsql security definer
 set search_path = ''
 as $$
@@ -304,16 +303,26 @@ begin
                               extensions.gen_random_bytes(32), encode(extensions.gen_random_bytes(16), 'hex'));
 end
 $$;
+comment on function private.create_order(uuid, integer, text) is
+  'security definer: the body of public.create_order; it takes the caller from the JWT (auth.uid()), never a user id argument, and checks the caller''s role itself.';
+revoke all on function private.create_order(uuid, integer, text) from public, anon;
+grant execute on function private.create_order(uuid, integer, text) to authenticated;
+
+create or replace function public.create_order(p_gacha_id uuid, p_pull_count integer, p_idempotency_key text) returns jsonb
+language sql
+set search_path = ''
+as $$
+  select private.create_order(p_gacha_id, p_pull_count, p_idempotency_key)
+$$;
 comment on function public.create_order(uuid, integer, text) is
   'Creates a pending order of 1 or 10 pulls with the price and medals computed here, reserving the total-pull '
-  'cap and item stock for 30 minutes; the same key returns the same order (created: false). security definer: '
-  'writes orders and reservations. Errors: not_authenticated (PT401), account_suspended (PT403), '
+  'cap and item stock for 30 minutes; the same key returns the same order (created: false). Errors: not_authenticated (PT401), account_suspended (PT403), '
   'invalid_pull_count, invalid_idempotency_key (PT400), gacha_not_found (PT404), gacha_not_on_sale, '
   'gacha_sold_out, idempotency_key_reused (PT409), birth_date_required, spending_cap_exceeded (PT422).';
 revoke all on function public.create_order(uuid, integer, text) from public, anon;
 grant execute on function public.create_order(uuid, integer, text) to authenticated;
 
-create or replace function public.service_expire_orders() returns jsonb
+create or replace function private.service_expire_orders() returns jsonb
 language plpgsql security definer
 set search_path = ''
 as $$
@@ -329,13 +338,24 @@ begin
   return jsonb_build_object('expired', v_total);
 end
 $$;
+comment on function private.service_expire_orders() is
+  'security definer: the body of public.service_expire_orders; it takes the caller from the JWT (auth.uid()), never a user id argument, and checks the caller''s role itself.';
+revoke all on function private.service_expire_orders() from public, anon;
+grant execute on function private.service_expire_orders() to service_role;
+
+create or replace function public.service_expire_orders() returns jsonb
+language sql
+set search_path = ''
+as $$
+  select private.service_expire_orders()
+$$;
 comment on function public.service_expire_orders() is
   'Service: expires every pending order past its 30 minutes and releases its reservations; returns {expired}. '
-  'security definer: writes orders and stock counters.';
+  '';
 revoke all on function public.service_expire_orders() from public, anon, authenticated;
 grant execute on function public.service_expire_orders() to service_role;
 
-create or replace function public.get_order(p_order_id uuid) returns jsonb
+create or replace function private.get_order(p_order_id uuid) returns jsonb
 language plpgsql security definer
 set search_path = ''
 as $$
@@ -353,15 +373,24 @@ begin
   return private.order_json(p_order_id, now(), true);
 end
 $$;
+comment on function private.get_order(uuid) is
+  'security definer: the body of public.get_order; it takes the caller from the JWT (auth.uid()), never a user id argument, and checks the caller''s role itself.';
+revoke all on function private.get_order(uuid) from public, anon;
+grant execute on function private.get_order(uuid) to authenticated;
+
+create or replace function public.get_order(p_order_id uuid) returns jsonb
+language sql
+set search_path = ''
+as $$
+  select private.get_order(p_order_id)
+$$;
 comment on function public.get_order(uuid) is
   'The caller''s order with its pulls (item, rarity, pity, seed id, nonce, roll, rate table version, reward) and '
-  'medals once fulfilled; a pending order past its expiry is expired here. security definer: joins items and '
-  'rewards. Errors: not_authenticated (PT401), account_suspended (PT403), order_not_found (PT404).';
+  'medals once fulfilled; a pending order past its expiry is expired here. Errors: not_authenticated (PT401), account_suspended (PT403), order_not_found (PT404).';
 revoke all on function public.get_order(uuid) from public, anon;
 grant execute on function public.get_order(uuid) to authenticated;
 
-create or replace function public.list_my_orders(p_limit integer default 20, p_offset integer default 0)
-returns jsonb
+create or replace function private.list_my_orders(p_limit integer default 20, p_offset integer default 0) returns jsonb
 language plpgsql security definer
 set search_path = ''
 as $$
@@ -380,9 +409,19 @@ begin
                             order by x.created_at desc, x.id limit p_limit offset p_offset) o), '[]'::jsonb);
 end
 $$;
+comment on function private.list_my_orders(integer, integer) is
+  'security definer: the body of public.list_my_orders; it takes the caller from the JWT (auth.uid()), never a user id argument, and checks the caller''s role itself.';
+revoke all on function private.list_my_orders(integer, integer) from public, anon;
+grant execute on function private.list_my_orders(integer, integer) to authenticated;
+
+create or replace function public.list_my_orders(p_limit integer default 20, p_offset integer default 0) returns jsonb
+language sql
+set search_path = ''
+as $$
+  select private.list_my_orders(p_limit, p_offset)
+$$;
 comment on function public.list_my_orders(integer, integer) is
-  'The caller''s orders, newest first, without pulls (get_order has them). security definer: expires the '
-  'caller''s due orders. Errors: not_authenticated (PT401), account_suspended (PT403), invalid_pagination (PT400).';
+  'The caller''s orders, newest first, without pulls (get_order has them). Errors: not_authenticated (PT401), account_suspended (PT403), invalid_pagination (PT400).';
 revoke all on function public.list_my_orders(integer, integer) from public, anon;
 grant execute on function public.list_my_orders(integer, integer) to authenticated;
 
@@ -534,7 +573,7 @@ comment on function private.fulfill_order(uuid, text, text, integer, text, times
   'security definer: exactly-once fulfilment under the order''s row lock: draws, rewards, medals, stock.';
 revoke all on function private.fulfill_order(uuid, text, text, integer, text, timestamptz, bytea, text) from public;
 
-create or replace function public.service_fulfill_order(
+create or replace function private.service_fulfill_order(
   p_order_id uuid, p_provider text, p_provider_payment_id text, p_amount integer, p_currency text
 ) returns jsonb
 language plpgsql security definer
@@ -545,12 +584,24 @@ begin
                                extensions.gen_random_bytes(32), encode(extensions.gen_random_bytes(16), 'hex'));
 end
 $$;
+comment on function private.service_fulfill_order(uuid, text, text, integer, text) is
+  'security definer: the body of public.service_fulfill_order; it takes the caller from the JWT (auth.uid()), never a user id argument, and checks the caller''s role itself.';
+revoke all on function private.service_fulfill_order(uuid, text, text, integer, text) from public, anon;
+grant execute on function private.service_fulfill_order(uuid, text, text, integer, text) to service_role;
+
+create or replace function public.service_fulfill_order(
+  p_order_id uuid, p_provider text, p_provider_payment_id text, p_amount integer, p_currency text
+) returns jsonb
+language sql
+set search_path = ''
+as $$
+  select private.service_fulfill_order(p_order_id, p_provider, p_provider_payment_id, p_amount, p_currency)
+$$;
 comment on function public.service_fulfill_order(uuid, text, text, integer, text) is
   'Service (payment confirmation): fulfils the order exactly once whatever the number of calls: draws every pull, '
   'puts the items in the reward box, credits the medals, marks it fulfilled; honoured even if the gacha ended '
   '(or the order expired, while capacity allows). Returns {order_id, status, fulfilled, provider, '
-  'provider_payment_id}; fulfilled is true only for the call that fulfilled. security definer: the economy '
-  'writer. Errors: invalid_provider, invalid_provider_payment_id (PT400), order_not_found (PT404), '
+  'provider_payment_id}; fulfilled is true only for the call that fulfilled. Errors: invalid_provider, invalid_provider_payment_id (PT400), order_not_found (PT404), '
   'amount_mismatch, payment_already_used, order_cannot_be_fulfilled (PT409).';
 revoke all on function public.service_fulfill_order(uuid, text, text, integer, text) from public, anon, authenticated;
 grant execute on function public.service_fulfill_order(uuid, text, text, integer, text) to service_role;
@@ -582,7 +633,7 @@ comment on function private.fail_order(uuid, text, timestamptz) is
   'security definer: a pending order becomes failed/canceled/expired and releases its reservations.';
 revoke all on function private.fail_order(uuid, text, timestamptz) from public;
 
-create or replace function public.service_fail_order(p_order_id uuid, p_status text) returns jsonb
+create or replace function private.service_fail_order(p_order_id uuid, p_status text) returns jsonb
 language plpgsql security definer
 set search_path = ''
 as $$
@@ -590,9 +641,20 @@ begin
   return private.fail_order(p_order_id, p_status, now());
 end
 $$;
+comment on function private.service_fail_order(uuid, text) is
+  'security definer: the body of public.service_fail_order; it takes the caller from the JWT (auth.uid()), never a user id argument, and checks the caller''s role itself.';
+revoke all on function private.service_fail_order(uuid, text) from public, anon;
+grant execute on function private.service_fail_order(uuid, text) to service_role;
+
+create or replace function public.service_fail_order(p_order_id uuid, p_status text) returns jsonb
+language sql
+set search_path = ''
+as $$
+  select private.service_fail_order(p_order_id, p_status)
+$$;
 comment on function public.service_fail_order(uuid, text) is
   'Service: a pending order becomes failed, canceled or expired and releases its reservations; other states are '
-  'left alone (changed: false). Returns {order_id, status, changed}. security definer: writes orders. Errors: '
+  'left alone (changed: false). Returns {order_id, status, changed}. Errors: '
   'invalid_status (PT400), order_not_found (PT404).';
 revoke all on function public.service_fail_order(uuid, text) from public, anon, authenticated;
 grant execute on function public.service_fail_order(uuid, text) to service_role;

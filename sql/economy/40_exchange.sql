@@ -120,8 +120,7 @@ comment on function private.exchange_medals(uuid, uuid, integer, text, timestamp
   'balance of the item''s VTuber, stock, debit, record and reward in one transaction.';
 revoke all on function private.exchange_medals(uuid, uuid, integer, text, timestamptz) from public;
 
-create or replace function public.exchange_medals(p_exchange_item_id uuid, p_quantity integer, p_idempotency_key text)
-returns jsonb
+create or replace function private.exchange_medals(p_exchange_item_id uuid, p_quantity integer, p_idempotency_key text) returns jsonb
 language plpgsql security definer
 set search_path = ''
 as $$
@@ -131,17 +130,28 @@ begin
   return private.exchange_medals(v_uid, p_exchange_item_id, p_quantity, p_idempotency_key, now());
 end
 $$;
+comment on function private.exchange_medals(uuid, integer, text) is
+  'security definer: the body of public.exchange_medals; it takes the caller from the JWT (auth.uid()), never a user id argument, and checks the caller''s role itself.';
+revoke all on function private.exchange_medals(uuid, integer, text) from public, anon;
+grant execute on function private.exchange_medals(uuid, integer, text) to authenticated;
+
+create or replace function public.exchange_medals(p_exchange_item_id uuid, p_quantity integer, p_idempotency_key text) returns jsonb
+language sql
+set search_path = ''
+as $$
+  select private.exchange_medals(p_exchange_item_id, p_quantity, p_idempotency_key)
+$$;
 comment on function public.exchange_medals(uuid, integer, text) is
   'Exchanges medals of the item''s VTuber for 1..10 units of an exchange item; the rewards go in the box. The same '
   'key returns the same result (created: false). Returns {exchange_id, exchange_item_id, vtuber_id, quantity, '
-  'medals_spent, balance, reward_ids, jst_date, created_at, created}. security definer: the medal ledger writer. '
+  'medals_spent, balance, reward_ids, jst_date, created_at, created}. '
   'Errors: not_authenticated (PT401), account_suspended (PT403), invalid_quantity, invalid_idempotency_key '
   '(PT400), exchange_item_not_found (PT404), exchange_not_available, exchange_limit_reached, insufficient_medals, '
   'out_of_stock, idempotency_key_reused (PT409).';
 revoke all on function public.exchange_medals(uuid, integer, text) from public, anon;
 grant execute on function public.exchange_medals(uuid, integer, text) to authenticated;
 
-create or replace function public.list_exchange_items(p_vtuber_id uuid) returns jsonb
+create or replace function private.list_exchange_items(p_vtuber_id uuid) returns jsonb
 language plpgsql stable security definer
 set search_path = ''
 as $$
@@ -177,15 +187,25 @@ begin
        where i.vtuber_id = p_vtuber_id and i.status = 'active'), '[]'::jsonb));
 end
 $$;
+comment on function private.list_exchange_items(uuid) is
+  'security definer: the body of public.list_exchange_items; it takes the caller from the JWT (auth.uid()), never a user id argument, and checks the caller''s role itself.';
+revoke all on function private.list_exchange_items(uuid) from public, anon;
+grant execute on function private.list_exchange_items(uuid) to authenticated;
+
+create or replace function public.list_exchange_items(p_vtuber_id uuid) returns jsonb
+language sql stable
+set search_path = ''
+as $$
+  select private.list_exchange_items(p_vtuber_id)
+$$;
 comment on function public.list_exchange_items(uuid) is
   'A VTuber''s active exchange items with the caller''s balance of that VTuber''s medals and remaining lifetime and '
-  'JST-daily limits. security definer: reads the caller''s exchanges and balance. Errors: not_authenticated '
+  'JST-daily limits. Errors: not_authenticated '
   '(PT401), account_suspended (PT403), vtuber_not_found (PT404).';
 revoke all on function public.list_exchange_items(uuid) from public, anon;
 grant execute on function public.list_exchange_items(uuid) to authenticated;
 
-create or replace function public.list_my_rewards(p_limit integer default 50, p_offset integer default 0)
-returns jsonb
+create or replace function private.list_my_rewards(p_limit integer default 50, p_offset integer default 0) returns jsonb
 language plpgsql stable security definer
 set search_path = ''
 as $$
@@ -210,9 +230,20 @@ begin
       left join app.exchange_items ei on ei.id = r.exchange_item_id), '[]'::jsonb);
 end
 $$;
+comment on function private.list_my_rewards(integer, integer) is
+  'security definer: the body of public.list_my_rewards; it takes the caller from the JWT (auth.uid()), never a user id argument, and checks the caller''s role itself.';
+revoke all on function private.list_my_rewards(integer, integer) from public, anon;
+grant execute on function private.list_my_rewards(integer, integer) to authenticated;
+
+create or replace function public.list_my_rewards(p_limit integer default 50, p_offset integer default 0) returns jsonb
+language sql stable
+set search_path = ''
+as $$
+  select private.list_my_rewards(p_limit, p_offset)
+$$;
 comment on function public.list_my_rewards(integer, integer) is
-  'The caller''s reward box (特典BOX), newest first: drawn and exchanged items, revoked ones marked. security '
-  'definer: joins item names. Errors: not_authenticated (PT401), account_suspended (PT403), invalid_pagination '
+  'The caller''s reward box (特典BOX), newest first: drawn and exchanged items, revoked ones marked. '
+  'Errors: not_authenticated (PT401), account_suspended (PT403), invalid_pagination '
   '(PT400).';
 revoke all on function public.list_my_rewards(integer, integer) from public, anon;
 grant execute on function public.list_my_rewards(integer, integer) to authenticated;
