@@ -86,6 +86,9 @@ def register(main: click.Group) -> None:
                 "select exists (select 1 from supabase_migrations.seed_files)").fetchone()[0]
             if not seeded and migrations.seed(conn, p):
                 click.echo("seeded demo data")
+        from .api.storage import ensure_demo_bytes
+
+        ensure_demo_bytes(LOCAL_DB_URL, p.state / "storage")
         for svc in stack.services():
             if svc.available():
                 stack.start(p, svc, service_env(LOCAL_DB_URL))

@@ -34,3 +34,12 @@ def fresh_db_url() -> str:
     url, name = testing.clone()
     yield url
     testing.drop(name)
+
+
+@pytest.fixture(scope="module")
+def api_url(seeded_db_url) -> str:
+    """The local API serving this module's seeded database, on an ephemeral port."""
+    from koepon.api.testing import running_api
+
+    with running_api(seeded_db_url) as url:
+        yield url

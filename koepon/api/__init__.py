@@ -1,0 +1,1 @@
+"""A local stand-in for hosted Supabase's gateway: PostgREST, Auth and Storage behaviour."""
