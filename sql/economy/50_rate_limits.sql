@@ -1,0 +1,189 @@
+-- Rate limits, enforced inside the database by PostgREST's pre-request function
+-- (`pgrst.db_pre_request = 'private.check_request'` on the authenticator role; hosted Supabase
+-- honours it too). PostgREST calls it with no arguments in every request transaction, after
+-- setting the role, request.jwt.claims, request.method, request.path and request.headers.
+--
+-- Limits (app.rate_limit_rules): a signed-in user 100 requests/min, an anonymous client address
+-- 20/min, and per user create_order 5/min and exchange_medals 10/min. service_role and direct
+-- database connections are not limited. Over a limit: PT429 rate_limited (HTTP 429).
+--
+-- Window: a sliding-window estimate over UTC minutes,
+--   estimate = hits(previous minute) * (1 - elapsed fraction of this minute) + hits(this minute),
+-- so a burst straddling a minute boundary cannot double the rate as fixed windows allow.
+--
+-- Storage: app.rate_limit_hits, UNLOGGED, one row per (subject, bucket, minute) incremented by
+-- an upsert (HOT updates, fillfactor 50). The row is per user or per address, never global, so
+-- it is not a hot row; only one client's own concurrent writes queue on it, which also keeps
+-- their count exact. Rows older than the previous minute are useless and deleted by
+-- service_sweep_rate_limits() (run it every minute or so; autovacuum reclaims the space).
+--
+-- Read-only requests: PostgREST runs GET/HEAD and POSTs to STABLE functions READ ONLY, where no
+-- table (unlogged included) can be written. Those requests are *checked* against the counters
+-- (a client over its limit gets 429 on reads too) but not counted. A request that fails is
+-- rolled back with its increment: only committed requests count. Raw-traffic flooding is the
+-- API gateway's job; these limits bound what a client can make the database do.
+--
+-- Definer or invoker: PostgREST runs the hook as the request role (anon or authenticated), and
+-- our lint forbids security definer functions that anon can execute. So every function here is
+-- SECURITY INVOKER: anon and authenticated hold select/insert/update(hits) on the counters only,
+-- and RLS lets a request read and write only its own subject's rows (the subject is derived
+-- from the JWT or the request headers, not from an argument). Nothing else becomes reachable.
+
+-- The client address of the current request: first X-Forwarded-For entry (the gateway's view
+-- of the client), else X-Real-IP; anything that is not an IPv4/IPv6 literal becomes 'unknown'.
+create or replace function private.request_client_ip() returns text
+language sql stable
+set search_path = ''
+as $$
+  select case when v.ip ~ '^[0-9A-Fa-f:.]{2,45}$' then lower(v.ip) else 'unknown' end
+  from (select btrim(coalesce(nullif(split_part(h.headers ->> 'x-forwarded-for', ',', 1), ''),
+                              h.headers ->> 'x-real-ip', '')) as ip
+        from (select coalesce(nullif(current_setting('request.headers', true), ''), '{}')::jsonb as headers) h) v
+$$;
+comment on function private.request_client_ip() is
+  'The request''s client address from request.headers (first x-forwarded-for entry, else x-real-ip), or unknown.';
+revoke all on function private.request_client_ip() from public;
+grant execute on function private.request_client_ip() to anon, authenticated, service_role;
+
+-- Whose counters a request uses: the signed-in user, else the client address.
+create or replace function private.rate_limit_subject() returns text
+language sql stable
+set search_path = ''
+as $$
+  select coalesce('u:' || auth.uid()::text, 'ip:' || private.request_client_ip())
+$$;
+comment on function private.rate_limit_subject() is
+  'u:<user id> for a signed-in request, ip:<client address> for an anonymous one.';
+revoke all on function private.rate_limit_subject() from public;
+grant execute on function private.rate_limit_subject() to anon, authenticated, service_role;
+
+revoke all on app.rate_limit_hits, app.rate_limit_rules from public, anon, authenticated, service_role;
+grant select, insert, update (hits) on app.rate_limit_hits to anon, authenticated;
+grant select on app.rate_limit_rules to anon, authenticated;
+grant select, delete on app.rate_limit_hits to service_role;
+grant select, insert, update, delete on app.rate_limit_rules to service_role;
+
+drop policy if exists "Clients read their own request counters" on app.rate_limit_hits;
+create policy "Clients read their own request counters" on app.rate_limit_hits
+  for select to anon, authenticated using (subject = (select private.rate_limit_subject()));
+drop policy if exists "Clients count their own requests" on app.rate_limit_hits;
+create policy "Clients count their own requests" on app.rate_limit_hits
+  for insert to anon, authenticated with check (subject = (select private.rate_limit_subject()) and hits = 1);
+drop policy if exists "Clients increment their own request counters" on app.rate_limit_hits;
+create policy "Clients increment their own request counters" on app.rate_limit_hits
+  for update to anon, authenticated
+  using (subject = (select private.rate_limit_subject()))
+  with check (subject = (select private.rate_limit_subject()));
+drop policy if exists "Anyone can read the rate limit rules" on app.rate_limit_rules;
+create policy "Anyone can read the rate limit rules" on app.rate_limit_rules
+  for select to anon, authenticated using (true);
+
+-- Counts (unless p_read_only) one request of the current subject in p_bucket at p_now and
+-- raises rate_limited when the sliding-window estimate exceeds the bucket's rule.
+create or replace function private.rate_limit_take(p_bucket text, p_now timestamptz, p_read_only boolean)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_subject text := private.rate_limit_subject();
+  v_limit integer;
+  v_window timestamptz := date_trunc('minute', p_now, 'UTC');
+  v_elapsed double precision := extract(epoch from p_now - v_window) / 60.0;
+  v_prev integer;
+  v_cur integer;
+  v_estimate double precision;
+begin
+  select r.per_minute into v_limit from app.rate_limit_rules r where r.bucket = p_bucket;
+  if v_limit is null then
+    return;
+  end if;
+  select h.hits into v_prev from app.rate_limit_hits h
+   where h.subject = v_subject and h.bucket = p_bucket and h.window_start = v_window - interval '1 minute';
+  if p_read_only then
+    select h.hits into v_cur from app.rate_limit_hits h
+     where h.subject = v_subject and h.bucket = p_bucket and h.window_start = v_window;
+    -- This request would be one more than what is counted.
+    v_cur := coalesce(v_cur, 0) + 1;
+  else
+    insert into app.rate_limit_hits as h (subject, bucket, window_start, hits)
+    values (v_subject, p_bucket, v_window, 1)
+    on conflict (subject, bucket, window_start) do update set hits = h.hits + 1
+    returning h.hits into v_cur;
+  end if;
+  v_estimate := coalesce(v_prev, 0) * (1 - v_elapsed) + v_cur;
+  if v_estimate > v_limit then
+    raise exception using errcode = 'PT429', message = 'rate_limited',
+      detail = format('at most %s requests per minute (%s); slow down', v_limit,
+                      case p_bucket when 'user' then 'per signed-in user' when 'ip' then 'per client address'
+                                    else p_bucket || ' per user' end),
+      hint = format('retry after %s seconds', ceil(60 * (1 - v_elapsed))::integer);
+  end if;
+end
+$$;
+comment on function private.rate_limit_take(text, timestamptz, boolean) is
+  'security invoker: counts one request of the caller''s subject in a bucket (RLS: own rows only) and raises '
+  'rate_limited (PT429) over the bucket''s per-minute rule.';
+revoke all on function private.rate_limit_take(text, timestamptz, boolean) from public;
+grant execute on function private.rate_limit_take(text, timestamptz, boolean) to anon, authenticated;
+
+-- The pre-request core, with the time passed in (tests drive windows explicitly).
+create or replace function private.check_request_at(p_now timestamptz) returns void
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_read_only boolean := current_setting('transaction_read_only') = 'on';
+  v_signed_in boolean := auth.uid() is not null;
+  v_rpc text := substring(coalesce(current_setting('request.path', true), '') from '/rpc/([a-z_]+)/?$');
+begin
+  if current_user not in ('anon', 'authenticated') then
+    return;  -- service_role (the payment service) and direct connections are not limited
+  end if;
+  perform private.rate_limit_take(case when v_signed_in then 'user' else 'ip' end, p_now, v_read_only);
+  if v_signed_in and v_rpc in ('create_order', 'exchange_medals') then
+    perform private.rate_limit_take(v_rpc, p_now, v_read_only);
+  end if;
+end
+$$;
+comment on function private.check_request_at(timestamptz) is
+  'security invoker: the rate limits of the current request at p_now (see private.check_request).';
+revoke all on function private.check_request_at(timestamptz) from public;
+grant execute on function private.check_request_at(timestamptz) to anon, authenticated, service_role;
+
+create or replace function private.check_request() returns void
+language sql
+set search_path = ''
+as $$
+  select private.check_request_at(now())
+$$;
+comment on function private.check_request() is
+  'PostgREST pre-request hook (pgrst.db_pre_request): per-user, per-address and per-RPC rate limits; '
+  'raises rate_limited (PT429). security invoker by design: it runs as the request role.';
+revoke all on function private.check_request() from public;
+grant execute on function private.check_request() to anon, authenticated, service_role;
+
+create or replace function private.sweep_rate_limits(p_now timestamptz) returns integer
+language sql
+set search_path = ''
+as $$
+  with gone as (
+    delete from app.rate_limit_hits h where h.window_start < date_trunc('minute', p_now, 'UTC') - interval '1 minute'
+    returning 1)
+  select count(*)::integer from gone
+$$;
+comment on function private.sweep_rate_limits(timestamptz) is
+  'security invoker: deletes rate-limit windows older than the previous minute at p_now.';
+revoke all on function private.sweep_rate_limits(timestamptz) from public;
+grant execute on function private.sweep_rate_limits(timestamptz) to service_role;
+
+create or replace function public.service_sweep_rate_limits() returns jsonb
+language sql
+set search_path = ''
+as $$
+  select jsonb_build_object('deleted', private.sweep_rate_limits(now()))
+$$;
+comment on function public.service_sweep_rate_limits() is
+  'Service role: deletes rate-limit counters older than the previous minute; returns {deleted}. Run every minute.';
+revoke all on function public.service_sweep_rate_limits() from public, anon, authenticated;
+grant execute on function public.service_sweep_rate_limits() to service_role;
