@@ -233,7 +233,7 @@ def create_app(db_url: str | None = None, jwt_secret: str | None = None,
             if kind == "object" and name and request.method in ("POST", "PUT"):
                 role, claims = api.identify(request)
                 ctx = api.ctx(request, "/storage", role, claims)
-                data = await request.body()
+                data = _file_bytes(request.headers.get("content-type", ""), await request.body())
                 upsert = request.headers.get("x-upsert", "false") == "true" or request.method == "PUT"
                 result = await api.storage.upload(ctx, bucket, name, data,
                                                   request.headers.get("content-type", "application/octet-stream"),
@@ -265,6 +265,22 @@ def create_app(db_url: str | None = None, jwt_secret: str | None = None,
     ], lifespan=lifespan)
     app.state.api = api
     return _with_cors(app)
+
+
+def _file_bytes(content_type: str, body: bytes) -> bytes:
+    """Storage accepts a raw body or a multipart form whose file part carries the bytes."""
+    if not content_type.startswith("multipart/form-data"):
+        return body
+    from email import policy
+    from email.parser import BytesParser
+
+    msg = BytesParser(policy=policy.default).parsebytes(
+        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
+    for part in msg.iter_parts():
+        if part.get_filename() is not None or part.get_param("name", header="content-disposition") == "":
+            return part.get_payload(decode=True) or b""
+    parts = list(msg.iter_parts())
+    return (parts[-1].get_payload(decode=True) or b"") if parts else b""
 
 
 def _with_cors(app):

@@ -28,7 +28,10 @@ class AuthError(Exception):
         self.msg = msg
 
     def body(self) -> bytes:
-        return orjson.dumps({"code": self.status, "error_code": self.error_code, "msg": self.msg})
+        out = {"code": self.status, "error_code": self.error_code, "msg": self.msg}
+        if self.error_code == "weak_password":
+            out["weak_password"] = {"reasons": ["length"]}
+        return orjson.dumps(out)
 
 
 def _iso(v) -> str | None:

@@ -44,7 +44,9 @@ class Storage:
 
     async def sign_url(self, ctx, bucket: str, name: str, expires_in: int) -> dict:
         _check(bucket, name)
-        if not isinstance(expires_in, int) or expires_in <= 0:
+        if isinstance(expires_in, str) and expires_in.isdigit():
+            expires_in = int(expires_in)
+        if not isinstance(expires_in, int) or isinstance(expires_in, bool) or expires_in <= 0:
             raise StorageError(400, "InvalidRequest", "expiresIn must be a positive integer")
 
         async def work(conn):
