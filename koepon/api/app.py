@@ -98,7 +98,8 @@ class Api:
 
     def ctx(self, request: Request, path: str, role: str, claims: dict) -> Ctx:
         headers = {k.lower(): v for k, v in request.headers.items() if k.lower() != "cookie"}
-        if request.client and "x-forwarded-for" not in headers:
+        if request.client:
+            # This server is the edge: the client's own X-Forwarded-For is not to be trusted.
             headers["x-forwarded-for"] = request.client.host
         cookies = {}
         if request.headers.get("cookie"):
