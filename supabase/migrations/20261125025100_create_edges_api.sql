@@ -210,6 +210,7 @@ as $$
 $$;
 comment on function private.jst_age(date, timestamptz) is 'Age in whole years on the JST date of p_now.';
 revoke all on function private.jst_age(date, timestamptz) from public;
+grant execute on function private.jst_age(date, timestamptz) to anon, authenticated, service_role;
 
 create or replace function private.check_spending_cap(p_user uuid, p_amount integer, p_now timestamptz)
 returns void
