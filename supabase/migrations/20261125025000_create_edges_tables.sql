@@ -123,4 +123,7 @@ $$;
 -- ---------------------------------------------------------------------------------------
 -- The API's pre-request hook (PostgREST reads pgrst.* settings of the authenticator role)
 -- ---------------------------------------------------------------------------------------
+-- The setting is per role, hence cluster-wide locally (every migrated database has the function);
+-- PostgREST re-reads it on 'reload config'.
 alter role authenticator set pgrst.db_pre_request = 'private.check_request';
+notify pgrst, 'reload config';

@@ -1006,7 +1006,6 @@ grant execute on function private.chi_square_test(jsonb) to anon, authenticated,
 -- (the policy and column grants below: no user, seed or roll is visible); signed-in callers,
 -- whose table grant on app.pulls covers every column and whose policy shows only their own
 -- pulls, count through this definer (which anon cannot execute).
-revoke select (gacha_id, gacha_item_id, rarity, pity) on app.pulls from anon;
 grant select (gacha_id, gacha_item_id, rarity, pity) on app.pulls to anon;
 drop policy if exists "Anyone can count the draws of disclosed gachas" on app.pulls;
 create policy "Anyone can count the draws of disclosed gachas" on app.pulls
