@@ -76,7 +76,7 @@ class Api:
                 async with await psycopg.AsyncConnection.connect(self.db_url, autocommit=True) as conn:
                     await conn.execute("listen pgrst")
                     async for note in conn.notifies():
-                        if note.payload in ("reload schema", ""):
+                        if note.payload in ("reload schema", "reload config", ""):
                             await self.reload()
             except asyncio.CancelledError:
                 raise

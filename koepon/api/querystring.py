@@ -150,14 +150,15 @@ def where(query: list[tuple[str, str]], columns: set[str] | None, params: list,
     return sql.SQL(" where ") + sql.SQL(" and ").join(conds)
 
 
-def order(value: str | None, columns: set[str] | None) -> sql.Composable:
+def order(value: str | None, columns: set[str] | None, qualifier: str | None = None) -> sql.Composable:
+    """`order=a.desc.nullslast,b`; qualified so that a select alias never shadows the column."""
     if not value:
         return sql.SQL("")
     terms = []
     for item in _split_top(value):
         bits = item.strip().split(".")
         col = ident(bits[0], columns)
-        sql_bits = [col]
+        sql_bits = [sql.Identifier(qualifier, bits[0]) if qualifier else col]
         for b in bits[1:]:
             if b in ("asc", "desc"):
                 sql_bits.append(sql.SQL(b))

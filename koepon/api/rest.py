@@ -12,6 +12,9 @@ from .schema import EXPOSED_SCHEMA, Function, SchemaCache
 
 MAX_ROWS = 1000
 OBJECT_JSON = "application/vnd.pgrst.object+json"
+_RESPONSE_GUCS = sql.SQL("select current_setting('response.headers', true), "
+                         "current_setting('response.status', true)")
+_READ_ONLY = sql.SQL("set transaction read only")
 
 
 class Ctx:
@@ -34,6 +37,10 @@ class Ctx:
     def anon(self) -> bool:
         return self.role == "anon"
 
+    @property
+    def singular(self) -> bool:
+        return self.accept.startswith(OBJECT_JSON)
+
     def q(self, key: str) -> str | None:
         for k, v in self.query:
             if k == key:
@@ -54,40 +61,77 @@ class Rest:
     def __init__(self, pool, cache_ref):
         self.pool = pool
         self.cache_ref = cache_ref  # callable returning the current SchemaCache
+        self._set_sql: dict[tuple, sql.Composable] = {}
+        self._pre: tuple[str | None, sql.Composable | None] = (None, None)
 
     @property
     def cache(self) -> SchemaCache:
         return self.cache_ref()
 
-    async def _run(self, ctx: Ctx, read_only: bool, work):
+    # ---- the transaction -------------------------------------------------------------------
+
+    def _settings(self, ctx: Ctx) -> tuple[sql.Composable, list]:
+        """One `select set_config(…, true), …` in PostgREST's order; the SQL text is cached."""
         cache = self.cache
+        role_settings = cache.role_settings.get(ctx.role, {})
+        key = (id(cache), ctx.role)
+        stmt = self._set_sql.get(key)
+        names = ["search_path", *role_settings, "role", "request.jwt.claims", "request.method",
+                 "request.path", "request.headers", "request.cookies"]
+        if stmt is None:
+            stmt = sql.SQL("select ") + sql.SQL(", ").join(
+                sql.SQL("set_config({}, %s, true)").format(sql.Literal(k)) for k in names)
+            if len(self._set_sql) > 256:
+                self._set_sql.clear()
+            self._set_sql[key] = stmt
+        claims = dict(ctx.claims)
+        claims["role"] = ctx.role
+        values = [f"{EXPOSED_SCHEMA}, extensions", *role_settings.values(), ctx.role,
+                  orjson.dumps(claims).decode(), ctx.method, ctx.path,
+                  orjson.dumps(ctx.headers).decode(), orjson.dumps(ctx.cookies).decode()]
+        return stmt, values
+
+    def _pre_request(self) -> sql.Composable | None:
+        name = self.cache.pre_request
+        if not name:
+            return None
+        if self._pre[0] != name:
+            fn = sql.SQL(".").join(sql.Identifier(p) for p in name.split("."))
+            self._pre = (name, sql.SQL("select {}()").format(fn))
+        return self._pre[1]
+
+    async def _run(self, ctx: Ctx, read_only: bool, queries: list[tuple[sql.Composable, list]],
+                   check=None, pre_request: bool = True) -> tuple[list[list], int | None, dict[str, str]]:
+        """Run the queries in one transaction, pipelined (one round trip before COMMIT).
+
+        Returns each query's rows (or its rowcount as [[n]] when it returns none), and the
+        `response.status` / `response.headers` the SQL may have set. `check(results)` runs
+        inside the transaction: raising there rolls everything back.
+        """
+        set_sql, set_values = self._settings(ctx)
+        pre = self._pre_request() if pre_request else None
         try:
             async with self.pool.connection() as conn:
-                async with conn.transaction():
+                async with conn.pipeline(), conn.transaction():
                     if read_only:
-                        await conn.execute("set transaction read only")
-                    settings = [("search_path", f"{EXPOSED_SCHEMA}, extensions")]
-                    settings += list(cache.role_settings.get(ctx.role, {}).items())
-                    claims = dict(ctx.claims)
-                    claims["role"] = ctx.role
-                    settings += [
-                        ("role", ctx.role),
-                        ("request.jwt.claims", orjson.dumps(claims).decode()),
-                        ("request.method", ctx.method),
-                        ("request.path", ctx.path),
-                        ("request.headers", orjson.dumps(ctx.headers).decode()),
-                        ("request.cookies", orjson.dumps(ctx.cookies).decode()),
-                    ]
-                    q = sql.SQL("select ") + sql.SQL(", ").join(
-                        sql.SQL("set_config({}, %s, true)").format(sql.Literal(k))
-                        for k, _ in settings)
-                    await conn.execute(q, [v for _, v in settings])
-                    if cache.pre_request:
-                        fn = sql.SQL(".").join(sql.Identifier(p) for p in cache.pre_request.split("."))
-                        await conn.execute(sql.SQL("select {}()").format(fn))
-                    return await work(conn)
+                        await conn.execute(_READ_ONLY)
+                    await conn.execute(set_sql, set_values)
+                    if pre is not None:
+                        await conn.execute(pre)
+                    cursors = [await conn.execute(q, p) for q, p in queries]
+                    gucs = await conn.execute(_RESPONSE_GUCS)
+                    raw_headers, raw_status = await gucs.fetchone()  # syncs the pipeline
+                    results = []
+                    for cur in cursors:
+                        if cur.description is None:
+                            results.append([[cur.rowcount]])
+                        else:
+                            results.append(await cur.fetchall())
+                    if check is not None:
+                        check(results)
         except psycopg.Error as exc:
             raise from_pg(exc, ctx.anon) from exc
+        return results, *_response_gucs(raw_headers, raw_status)
 
     # ---- RPC ---------------------------------------------------------------------------
 
@@ -103,7 +147,9 @@ class Rest:
         if len(matches) > 1:
             raise pgrst(300, "PGRST203", "Could not choose the best candidate function between: "
                         + ", ".join(f"{EXPOSED_SCHEMA}.{name}({', '.join(a.name for a in f.args)})"
-                                    for f in matches))
+                                    for f in matches),
+                        None, "Try renaming the parameters or the function itself in the database so "
+                        "function overloading can be resolved")
         single = [f for f in fns if f.single_unnamed_json]
         if single:
             return single[0], True
@@ -121,65 +167,44 @@ class Rest:
     async def rpc(self, ctx: Ctx, name: str, args: dict | None, raw_body: bytes | None):
         keys = set(args.keys()) if isinstance(args, dict) else set()
         fn, whole_body = self._pick(name, keys, isinstance(args, dict))
-        if ctx.method == "GET" and not fn.read_only:
-            raise pgrst(405, "25006", "cannot execute INSERT in a read-only transaction")
         params: list = []
+        target = sql.Identifier(EXPOSED_SCHEMA, name)
         if whole_body:
             params.append((raw_body or b"{}").decode())
-            call = sql.SQL("{}.{}(%s::{})").format(sql.Identifier(EXPOSED_SCHEMA), sql.Identifier(name),
-                                                  sql.SQL(fn.args[0].type))
+            call = sql.SQL("{}(%s::{})").format(target, sql.SQL(fn.args[0].type))
         else:
             types = {a.name: a.type for a in fn.args}
             parts = []
             for key in sorted(keys):
-                value = args[key]
-                if value is None:
-                    params.append(None)
-                elif isinstance(value, (dict, list)) and types[key] in ("json", "jsonb"):
-                    params.append(orjson.dumps(value).decode())
-                elif isinstance(value, (dict, list)) and types[key].endswith("[]") and isinstance(value, list):
-                    params.append(_pg_array(value))
-                elif isinstance(value, (dict, list)):
-                    params.append(orjson.dumps(value).decode())
-                elif isinstance(value, bool):
-                    params.append("true" if value else "false")
-                else:
-                    params.append(str(value))
+                params.append(_arg_text(args[key], types[key]))
                 parts.append(sql.SQL("{} := %s::{}").format(sql.Identifier(key), sql.SQL(types[key])))
-            call = sql.SQL("{}.{}({})").format(sql.Identifier(EXPOSED_SCHEMA), sql.Identifier(name),
-                                               sql.SQL(", ").join(parts))
-        cols = {c for c, _ in fn.out_columns} or None
-        filt = qs.where(ctx.query, cols if fn.returns_set else set(), params) if fn.returns_set else sql.SQL("")
-        tail = sql.SQL("")
-        if fn.returns_set:
-            tail = qs.order(ctx.q("order"), cols) + self._limit(ctx)
+            call = sql.SQL("{}({})").format(target, sql.SQL(", ").join(parts))
         if fn.kind == "void":
             query = sql.SQL("select {}").format(call)
+        elif not fn.returns_set:
+            query = sql.SQL("select to_jsonb(_src)::text from {} _src").format(call)
+        elif fn.kind == "composite":
+            cols = {c for c, _ in fn.out_columns} or None
+            filt = qs.where(ctx.query, cols, params)
+            select = qs.parse_select(ctx.q("select"), cols)
+            query = sql.SQL("select to_jsonb(_t)::text from (select {} from {} _src{}{}{}) _t").format(
+                select, call, filt, qs.order(ctx.q("order"), cols, "_src"), self._limit(ctx))
         else:
-            query = sql.SQL("select to_jsonb(_t)::text from {} _t{}{}").format(call, filt, tail)
-
-        async def work(conn):
-            cur = await conn.execute(query, params)
-            return await cur.fetchall() if fn.kind != "void" else None
-
-        rows = await self._run(ctx, fn.read_only or ctx.method == "GET", work)
+            query = sql.SQL("select to_jsonb(_src)::text from {} _src{}").format(call, self._limit(ctx))
+        # GET always runs READ ONLY (a writing function then fails with 25006 -> 405).
+        read_only = fn.read_only or ctx.method in ("GET", "HEAD")
+        check = _singular_check if (ctx.singular and fn.returns_set) else None
+        results, status, headers = await self._run(ctx, read_only, [(query, params)], check)
         if fn.kind == "void":
-            return 204, None, {}
-        values = [r[0] for r in rows]
-        if ctx.accept.startswith(OBJECT_JSON):
-            return self._single(values)
+            return status or 204, None, headers
+        values = [r[0] for r in results[0]]
+        if ctx.singular and fn.returns_set:
+            return status or 200, (values[0] or "null").encode(), headers
         if fn.returns_set:
             body = ("[" + ",".join(v if v is not None else "null" for v in values) + "]").encode()
-            return 200, body, {"Content-Range": _content_range(0, len(values), None)}
+            return status or 200, body, {"Content-Range": _content_range(0, len(values), None), **headers}
         value = values[0] if values else None
-        return 200, (value or "null").encode(), {}
-
-    @staticmethod
-    def _single(values: list) -> tuple:
-        if len(values) != 1:
-            raise pgrst(406, "PGRST116", "Cannot coerce the result to a single JSON object",
-                        f"The result contains {len(values)} rows")
-        return 200, (values[0] or "null").encode(), {}
+        return status or 200, (value or "null").encode(), headers
 
     def _limit(self, ctx: Ctx, rng: tuple | None = None) -> sql.Composable:
         limit = qs.nonneg_int(ctx.q("limit"), "limit")
@@ -188,6 +213,10 @@ class Rest:
             lo, hi = rng
             offset = lo
             if hi is not None:
+                if hi < lo:
+                    raise pgrst(416, "PGRST103", "Requested range not satisfiable",
+                                "The lower boundary must be lower than or equal to the upper boundary "
+                                "in the Range header.")
                 limit = min(limit, hi - lo + 1) if limit is not None else hi - lo + 1
         limit = MAX_ROWS if limit is None else min(limit, MAX_ROWS)
         return sql.SQL(" limit {} offset {}").format(sql.Literal(limit), sql.Literal(offset))
@@ -204,78 +233,133 @@ class Rest:
         rel = self._relation(name)
         cols = {c.name for c in rel.columns}
         params: list = []
-        target = sql.SQL("{}.{}").format(sql.Identifier(EXPOSED_SCHEMA), sql.Identifier(name))
+        target = sql.Identifier(EXPOSED_SCHEMA, name)
         filt = qs.where(ctx.query, cols, params)
         rng = qs.parse_range(range_header)
         select = qs.parse_select(ctx.q("select"), cols)
-        body_q = sql.SQL("select to_jsonb(_t)::text from (select {} from {}{}{}{}) _t").format(
-            select, target, filt, qs.order(ctx.q("order"), cols), self._limit(ctx, rng))
+        body_q = sql.SQL("select to_jsonb(_t)::text from (select {} from {} _src{}{}{}) _t").format(
+            select, target, filt, qs.order(ctx.q("order"), cols, "_src"), self._limit(ctx, rng))
+        queries = [(body_q, params)]
         want_count = ctx.prefer.get("count") in ("exact", "planned", "estimated")
-        count_q = sql.SQL("select count(*) from {}{}").format(target, filt)
-
-        async def work(conn):
-            cur = await conn.execute(body_q, params)
-            rows = [r[0] for r in await cur.fetchall()]
-            total = None
-            if want_count:
-                cur = await conn.execute(count_q, params)
-                total = (await cur.fetchone())[0]
-            return rows, total
-
-        rows, total = await self._run(ctx, True, work)
+        if want_count:
+            queries.append((sql.SQL("select count(*) from {} _src{}").format(target, filt), params))
+        results, status, extra = await self._run(ctx, True, queries)
+        rows = [r[0] for r in results[0]]
+        total = results[1][0][0] if want_count else None
         offset = rng[0] if rng else (qs.nonneg_int(ctx.q("offset"), "offset") or 0)
-        if ctx.accept.startswith(OBJECT_JSON):
-            return self._single(rows)
-        headers = {"Content-Range": _content_range(offset, len(rows), total)}
-        status = 200
-        if total is not None and offset > 0 and offset >= total and total > 0:
+        if ctx.singular:
+            _singular_check([results[0]])
+            return status or 200, rows[0].encode(), extra
+        if total is not None and offset > 0 and offset >= total and not rows:
             raise pgrst(416, "PGRST103", "Requested range not satisfiable",
                         f"An offset of {offset} was requested, but there are only {total} rows.")
-        if total is not None and len(rows) < total:
-            status = 206
+        headers = {"Content-Range": _content_range(offset, len(rows), total), **extra}
+        if status is None:
+            status = 206 if (total is not None and len(rows) < total) else 200
         return status, ("[" + ",".join(rows) + "]").encode(), headers
 
     async def write(self, ctx: Ctx, name: str, body):
         rel = self._relation(name)
         cols = {c.name for c in rel.columns}
-        target = sql.SQL("{}.{}").format(sql.Identifier(EXPOSED_SCHEMA), sql.Identifier(name))
+        target = sql.Identifier(EXPOSED_SCHEMA, name)
         params: list = []
+        representation = ctx.prefer.get("return") == "representation"
+
+        def known(key: str) -> sql.Identifier:
+            if key not in cols:
+                raise pgrst(400, "PGRST204", f"Could not find the '{key}' column of '{name}' in the schema cache")
+            return sql.Identifier(key)
+
         if ctx.method == "POST":
             rows = body if isinstance(body, list) else [body]
             if not rows or not all(isinstance(r, dict) for r in rows):
                 raise pgrst(400, "PGRST102", "Empty or invalid json")
-            keys = sorted({k for r in rows for k in r})
-            for k in keys:
-                qs.ident(k, cols)
+            if ctx.q("columns"):
+                keys = [k.strip() for k in ctx.q("columns").split(",") if k.strip()]
+            else:
+                keys = list(rows[0])
+                if any(set(r) != set(keys) for r in rows[1:]):
+                    raise pgrst(400, "PGRST102", "All object keys must match")
+            idents = sql.SQL(", ").join(known(k) for k in keys)
             params.append(orjson.dumps(rows).decode())
-            query = sql.SQL("insert into {} ({}) select {} from json_populate_recordset(null::{}, %s::json) "
-                            "returning to_jsonb({}.*)::text").format(
-                target, sql.SQL(", ").join(map(sql.Identifier, keys)),
-                sql.SQL(", ").join(map(sql.Identifier, keys)), target, target)
+            stmt = sql.SQL("insert into {} ({}) select {} from json_populate_recordset(null::{}, %s::json)").format(
+                target, idents, idents, target)
         elif ctx.method == "PATCH":
             if not isinstance(body, dict) or not body:
                 raise pgrst(400, "PGRST102", "Empty or invalid json")
-            sets = []
-            for k, v in body.items():
-                sets.append(sql.SQL("{} = %s").format(qs.ident(k, cols)))
-                params.append(orjson.dumps(v).decode() if isinstance(v, (dict, list)) else v)
+            keys = list(body)
+            idents = sql.SQL(", ").join(known(k) for k in keys)
+            params.append(orjson.dumps(body).decode())
             filt = qs.where(ctx.query, cols, params)
-            query = sql.SQL("update {} set {}{} returning to_jsonb({}.*)::text").format(
-                target, sql.SQL(", ").join(sets), filt, target)
+            stmt = sql.SQL("update {} set ({}) = (select {} from json_populate_record(null::{}, %s::json)){}").format(
+                target, idents, idents, target, filt)
         else:
             filt = qs.where(ctx.query, cols, params)
-            query = sql.SQL("delete from {}{} returning to_jsonb({}.*)::text").format(target, filt, target)
+            stmt = sql.SQL("delete from {}{}").format(target, filt)
+        if representation or ctx.singular:
+            # RETURNING only when rows are wanted back: then RLS SELECT policies apply, as in PostgREST.
+            select = qs.parse_select(ctx.q("select"), cols)
+            query = sql.SQL("with _w as ({} returning *) select to_jsonb(_t)::text from "
+                            "(select {} from _w _src) _t").format(stmt, select)
+        else:
+            query = stmt
+        check = _singular_check if ctx.singular else None
+        results, status, extra = await self._run(ctx, False, [(query, params)], check)
+        if representation or ctx.singular:
+            rows = [r[0] for r in results[0]]
+            n = len(rows)
+        else:
+            rows, n = [], results[0][0][0]
+        if ctx.method == "PATCH":
+            crange = _content_range(0, n, None)
+        else:
+            crange = f"*/{n}" if ctx.prefer.get("count") == "exact" else "*/*"
+        headers = {"Content-Range": crange, **extra}
+        default = 201 if ctx.method == "POST" else (200 if representation else 204)
+        if not representation:
+            return status or default, None, headers
+        if ctx.singular:
+            return status or default, rows[0].encode(), headers
+        return status or default, ("[" + ",".join(rows) + "]").encode(), headers
 
-        async def work(conn):
-            cur = await conn.execute(query, params)
-            return [r[0] for r in await cur.fetchall()]
 
-        rows = await self._run(ctx, False, work)
-        status = 201 if ctx.method == "POST" else (200 if ctx.prefer.get("return") == "representation" else 204)
-        headers = {"Content-Range": "*/*" if ctx.method != "PATCH" else _content_range(0, len(rows), None)}
-        if ctx.prefer.get("return") == "representation":
-            return status, ("[" + ",".join(rows) + "]").encode(), headers
-        return status, None, headers
+def _singular_check(results: list[list]) -> None:
+    n = len(results[0])
+    if n != 1:
+        raise pgrst(406, "PGRST116", "Cannot coerce the result to a single JSON object",
+                    f"The result contains {n} rows")
+
+
+def _response_gucs(raw_headers: str | None, raw_status: str | None) -> tuple[int | None, dict[str, str]]:
+    headers: dict[str, str] = {}
+    if raw_headers:
+        try:
+            items = orjson.loads(raw_headers)
+            for item in items:
+                (k, v), = item.items()
+                headers[str(k)] = str(v)
+        except (ValueError, TypeError, AttributeError):
+            raise pgrst(500, "PGRST111", "response.headers guc must be a JSON array composed of objects "
+                        "with a single key and a string value") from None
+    status = None
+    if raw_status:
+        if not raw_status.isdigit() or not 100 <= int(raw_status) <= 599:
+            raise pgrst(500, "PGRST112", "response.status guc must be a valid status code")
+        status = int(raw_status)
+    return status, headers
+
+
+def _arg_text(value, pg_type: str) -> str | None:
+    """A JSON argument as the text PostgreSQL casts to the declared type (22P02 when it cannot)."""
+    if value is None:
+        return None
+    if isinstance(value, list) and pg_type.endswith("[]"):
+        return _pg_array(value)
+    if isinstance(value, (dict, list)):
+        return orjson.dumps(value).decode()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def _content_range(offset: int, n: int, total: int | None) -> str:
@@ -289,6 +373,12 @@ def _pg_array(values: list) -> str:
     def item(v):
         if v is None:
             return "NULL"
+        if isinstance(v, list):
+            return _pg_array(v)
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, dict):
+            v = orjson.dumps(v).decode()
         s = str(v).replace("\\", "\\\\").replace('"', '\\"')
         return f'"{s}"'
     return "{" + ",".join(item(v) for v in values) + "}"

@@ -9,6 +9,7 @@ from pathlib import Path
 import jwt
 import orjson
 import psycopg
+from psycopg import sql
 
 from .tokens import sign
 
@@ -49,13 +50,11 @@ class Storage:
         if not isinstance(expires_in, int) or isinstance(expires_in, bool) or expires_in <= 0:
             raise StorageError(400, "InvalidRequest", "expiresIn must be a positive integer")
 
-        async def work(conn):
-            cur = await conn.execute("select 1 from storage.objects where bucket_id = %s and name = %s",
-                                     (bucket, name))
-            return await cur.fetchone()
-
-        row = await self.rest._run(ctx, True, work)
-        if row is None:
+        # Read the row as the caller: Storage RLS decides whether it exists for them.
+        results, _, _ = await self.rest._run(ctx, True, [(sql.SQL(
+            "select 1 from storage.objects where bucket_id = %s and name = %s"), [bucket, name])],
+            pre_request=False)
+        if not results[0]:
             raise StorageError(400, "not_found", "Object not found")
         token = sign({"url": f"{bucket}/{name}", "exp": int(time.time()) + expires_in}, self.secret)
         return {"signedURL": f"/object/sign/{bucket}/{name}?token={token}"}
@@ -81,19 +80,17 @@ class Storage:
         _check(bucket, name)
         owner = ctx.claims.get("sub")
 
-        async def work(conn):
-            q = ("insert into storage.objects (bucket_id, name, owner, owner_id, metadata) "
-                 "values (%s, %s, %s, %s, %s) ")
-            if upsert:
-                q += ("on conflict (bucket_id, name) do update set updated_at = now(), "
-                      "metadata = excluded.metadata ")
-            cur = await conn.execute(q + "returning id", (
-                bucket, name, owner, owner,
-                orjson.dumps({"size": len(data), "mimetype": content_type}).decode()))
-            return (await cur.fetchone())[0]
-
+        q = ("insert into storage.objects (bucket_id, name, owner, owner_id, metadata) "
+             "values (%s, %s, %s, %s, %s) ")
+        if upsert:
+            q += ("on conflict (bucket_id, name) do update set updated_at = now(), "
+                  "metadata = excluded.metadata ")
+        params = [bucket, name, owner, owner,
+                  orjson.dumps({"size": len(data), "mimetype": content_type}).decode()]
         try:
-            object_id = await self.rest._run(ctx, False, work)
+            results, _, _ = await self.rest._run(ctx, False, [(sql.SQL(q + "returning id"), params)],
+                                                 pre_request=False)
+            object_id = results[0][0][0]
         except Exception as exc:  # the rest layer maps psycopg errors to ApiError
             code = getattr(exc, "code", "")
             if code == "23505":
