@@ -1,0 +1,1 @@
+"""`koepon bench`: throughput, latency, contention and scale, as ratios against same-run baselines."""
