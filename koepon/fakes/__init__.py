@@ -1,0 +1,1 @@
+"""Local fakes of the payment providers' HTTP APIs and their webhook events."""
