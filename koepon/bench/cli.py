@@ -90,7 +90,10 @@ def machine() -> dict:
 
 def run_bench(names: list[str], duration: float, concurrency: list[int] | None, smoke: bool,
               scale_factor: float, api_workers: int, echo=click.echo) -> dict:
+    import signal
+
     reg = _registry()
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(SystemExit(143)))
     db = BenchDB(n_gachas=20 if smoke else 100)
     started = time.monotonic()
     api_url: list[str] = []

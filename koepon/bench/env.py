@@ -95,30 +95,32 @@ class BenchDB:
             from generate_series(%(lo)s::integer, %(hi)s::integer) s(i)
             join bench.fans f on f.n = %(flo)s + (s.i - 1) / %(per)s
             join bench.gachas b on {gsel}"""
-        half = count // 2
-        conns = [self.connect(), self.connect()]
-        try:
-            parts = [(1, half), (half + 1, count)]
-            for c, (lo, hi) in zip(conns, parts, strict=True):
-                if hi >= lo:
-                    c.pgconn.send_query_params(*self._bind(c, sql, {"nbase": nbase, "lo": lo, "hi": hi,
-                                                                  "flo": flo, "per": per_fan}))
-            for c in conns:
-                while (r := c.pgconn.get_result()) is not None:
-                    if r.status not in (1, 2):  # COMMAND_OK, TUPLES_OK
-                        raise RuntimeError(r.error_message.decode())
-        finally:
-            for c in conns:
-                c.close()
+        # Chunks of at most 1,000 orders per statement (each its own transaction: one huge
+        # transaction would re-update the same cap shard row thousands of times, walking an
+        # ever longer chain of its own row versions), on two connections in parallel.
+        import threading
+
+        chunks = [(lo, min(lo + 999, count)) for lo in range(1, count + 1, 1000)]
+        errors: list[BaseException] = []
+
+        def worker(mine):
+            try:
+                with self.connect() as c:
+                    for lo, hi in mine:
+                        c.execute(sql, {"nbase": nbase, "lo": lo, "hi": hi, "flo": flo, "per": per_fan})
+            except BaseException as exc:  # noqa: BLE001 - re-raised below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=worker, args=(chunks[i::2],)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
         with self.connect() as conn:
             conn.execute("analyze bench.q")
         return nbase
-
-    @staticmethod
-    def _bind(conn, sql: str, params: dict):
-        from psycopg import ClientCursor
-        text = ClientCursor(conn).mogrify(sql, params)
-        return (text.encode(), None)
 
     def warm_rate_tables(self) -> None:
         """Fulfils one order per gacha so each has its recorded rate table (as after a launch's

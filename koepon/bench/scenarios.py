@@ -15,8 +15,8 @@ from .tools import Run, percentiles, pgbench, wrk
 
 # Upper bounds on throughput used to size the queues of pending orders / fans per run
 # (a client that runs out aborts loudly: it is reported as an error, never hidden).
-CAP_FULFIL = 3000
-CAP_BARE = 9000
+CAP_FULFIL = 2000
+CAP_BARE = 4000
 CAP_ORDER_SQL = 5000
 CAP_ORDER_HTTP = 3000
 
