@@ -1,0 +1,64 @@
+"""The application factory: `create_app(config)`; configuration is validated before anything runs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from flask import Flask
+
+from . import errors
+from .config import Config
+from .db import Database
+from .providers import Komoju, Stripe
+
+log = logging.getLogger("webhooks")
+
+
+@dataclass
+class Services:
+    config: Config
+    db: Database
+    stripe: Stripe
+    komoju: Komoju
+
+
+def create_app(config: Config | Mapping[str, str] | None = None) -> Flask:
+    """`config`: a Config, or an environment mapping (default: os.environ). Raises ConfigError
+    (the service refuses to start) when a secret is missing or unsafe."""
+    if not isinstance(config, Config):
+        config = Config.from_env(config)
+    config.validate()
+    for note in config.notes:
+        log.warning(note)
+
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024  # provider events are small; 413 beyond
+    app.json.sort_keys = False
+    app.extensions["koepon"] = Services(
+        config=config,
+        db=Database(config.supabase_url, config.supabase_service_role_key, config.api_timeout),
+        stripe=Stripe(config, config.stripe_api_base),
+        komoju=Komoju(config, config.komoju_api_base),
+    )
+    errors.init_app(app)
+
+    from .blueprints import health, komoju_webhook, payments, stripe_webhook
+
+    app.register_blueprint(health.bp)
+    app.register_blueprint(payments.bp)
+    app.register_blueprint(stripe_webhook.bp)
+    app.register_blueprint(komoju_webhook.bp)
+
+    if config.serve_fakes:
+        # Local stack only: the fake provider APIs live in this process under /_fake.
+        from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+        from koepon.fakes.providers import create_fake_app
+
+        fake = create_fake_app(
+            stripe_webhook=(config.self_url + "/webhooks/stripe", config.stripe_webhook_secret),
+            komoju_webhook=(config.self_url + "/webhooks/komoju", config.komoju_webhook_secret))
+        app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {"/_fake": fake})
+    return app
