@@ -147,3 +147,17 @@ def db_fingerprint(db_url: str, tables: list[str]) -> dict[str, str]:
                 f"select coalesce(md5(string_agg(x::text, ',' order by x::text)), '') from app.{t} x"
             ).fetchone()[0]
     return out
+
+
+def forged_service_tokens(uid: str = FAN[2]) -> dict[str, str]:
+    """Tokens that must never be taken for a signed-in user (payment service, API)."""
+    wrong = "not-the-project-secret-but-long-enough-to-look-real"
+    return {
+        "expired": token(user_claims(uid, ttl=-3600)),
+        "wrong_key": token(user_claims(uid), key=wrong),
+        "alg_none": raw_token({"alg": "none", "typ": "JWT"}, user_claims(uid)),
+        "hs512": token(user_claims(uid), alg="HS512"),
+        "anon_key": ANON_KEY,
+        "service_role_key": SERVICE_ROLE_KEY,
+        "no_subject": token({k: v for k, v in user_claims(uid).items() if k != "sub"}),
+    }
