@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="local only: serve this database through a local API when SUPABASE_URL is unset")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
     env = dict(os.environ)
     if args.db_url and not env.get("SUPABASE_URL"):
@@ -86,7 +87,9 @@ def main(argv: list[str] | None = None) -> None:
                                        config.supabase_url)
     _Gunicorn(app, {"bind": f"{args.host}:{args.port}", "workers": args.workers, "threads": args.threads,
                     "worker_class": "gthread", "timeout": 30, "graceful_timeout": 5,
-                    "accesslog": None, "errorlog": "-", "loglevel": "info"}).run()
+                    "accesslog": None, "errorlog": "-", "loglevel": "info",
+                    # One control socket per user would be shared by every instance: none.
+                    "control_socket_disable": True}).run()
 
 
 if __name__ == "__main__":
