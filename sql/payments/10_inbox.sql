@@ -222,6 +222,7 @@ declare
   v_msg text;
   v_cum integer;
   v_deadline timestamptz;
+  v_owner uuid;
 begin
   if p_provider is null or p_provider not in ('stripe', 'komoju') then
     raise exception using errcode = 'PT400', message = 'invalid_provider', detail = 'p_provider is stripe or komoju';
@@ -269,14 +270,38 @@ begin
     if v_order_id is null then
       v_outcome := 'order_not_found';
       v_detail := 'no order matches this event''s metadata or payment ids';
+    else
+      -- The metadata names one order but the payment belongs to another: pay neither with it.
+      select x.order_id into v_owner from app.payments x
+       where x.provider = p_provider and x.order_id <> v_order_id
+         and ((v_ref is not null and x.payment_ref = v_ref)
+              or (v_pid is not null and (x.provider_payment_id = v_pid or x.payment_ref = v_pid)))
+       limit 1;
+      if v_owner is null and v_pid is not null then
+        select x.id into v_owner from app.orders x
+         where x.provider = p_provider and x.provider_payment_id = v_pid and x.id <> v_order_id;
+      end if;
+      if v_owner is not null then
+        v_detail := format('the event names order %s but its payment belongs to order %s', v_order_id, v_owner);
+        perform private.flag_payment(v_owner, p_provider, 'payment_order_mismatch', v_detail, p_now);
+        v_outcome := 'flagged_payment_order_mismatch';
+      end if;
     end if;
   end if;
 
-  if v_order_id is not null then
+  if v_order_id is not null and v_outcome is null then
     select * into o from app.orders x where x.id = v_order_id for update;
-    insert into app.payments (order_id, provider, payment_ref, created_at, updated_at)
-    values (o.id, p_provider, v_ref, p_now, p_now)
-    on conflict (order_id, provider) do nothing;
+    begin
+      insert into app.payments (order_id, provider, payment_ref, created_at, updated_at)
+      values (o.id, p_provider, v_ref, p_now, p_now)
+      on conflict (order_id, provider) do nothing;
+    exception when unique_violation then
+      -- Raced with an attach of the same reference to another order: leave it to a human.
+      insert into app.payments (order_id, provider, created_at, updated_at)
+      values (o.id, p_provider, p_now, p_now)
+      on conflict (order_id, provider) do nothing;
+      v_pid := null;
+    end;
     select * into p from app.payments x where x.order_id = o.id and x.provider = p_provider for update;
     if v_pid is not null and p.provider_payment_id is null then
       begin

@@ -229,11 +229,6 @@ def test_foreign_or_unknown_order_ids(stack, fan):
     assert _state(stack[2], victim_id) == UNPAID
 
 
-@pytest.mark.xfail(strict=True, reason="a signed event whose metadata names another order than the one its "
-                   "PaymentIntent is attached to makes service_record_payment_event raise a raw unique_violation "
-                   "(23505 on payments_provider_ref): the payment service answers 503 and the provider retries "
-                   "it forever instead of the event being recorded and flagged — owner: payments inbox "
-                   "(sql/payments/10_inbox.sql private.record_payment_event)")
 def test_event_naming_a_foreign_order_is_flagged_not_retried_forever(stack, fan):
     victim = sign_up(stack[0], name="victim2")
     own_id, own_amount = _order(fan)

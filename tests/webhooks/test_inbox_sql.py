@@ -229,3 +229,15 @@ def test_no_api_role_but_service_role_may_call(shop):
                      (json.dumps({"sub": user, "role": "authenticated"}),))
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("select public.service_record_payment_event('stripe', 'x', 'y', '{}')")
+
+
+def test_event_naming_another_order_than_its_payment_is_flagged(shop):
+    _, own, amount = shop.order()
+    _, victim, _ = shop.order()
+    shop.service("select public.service_attach_payment(%s, 'stripe', 'pi_own_payment')", (own,))
+    [event] = ev.stripe_outcome_events(victim, amount, "succeeded", pi_id="pi_own_payment")
+    r = shop.deliver("stripe", event)
+    assert r["outcome"] == "flagged_payment_order_mismatch"
+    assert _state(shop, victim)[0] == "pending" and _state(shop, own)[0] == "pending"
+    assert _payment(shop, own)[3:5] == (True, "payment_order_mismatch")
+    assert shop.deliver("stripe", event)["duplicate"] is True
