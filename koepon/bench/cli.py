@@ -143,7 +143,8 @@ def register(main: click.Group) -> None:
     @click.option("--smoke", is_flag=True, help="Short runs and small data (CI): figures, no targets asserted.")
     @click.option("--scale-factor", type=float, default=None,
                   help="scale: fraction of 1M fans / 10M pulls / 10M ledger entries (default 1; smoke 0.002).")
-    @click.option("--api-workers", type=int, default=None, help="API processes (default: one per core).")
+    @click.option("--api-workers", type=int, default=None,
+                  help="API processes (default: one per core; 1 is what koepon up runs).")
     def bench(scenario, duration, concurrency, json_path, smoke, scale_factor, api_workers):
         """Benchmarks: throughput, latency, contention and scale as ratios to same-run baselines."""
         names = [n for n in ORDER if n in scenario] if scenario else list(ORDER)
