@@ -17,6 +17,7 @@ from .settings import (
     PAYMENTS_PORT,
     SERVICE_ROLE_KEY,
     STRIPE_WEBHOOK_SECRET,
+    db_url,
     paths,
 )
 
@@ -74,13 +75,23 @@ def _print(info: dict) -> None:
         click.echo(f"  {login['role']:10} {login['email']:28} {login['password']}")
 
 
+def _stack_url(ctx: click.Context) -> str:
+    return db_url((ctx.obj or {}).get("db_url"))
+
+
 def register(main: click.Group) -> None:
     @main.command("up")
-    def up():
-        """Start the database (migrated, seeded), the API and the payment service."""
+    @click.pass_context
+    def up(ctx):
+        """Start the database (migrated, seeded), the API and the payment service.
+
+        With --db-url / KOEPON_DB_URL the stack serves that server instead of the private cluster.
+        """
         p = paths()
-        Cluster(p).start()
-        with db.connect(LOCAL_DB_URL, autocommit=True) as conn:
+        url = _stack_url(ctx)
+        if url == LOCAL_DB_URL:
+            Cluster(p).start()
+        with db.connect(url, autocommit=True) as conn:
             migrations.migrate(conn, p, echo=click.echo)
             seeded = conn.execute(
                 "select exists (select 1 from supabase_migrations.seed_files)").fetchone()[0]
@@ -88,27 +99,29 @@ def register(main: click.Group) -> None:
                 click.echo("seeded demo data")
         from .api.storage import ensure_demo_bytes
 
-        ensure_demo_bytes(LOCAL_DB_URL, p.state / "storage")
+        ensure_demo_bytes(url, p.state / "storage")
         for svc in stack.services():
             if svc.available():
-                stack.start(p, svc, service_env(LOCAL_DB_URL))
-        _print(describe(LOCAL_DB_URL))
+                stack.start(p, svc, service_env(url))
+        _print(describe(url))
 
     @main.command("down")
-    def down():
+    @click.pass_context
+    def down(ctx):
         """Stop everything `koepon up` started."""
         p = paths()
         for svc in reversed(stack.services()):
             if stack.stop(p, svc):
                 click.echo(f"stopped {svc.name}")
-        if Cluster(p).stop():
+        if _stack_url(ctx) == LOCAL_DB_URL and Cluster(p).stop():
             click.echo("stopped postgres")
 
     @main.command("status")
     @click.option("--json", "as_json", is_flag=True)
-    def status(as_json):
+    @click.pass_context
+    def status(ctx, as_json):
         """URLs, keys, services and demo logins of the local stack."""
-        info = describe(LOCAL_DB_URL)
+        info = describe(_stack_url(ctx))
         info["database_running"] = Cluster(paths()).running()
         if as_json:
             click.echo(json.dumps(info, indent=2))
