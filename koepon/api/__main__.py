@@ -5,8 +5,23 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import socket
 
 import uvicorn
+from uvicorn.supervisors import Multiprocess
+
+
+def _nodelay(sock: socket.socket) -> socket.socket:
+    """TCP_NODELAY on the listening socket; Linux copies it to every accepted connection.
+
+    With --workers > 1 uvicorn binds the socket itself as socket.socket(family) (proto 0), and
+    asyncio only sets TCP_NODELAY on transports whose socket says proto == IPPROTO_TCP: every
+    response then waited for the client's delayed ACK (Nagle), a fixed ~40 ms per keep-alive
+    request (issue 7). With one worker uvicorn's create_server(host, port) sets it.
+    """
+    if sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
 
 
 def main() -> None:
@@ -21,8 +36,15 @@ def main() -> None:
         os.environ["KOEPON_DB_URL"] = args.db_url
     loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
     http = "httptools" if importlib.util.find_spec("httptools") else "h11"
-    uvicorn.run("koepon.api.app:create_app", factory=True, host=args.host, port=args.port,
-                workers=args.workers, loop=loop, http=http, log_level="warning", access_log=False)
+    config = uvicorn.Config("koepon.api.app:create_app", factory=True, host=args.host, port=args.port,
+                            workers=args.workers, loop=loop, http=http, log_level="warning", access_log=False)
+    if config.workers > 1:
+        Multiprocess(config, sockets=[_nodelay(config.bind_socket())]).run()
+    else:
+        server = uvicorn.Server(config)
+        server.run(sockets=[_nodelay(config.bind_socket())])
+        if not server.started:
+            raise SystemExit(3)
 
 
 if __name__ == "__main__":

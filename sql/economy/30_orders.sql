@@ -425,74 +425,119 @@ comment on function public.list_my_orders(integer, integer) is
 revoke all on function public.list_my_orders(integer, integer) from public, anon;
 grant execute on function public.list_my_orders(integer, integer) to authenticated;
 
--- Draws every pull of a locked order with the fan's active seed; returns counter_id -> units of
--- stock consumed. Rewards go in the box.
+-- Draws every pull of a locked order with the fan's locked active seed and the rate tables the
+-- caller recorded (p_pity_table only when the gacha has pity); returns counter_id -> units of
+-- stock consumed. The rolls are drawn first (the pity streak makes them sequential), then the
+-- pulls and the reward box rows are written by one statement.
+drop function if exists private.draw_order(app.orders, timestamptz, bytea, text);
 create or replace function private.draw_order(
-  p_order app.orders, p_now timestamptz, p_server_seed bytea, p_client_seed text
+  p_order app.orders, p_gacha app.gachas, p_seed app.fairness_seeds, p_base app.rate_tables,
+  p_pity_table app.rate_tables, p_now timestamptz
 ) returns jsonb
 language plpgsql security definer
 set search_path = ''
 as $$
 declare
-  v_gacha app.gachas;
-  v_base app.rate_tables;
-  v_pity_table app.rate_tables;
-  v_table app.rate_tables;
-  v_seed app.fairness_seeds;
+  v_has_pity boolean := p_gacha.pity_pulls is not null;
   v_streak integer := 0;
   v_pity_rank integer;
+  v_b_ids uuid[];
+  v_b_rar text[];
+  v_b_cum bigint[];
+  v_p_ids uuid[];
+  v_p_rar text[];
+  v_p_cum bigint[];
   v_is_pity boolean;
   v_roll bigint;
-  v_entry jsonb;
-  v_item app.gacha_items;
-  v_pull_id bigint;
-  v_consumed jsonb := '{}'::jsonb;
+  v_k integer;
+  v_rarity text;
+  v_items uuid[] := '{}';
+  v_rars text[] := '{}';
+  v_rolls bigint[] := '{}';
+  v_pitys boolean[] := '{}';
+  v_consumed jsonb;
 begin
-  select * into v_gacha from app.gachas g where g.id = p_order.gacha_id;
-  v_base := private.rate_table(v_gacha.id, false);
-  v_seed := private.ensure_fairness_seed(p_order.user_id, p_server_seed, p_client_seed, p_now);
-  select * into v_seed from app.fairness_seeds s where s.id = v_seed.id for update;
-  if v_gacha.pity_pulls is not null then
-    v_pity_table := private.rate_table(v_gacha.id, true);
-    v_pity_rank := private.rarity_rank(v_gacha.pity_rarity);
-    insert into app.pity_counters (user_id, gacha_id) values (p_order.user_id, v_gacha.id)
+  -- Each table as arrays: item ids, rarities and cumulative rates in draw order.
+  select array_agg((x.e ->> 0)::uuid order by x.n), array_agg(x.e ->> 1 order by x.n), array_agg(x.c order by x.n)
+    into v_b_ids, v_b_rar, v_b_cum
+    from (select t.e, t.n, sum((t.e ->> 2)::bigint) over (order by t.n) as c
+            from jsonb_array_elements(p_base.entries) with ordinality as t (e, n)) x;
+  if v_has_pity then
+    select array_agg((x.e ->> 0)::uuid order by x.n), array_agg(x.e ->> 1 order by x.n),
+           array_agg(x.c order by x.n)
+      into v_p_ids, v_p_rar, v_p_cum
+      from (select t.e, t.n, sum((t.e ->> 2)::bigint) over (order by t.n) as c
+              from jsonb_array_elements(p_pity_table.entries) with ordinality as t (e, n)) x;
+    v_pity_rank := private.rarity_rank(p_gacha.pity_rarity);
+    insert into app.pity_counters (user_id, gacha_id) values (p_order.user_id, p_gacha.id)
     on conflict (user_id, gacha_id) do nothing;
     select c.streak into v_streak from app.pity_counters c
-     where c.user_id = p_order.user_id and c.gacha_id = v_gacha.id for update;
+     where c.user_id = p_order.user_id and c.gacha_id = p_gacha.id for update;
   end if;
   for n in 0 .. p_order.pull_count - 1 loop
-    v_is_pity := v_gacha.pity_pulls is not null and v_streak >= v_gacha.pity_pulls - 1;
-    v_table := case when v_is_pity then v_pity_table else v_base end;
-    v_roll := private.fair_roll(v_seed.server_seed, v_seed.client_seed, v_seed.next_nonce + n, v_table.total_ppm);
-    v_entry := private.pick_entry(v_table.entries, v_roll);
-    select * into v_item from app.gacha_items i where i.id = (v_entry ->> 0)::uuid;
-    insert into app.pulls (order_id, user_id, gacha_id, gacha_item_id, rarity, seed_id, nonce, roll,
-                           rate_table_version, pity, created_at)
-    values (p_order.id, p_order.user_id, v_gacha.id, v_item.id, v_item.rarity, v_seed.id, v_seed.next_nonce + n,
-            v_roll, v_table.version, v_is_pity, p_now)
-    returning id into v_pull_id;
-    insert into app.user_rewards (user_id, source, pull_id, gacha_item_id, content_bucket, content_path, created_at)
-    values (p_order.user_id, 'pull', v_pull_id, v_item.id, v_item.content_bucket, v_item.content_path, p_now);
-    if v_item.stock is not null then
-      v_consumed := jsonb_set(v_consumed, array[v_item.id::text],
-                              to_jsonb(coalesce((v_consumed ->> v_item.id::text)::integer, 0) + 1));
+    v_is_pity := v_has_pity and v_streak >= p_gacha.pity_pulls - 1;
+    -- The entry whose cumulative range holds the roll (private.pick_entry over arrays).
+    v_k := 1;
+    if v_is_pity then
+      v_roll := private.fair_roll(p_seed.server_seed, p_seed.client_seed, p_seed.next_nonce + n,
+                                  p_pity_table.total_ppm);
+      while v_k <= cardinality(v_p_cum) and v_roll >= v_p_cum[v_k] loop
+        v_k := v_k + 1;
+      end loop;
+      if v_k > cardinality(v_p_cum) then
+        raise exception using errcode = 'PT400', message = 'invalid_range', detail = 'roll beyond the rate table';
+      end if;
+      v_items := v_items || v_p_ids[v_k];
+      v_rarity := v_p_rar[v_k];
+    else
+      v_roll := private.fair_roll(p_seed.server_seed, p_seed.client_seed, p_seed.next_nonce + n, p_base.total_ppm);
+      while v_k <= cardinality(v_b_cum) and v_roll >= v_b_cum[v_k] loop
+        v_k := v_k + 1;
+      end loop;
+      if v_k > cardinality(v_b_cum) then
+        raise exception using errcode = 'PT400', message = 'invalid_range', detail = 'roll beyond the rate table';
+      end if;
+      v_items := v_items || v_b_ids[v_k];
+      v_rarity := v_b_rar[v_k];
     end if;
-    if v_gacha.pity_pulls is not null then
-      v_streak := case when private.rarity_rank(v_item.rarity) >= v_pity_rank then 0 else v_streak + 1 end;
+    v_rars := v_rars || v_rarity;
+    v_rolls := v_rolls || v_roll;
+    v_pitys := v_pitys || v_is_pity;
+    if v_has_pity then
+      v_streak := case when private.rarity_rank(v_rarity) >= v_pity_rank then 0 else v_streak + 1 end;
     end if;
   end loop;
-  update app.fairness_seeds s set next_nonce = next_nonce + p_order.pull_count where s.id = v_seed.id;
-  if v_gacha.pity_pulls is not null then
+  -- Pulls in nonce order (ids ascend with the nonce), each with its reward.
+  with pu as (
+    insert into app.pulls (order_id, user_id, gacha_id, gacha_item_id, rarity, seed_id, nonce, roll,
+                           rate_table_version, pity, created_at)
+    select p_order.id, p_order.user_id, p_gacha.id, u.item, u.rarity, p_seed.id, p_seed.next_nonce + u.n - 1,
+           u.roll, case when u.pity then p_pity_table.version else p_base.version end, u.pity, p_now
+      from unnest(v_items, v_rars, v_rolls, v_pitys) with ordinality as u (item, rarity, roll, pity, n)
+     order by u.n
+    returning id, gacha_item_id)
+  insert into app.user_rewards (user_id, source, pull_id, gacha_item_id, content_bucket, content_path, created_at)
+  select p_order.user_id, 'pull', pu.id, i.id, i.content_bucket, i.content_path, p_now
+    from pu join app.gacha_items i on i.id = pu.gacha_item_id
+   order by pu.id;
+  select coalesce(jsonb_object_agg(i.id, x.units), '{}'::jsonb) into v_consumed
+    from (select u.item, count(*)::integer as units from unnest(v_items) as u (item) group by u.item) x
+    join app.gacha_items i on i.id = x.item
+   where i.stock is not null;
+  update app.fairness_seeds s set next_nonce = next_nonce + p_order.pull_count where s.id = p_seed.id;
+  if v_has_pity then
     update app.pity_counters c set streak = v_streak
-     where c.user_id = p_order.user_id and c.gacha_id = v_gacha.id;
+     where c.user_id = p_order.user_id and c.gacha_id = p_gacha.id;
   end if;
   return v_consumed;
 end
 $$;
-comment on function private.draw_order(app.orders, timestamptz, bytea, text) is
-  'security definer: draws an order''s pulls (provably fair, pity per DESIGN.md section 4) into app.pulls and '
-  'the reward box; returns the stock consumed per item.';
-revoke all on function private.draw_order(app.orders, timestamptz, bytea, text) from public;
+comment on function private.draw_order(app.orders, app.gachas, app.fairness_seeds, app.rate_tables, app.rate_tables,
+                                       timestamptz) is
+  'security definer: draws an order''s pulls (provably fair, pity per DESIGN.md section 4) with the locked seed '
+  'and the recorded rate tables into app.pulls and the reward box (set-based); returns the stock consumed per item.';
+revoke all on function private.draw_order(app.orders, app.gachas, app.fairness_seeds, app.rate_tables,
+                                          app.rate_tables, timestamptz) from public;
 
 create or replace function private.fulfill_order(
   p_order_id uuid, p_provider text, p_provider_payment_id text, p_amount integer, p_currency text,
@@ -503,6 +548,10 @@ set search_path = ''
 as $$
 declare
   o app.orders;
+  v_gacha app.gachas;
+  v_base app.rate_tables;
+  v_pity_table app.rate_tables;
+  v_seed app.fairness_seeds;
   v_consumed jsonb;
   v_keep jsonb;
   r record;
@@ -533,12 +582,18 @@ begin
   end if;
   -- Lock order: everything the draw waits for (rate tables being recorded, the fan's seed) is
   -- taken before any stock shard, so a fulfilment never waits for them while holding a shard.
-  perform private.rate_table(o.gacha_id, false);
-  if (select g.pity_pulls from app.gachas g where g.id = o.gacha_id) is not null then
-    perform private.rate_table(o.gacha_id, true);
+  -- Each rate table is recorded once here and handed to the draw.
+  select * into v_gacha from app.gachas g where g.id = o.gacha_id;
+  v_base := private.rate_table(o.gacha_id, false);
+  if v_gacha.pity_pulls is not null then
+    v_pity_table := private.rate_table(o.gacha_id, true);
   end if;
-  perform private.ensure_fairness_seed(o.user_id, p_server_seed, p_client_seed, p_now);
-  perform 1 from app.fairness_seeds s where s.user_id = o.user_id and s.active for update;
+  select * into v_seed from app.fairness_seeds s where s.user_id = o.user_id and s.active for update;
+  if not found then
+    -- No seed yet (or it was rotated meanwhile): create or find it, then lock it.
+    v_seed := private.ensure_fairness_seed(o.user_id, p_server_seed, p_client_seed, p_now);
+    select * into v_seed from app.fairness_seeds s where s.id = v_seed.id for update;
+  end if;
   if o.status <> 'pending' then
     -- Paid after expiry or failure: the provider is authoritative, so honour it if capacity allows.
     begin
@@ -548,15 +603,17 @@ begin
         detail = format('the order was %s and its gacha has no capacity left: refund the payment', o.status);
     end;
   end if;
-  v_consumed := private.draw_order(o, p_now, p_server_seed, p_client_seed);
+  v_consumed := private.draw_order(o, v_gacha, v_seed, v_base, v_pity_table, p_now);
   -- What was drawn is sold; the rest of each reservation goes back. The pull cap is all consumed.
-  v_keep := v_consumed;
-  for r in select distinct x.counter_id, s.kind from app.order_reservations x
-             join app.stock_shards s on s.counter_id = x.counter_id and s.shard = x.shard
-            where x.order_id = o.id and s.kind = 'pull_cap' loop
-    v_keep := v_keep || jsonb_build_object(r.counter_id::text, o.pull_count);
-  end loop;
-  perform private.settle_reservations(array[o.id], v_keep);
+  if exists (select 1 from app.order_reservations x where x.order_id = o.id) then
+    v_keep := v_consumed;
+    for r in select distinct x.counter_id, s.kind from app.order_reservations x
+               join app.stock_shards s on s.counter_id = x.counter_id and s.shard = x.shard
+              where x.order_id = o.id and s.kind = 'pull_cap' loop
+      v_keep := v_keep || jsonb_build_object(r.counter_id::text, o.pull_count);
+    end loop;
+    perform private.settle_reservations(array[o.id], v_keep);
+  end if;
   for r in select (e.key)::uuid as item_id, (e.value)::integer as units from jsonb_each_text(v_consumed) e
             order by 1 loop
     update app.gacha_items i set stock_remaining = stock_remaining - r.units where i.id = r.item_id;
