@@ -285,8 +285,6 @@ def test_view_attacks(world, role):
                                       "params": {"id": "not.is.null"}}),
                            ("DELETE", {"params": {"id": "not.is.null"}})):
             w = client.request(method, f"/rest/v1/{view}", **kw)
-            if w.status_code == 500 and w.json().get("code") == "55000":
-                continue  # a write through a non-updatable view: see the xfail test below
             if w.status_code >= 500 or w.status_code < 400:
                 # PostgREST answers 204/200 to a PATCH/DELETE that matched no visible row.
                 if not (w.status_code in (200, 204) and method in ("PATCH", "DELETE")
@@ -296,21 +294,29 @@ def test_view_attacks(world, role):
     assert fingerprint(world["db"]) == before
 
 
-@pytest.mark.xfail(strict=True, reason="POST/PATCH/DELETE on the gachas, gacha_items and exchange_items views "
-                   "(joins, not auto-updatable) fail in the rewriter with 55000 before any privilege check, "
-                   "which PostgREST and the local API answer 500 — owner: catalog (sql/catalog/50_disclosure.sql: "
-                   "the read-only views need INSTEAD OF triggers or another shape that refuses writes with a 4xx)")
 def test_writes_through_read_only_views_are_4xx(world):
-    server_errors = {}
-    for role in ("anon", "other_fan"):
-        client = world["as"][role]
+    """POST/PATCH/DELETE naming real columns of every view (so the request reaches PostgreSQL) are
+    refused before any write: 42501, 401 anonymous / 403 signed in — never the rewriter's 55000."""
+    spec = world["as"]["anon"].http.get("/rest/v1/", headers=world["as"]["anon"].headers()).json()
+    columns = {p[1:]: list(op["get"]["responses"]["200"]["content"]["application/json"]["schema"]["items"]
+                           ["properties"]) for p, op in spec["paths"].items() if not p.startswith("/rpc/")}
+    assert {"gachas", "gacha_items", "gacha_rarity_odds", "exchange_items"} <= set(columns)
+    before = fingerprint(world["db"])
+    wrong = {}
+    for role in ("anon", "other_fan", "admin", "service_role"):
+        client = world["as"][role] if role in world["as"] else service(world["api"])
         for view in views(client):
-            for method, kw in (("POST", {"json": {"title": "pwned"}}),
-                               ("DELETE", {"params": {"id": "not.is.null"}})):
+            col = columns[view][0]
+            filt = {col: "not.is.null"}
+            for method, kw in (("POST", {"json": {col: str(uuid.uuid4())}}),
+                               ("PATCH", {"json": {col: str(uuid.uuid4())}, "params": filt}),
+                               ("DELETE", {"params": filt})):
                 w = client.request(method, f"/rest/v1/{view}", **kw)
-                if w.status_code >= 500:
-                    server_errors[(role, method, view)] = w.json().get("code")
-    assert server_errors == {}
+                expected = 401 if role == "anon" else 403
+                if w.status_code != expected or w.json().get("code") != "42501":
+                    wrong[(role, method, view)] = f"{w.status_code} {w.text[:200]}"
+    assert wrong == {}
+    assert fingerprint(world["db"]) == before
 
 
 @pytest.mark.parametrize("fn,arg,key", [
