@@ -1,0 +1,289 @@
+"""Koepon's invariants, checked in SQL against a whole database (as the superuser, RLS aside).
+
+`check(conn)` runs every check and returns the violations (an empty list when the books are
+right); `figures(conn)` returns the totals the checks were about (orders by status, pulls, yen
+received and refunded, ...). Used after the soak and crash suites, and by `koepon soak`.
+
+Each check is one query that returns the offending rows, so a violation names what is wrong
+(the order, the account, the item) instead of just "false". The checks are deliberately written
+from the tables, not through the functions under test: the audit chain is recomputed here with
+its own SHA-256 expression, the books from the inbox's payment rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    description: str
+    sql: str
+
+
+@dataclass(frozen=True)
+class Violation:
+    check: str
+    row: dict
+
+    def __str__(self) -> str:
+        return f"{self.check}: {self.row}"
+
+
+# Orders whose money reached us and paid for them: the payments row that fulfilled the order.
+_FULFILLING = """
+  select o.id as order_id, o.amount_jpy, o.refunded_jpy, p.provider, p.amount_jpy as paid_jpy,
+         p.refunds_applied_jpy, p.refunded_jpy as provider_refunded_jpy
+    from app.orders o
+    join app.payments p on p.order_id = o.id and p.provider = o.provider
+                       and p.provider_payment_id = o.provider_payment_id
+   where o.status = 'fulfilled'
+"""
+
+CHECKS: list[Check] = [
+    # -- medals ------------------------------------------------------------------------------
+    Check("ledger_sum_equals_balance", "Σ ledger = balance per (fan, VTuber)", """
+      select coalesce(b.user_id, l.user_id) as user_id, coalesce(b.vtuber_id, l.vtuber_id) as vtuber_id,
+             b.balance, l.total
+        from app.medal_balances b
+        full join (select user_id, vtuber_id, sum(delta) as total from app.medal_ledger
+                    group by 1, 2) l on l.user_id = b.user_id and l.vtuber_id = b.vtuber_id
+       where coalesce(b.balance, 0) <> coalesce(l.total, 0)"""),
+    Check("no_negative_balance", "no balance and no ledger entry below zero", """
+      select 'balance' as what, user_id, vtuber_id, balance as value from app.medal_balances where balance < 0
+      union all
+      select 'ledger', user_id, vtuber_id, new_balance from app.medal_ledger where new_balance < 0"""),
+    Check("ledger_chain", "each ledger entry starts where the account's previous one ended", """
+      select id, user_id, vtuber_id, previous_balance, prior
+        from (select l.*, coalesce(lag(new_balance) over (partition by user_id, vtuber_id order by id), 0) as prior
+                from app.medal_ledger l) x
+       where previous_balance <> prior or new_balance <> previous_balance + delta"""),
+    # -- orders and fulfilment -----------------------------------------------------------------
+    Check("fulfilled_exactly_once",
+          "a fulfilled order has pull_count pulls and rewards, one pull grant of its medals", """
+      select o.id as order_id, o.pull_count, o.medals,
+             (select count(*) from app.pulls p where p.order_id = o.id) as pulls,
+             (select count(*) from app.user_rewards r join app.pulls p on p.id = r.pull_id
+               where p.order_id = o.id) as rewards,
+             (select count(*) from app.medal_ledger l where l.order_id = o.id and l.reason = 'pull_grant') as grants,
+             (select coalesce(sum(delta), 0) from app.medal_ledger l
+               where l.order_id = o.id and l.reason = 'pull_grant') as granted
+        from app.orders o
+       where o.status = 'fulfilled'
+         and ((select count(*) from app.pulls p where p.order_id = o.id) <> o.pull_count
+              or (select count(*) from app.user_rewards r join app.pulls p on p.id = r.pull_id
+                   where p.order_id = o.id) <> o.pull_count
+              or (select count(*) from app.medal_ledger l
+                   where l.order_id = o.id and l.reason = 'pull_grant') <> case when o.medals > 0 then 1 else 0 end
+              or (select coalesce(sum(delta), 0) from app.medal_ledger l
+                   where l.order_id = o.id and l.reason = 'pull_grant') <> o.medals
+              or o.paid_at is null or o.provider_payment_id is null)"""),
+    Check("no_pulls_without_payment", "an order that is not fulfilled has no pull, reward, medal or refund", """
+      select o.id as order_id, o.status,
+             (select count(*) from app.pulls p where p.order_id = o.id) as pulls,
+             (select count(*) from app.medal_ledger l where l.order_id = o.id) as ledger_entries,
+             o.refunded_jpy
+        from app.orders o
+       where o.status <> 'fulfilled'
+         and (exists (select 1 from app.pulls p where p.order_id = o.id)
+              or exists (select 1 from app.medal_ledger l where l.order_id = o.id)
+              or o.refunded_jpy <> 0 or o.paid_at is not null)"""),
+    Check("one_fulfilment_event",
+          "a fulfilled order was fulfilled by exactly one provider event (inbox); others by none", """
+      select o.id as order_id, o.status, count(e.*) as fulfilling_events
+        from app.orders o
+        left join app.payment_events e on e.order_id = o.id and e.outcome = 'fulfilled'
+       group by o.id, o.status
+      having count(e.*) <> case when o.status = 'fulfilled' then 1 else 0 end
+         and (o.status <> 'fulfilled' or exists (select 1 from app.payment_events x where x.order_id = o.id))"""),
+    Check("paid_payment_accounted",
+          "every payment the provider settled fulfilled its order, or is flagged for a human", """
+      select p.order_id, p.provider, p.provider_payment_id, p.status, p.amount_jpy, o.amount_jpy as order_amount,
+             o.status as order_status, o.provider_payment_id as order_payment_id
+        from app.payments p join app.orders o on o.id = p.order_id
+       where p.status in ('paid', 'partially_refunded', 'refunded') and not p.flagged
+         and not (o.status = 'fulfilled' and o.provider = p.provider
+                  and o.provider_payment_id = p.provider_payment_id
+                  and p.amount_jpy = o.amount_jpy and upper(p.currency) = o.currency)"""),
+    Check("fulfilled_order_paid", "every fulfilled order has its settled payment row with the snapshot amount", """
+      select o.id as order_id, o.provider, o.provider_payment_id, o.amount_jpy
+        from app.orders o
+       where o.status = 'fulfilled'
+         and not exists (select 1 from app.payments p
+                          where p.order_id = o.id and p.provider = o.provider
+                            and p.provider_payment_id = o.provider_payment_id
+                            and p.status in ('paid', 'partially_refunded', 'refunded')
+                            and p.amount_jpy = o.amount_jpy and upper(p.currency) = o.currency)"""),
+    Check("reservations_only_pending", "only pending orders hold reservations", """
+      select x.order_id, o.status, x.counter_id, x.quantity
+        from app.order_reservations x join app.orders o on o.id = x.order_id
+       where o.status <> 'pending'"""),
+    # -- stock and caps ----------------------------------------------------------------------------
+    Check("item_stock_bounds", "item stock: 0 ≤ remaining = stock − drawn; shards + reserved + drawn = stock", """
+      select i.id as item_id, i.stock, i.stock_remaining, d.drawn, s.remaining as shard_remaining, r.reserved
+        from app.gacha_items i
+        left join lateral (select count(*) as drawn from app.pulls p where p.gacha_item_id = i.id) d on true
+        left join lateral (select sum(remaining) as remaining, count(*) as n from app.stock_shards s
+                            where s.counter_id = i.id) s on true
+        left join lateral (select coalesce(sum(quantity), 0) as reserved from app.order_reservations x
+                            where x.counter_id = i.id) r on true
+       where i.stock is not null
+         and (i.stock_remaining < 0 or i.stock_remaining > i.stock or i.stock_remaining <> i.stock - d.drawn
+              or (s.n > 0 and s.remaining + r.reserved + d.drawn <> i.stock))"""),
+    Check("pull_cap_bounds", "total-pull cap: drawn ≤ cap; shards + reserved + drawn = cap", """
+      select g.id as gacha_id, g.total_pull_cap, d.drawn, s.remaining as shard_remaining, r.reserved
+        from app.gachas g
+        left join lateral (select count(*) as drawn from app.pulls p where p.gacha_id = g.id) d on true
+        left join lateral (select sum(remaining) as remaining, count(*) as n from app.stock_shards s
+                            where s.counter_id = g.id) s on true
+        left join lateral (select coalesce(sum(quantity), 0) as reserved from app.order_reservations x
+                            where x.counter_id = g.id) r on true
+       where g.total_pull_cap is not null
+         and (d.drawn > g.total_pull_cap or (s.n > 0 and s.remaining + r.reserved + d.drawn <> g.total_pull_cap))"""),
+    Check("shards_non_negative", "no capacity shard below zero", """
+      select counter_id, shard, remaining from app.stock_shards where remaining < 0"""),
+    Check("exchange_stock_non_negative", "exchange items: stock never below zero", """
+      select id as exchange_item_id, total_stock from app.exchange_items where total_stock < 0"""),
+    Check("exchange_limits", "per-fan lifetime and JST-daily exchange limits hold", """
+      select e.user_id, e.exchange_item_id, 'lifetime' as which, sum(e.quantity) as exchanged, i.per_fan_limit as lim
+        from app.exchanges e join app.exchange_items i on i.id = e.exchange_item_id
+       where i.per_fan_limit is not null
+       group by e.user_id, e.exchange_item_id, i.per_fan_limit having sum(e.quantity) > i.per_fan_limit
+      union all
+      select e.user_id, e.exchange_item_id, 'daily ' || e.jst_date, sum(e.quantity), i.per_fan_daily_limit
+        from app.exchanges e join app.exchange_items i on i.id = e.exchange_item_id
+       where i.per_fan_daily_limit is not null
+       group by e.user_id, e.exchange_item_id, e.jst_date, i.per_fan_daily_limit
+      having sum(e.quantity) > i.per_fan_daily_limit"""),
+    Check("exchange_exactly_once", "an exchange has one debit of its medals and one reward per unit", """
+      select e.id as exchange_id, e.quantity, e.medals_spent,
+             (select coalesce(sum(-delta), 0) from app.medal_ledger l where l.exchange_id = e.id) as debited,
+             (select count(*) from app.user_rewards r where r.exchange_id = e.id) as rewards
+        from app.exchanges e
+       where (select count(*) from app.medal_ledger l where l.exchange_id = e.id and l.reason = 'exchange') <> 1
+          or (select coalesce(sum(-delta), 0) from app.medal_ledger l where l.exchange_id = e.id) <> e.medals_spent
+          or (select count(*) from app.user_rewards r where r.exchange_id = e.id) <> e.quantity
+          or e.medals_spent <> e.quantity * (select medal_cost from app.exchange_items i
+                                               where i.id = e.exchange_item_id)
+          or e.vtuber_id <> (select vtuber_id from app.exchange_items i where i.id = e.exchange_item_id)"""),
+    # -- refunds -------------------------------------------------------------------------------------
+    Check("refund_within_payment", "Σ refunds ≤ payment, and the order's refunded amount is the sum of its refunds", """
+      select o.id as order_id, o.amount_jpy, o.refunded_jpy,
+             (select coalesce(sum(amount_jpy), 0) from app.refunds r
+               where r.order_id = o.id and r.status = 'completed') as completed
+        from app.orders o
+       where o.refunded_jpy > o.amount_jpy
+          or o.refunded_jpy <> (select coalesce(sum(amount_jpy), 0) from app.refunds r
+                                 where r.order_id = o.id and r.status = 'completed')
+      union all
+      select p.order_id, p.amount_jpy, p.refunds_applied_jpy, null
+        from app.payments p where p.refunds_applied_jpy > coalesce(p.amount_jpy, 0)"""),
+    Check("refund_voids_pulls",
+          "a refunded order's rewards are revoked and its medals clawed back or recorded short", """
+      select o.id as order_id, o.medals,
+             (select count(*) from app.user_rewards u join app.pulls p on p.id = u.pull_id
+               where p.order_id = o.id and u.revoked_at is null) as live_rewards,
+             (select coalesce(sum(medals_clawed_back + medal_shortfall), 0) from app.refunds r
+               where r.order_id = o.id and r.status = 'completed') as clawed_or_short,
+             (select coalesce(sum(-delta), 0) from app.medal_ledger l
+               where l.order_id = o.id and l.reason = 'refund_clawback') as clawed_in_ledger,
+             (select coalesce(sum(medals_clawed_back), 0) from app.refunds r where r.order_id = o.id) as clawed
+        from app.orders o
+       where o.refunded_jpy > 0
+         and ((select count(*) from app.user_rewards u join app.pulls p on p.id = u.pull_id
+                where p.order_id = o.id and u.revoked_at is null) > 0
+              or (select coalesce(sum(medals_clawed_back + medal_shortfall), 0) from app.refunds r
+                   where r.order_id = o.id and r.status = 'completed') <> o.medals
+              or (select coalesce(sum(-delta), 0) from app.medal_ledger l
+                   where l.order_id = o.id and l.reason = 'refund_clawback')
+                 <> (select coalesce(sum(medals_clawed_back), 0) from app.refunds r where r.order_id = o.id))"""),
+    Check("no_download_after_revocation", "≤ 3 downloads per reward per JST day, none after the reward was revoked", """
+      select d.user_reward_id, d.jst_date, count(*) as downloads, 'over_limit' as why
+        from app.downloads d group by d.user_reward_id, d.jst_date having count(*) > 3
+      union all
+      select d.user_reward_id, d.jst_date, 1, 'after_revocation'
+        from app.downloads d join app.user_rewards u on u.id = d.user_reward_id
+       where u.revoked_at is not null and d.created_at > u.revoked_at
+      union all
+      select d.user_reward_id, d.jst_date, 1, 'not_the_owner'
+        from app.downloads d join app.user_rewards u on u.id = d.user_reward_id
+       where d.user_id <> u.user_id"""),
+    Check("disputes_flag_orders", "every dispute flags its order", """
+      select d.provider_dispute_id, d.order_id from app.disputes d join app.orders o on o.id = d.order_id
+       where not o.disputed"""),
+    # -- audit -----------------------------------------------------------------------------------
+    Check("audit_chain", "the audit log's hash chain recomputes row by row", """
+      select id, prev_hash, expected_prev, hash, expected_hash
+        from (select a.id, a.prev_hash, a.hash,
+                     lag(a.hash) over (order by a.id) as expected_prev,
+                     encode(sha256(convert_to(concat_ws('|', coalesce(a.prev_hash, ''), a.id::text,
+                       to_char(a.at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+                       coalesce(a.actor::text, ''), a.action, coalesce(a.target_type, ''),
+                       coalesce(a.target_id, ''), coalesce(a.details, '{}'::jsonb)::text), 'UTF8')), 'hex')
+                       as expected_hash
+                from app.audit_log a) x
+       where prev_hash is distinct from expected_prev or hash is distinct from expected_hash"""),
+    # -- the books -------------------------------------------------------------------------------
+    Check("books_balance", "yen received − refunded (inbox) = Σ paid orders − Σ refunded_jpy", f"""
+      select received, refunded_to_fans, orders_paid, orders_refunded
+        from (select coalesce(sum(paid_jpy), 0) as received,
+                     coalesce(sum(refunds_applied_jpy), 0) as refunded_to_fans,
+                     coalesce(sum(amount_jpy), 0) as orders_paid,
+                     coalesce(sum(refunded_jpy), 0) as orders_refunded,
+                     count(*) as n
+                from ({_FULFILLING}) f) b
+       where received - refunded_to_fans <> orders_paid - orders_refunded
+          or n <> (select count(*) from app.orders where status = 'fulfilled')"""),
+]
+
+
+def check(conn, *, only: list[str] | None = None) -> list[Violation]:
+    """Every invariant against `conn` (a superuser connection); [] when all hold."""
+    out: list[Violation] = []
+    for c in CHECKS:
+        if only and c.name not in only:
+            continue
+        cur = conn.execute(c.sql)
+        cols = [d.name for d in cur.description]
+        for row in cur.fetchall():
+            out.append(Violation(c.name, dict(zip(cols, row, strict=True))))
+    return out
+
+
+def check_url(db_url: str) -> list[Violation]:
+    import psycopg
+
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        return check(conn)
+
+
+FIGURES_SQL = f"""
+select
+  (select count(*) from app.orders) as orders,
+  (select count(*) from app.orders where status = 'fulfilled') as orders_fulfilled,
+  (select count(*) from app.orders where status = 'pending') as orders_pending,
+  (select count(*) from app.orders where status in ('failed', 'canceled', 'expired')) as orders_failed_or_expired,
+  (select count(*) from app.pulls) as pulls,
+  (select count(*) from app.medal_ledger) as ledger_entries,
+  (select coalesce(sum(balance), 0) from app.medal_balances) as medals_outstanding,
+  (select count(*) from app.exchanges) as exchanges,
+  (select count(*) from app.user_rewards) as rewards,
+  (select count(*) from app.user_rewards where revoked_at is not null) as rewards_revoked,
+  (select count(*) from app.downloads) as downloads,
+  (select count(*) from app.refunds where status = 'completed') as refunds_completed,
+  (select count(*) from app.refunds where status = 'rejected') as refunds_rejected,
+  (select count(*) from app.disputes) as disputes,
+  (select count(*) from app.payment_events) as payment_events,
+  (select count(*) from app.payments where flagged) as payments_flagged,
+  (select coalesce(sum(paid_jpy), 0) from ({_FULFILLING}) f) as yen_received,
+  (select coalesce(sum(refunds_applied_jpy), 0) from ({_FULFILLING}) f) as yen_refunded,
+  (select coalesce(sum(amount_jpy), 0) from app.payments where flagged) as yen_flagged_for_review,
+  (select count(*) from app.audit_log) as audit_rows,
+  (select count(*) from app.gachas where status = 'published') as gachas_published
+"""
+
+
+def figures(conn) -> dict:
+    cur = conn.execute(FIGURES_SQL)
+    return dict(zip([d.name for d in cur.description], cur.fetchone(), strict=True))
