@@ -80,6 +80,10 @@ def from_pg(exc, role_is_anon: bool) -> ApiError:
     hint = diag.message_hint
     if sqlstate == "PGRST":
         return _raised_pgrst(message, details)
+    if sqlstate == "" and "NUL (0x00)" in str(exc):
+        # psycopg refused a NUL byte in a text parameter before sending it: the client's data, not
+        # the connection; PostgreSQL would have refused the same bytes as invalid UTF-8.
+        return ApiError(400, "22021", 'invalid byte sequence for encoding "UTF8": 0x00')
     if sqlstate == "":
         return ApiError(503, "PGRST001", "Database client error. Retrying the connection.",
                         str(exc))

@@ -109,6 +109,9 @@ class Rest:
         inside the transaction: raising there rolls everything back.
         """
         set_sql, set_values = self._settings(ctx)
+        for _q, params in queries:
+            _refuse_nul(params)
+        _refuse_nul(set_values)
         pre = self._pre_request() if pre_request else None
         try:
             async with self.pool.connection() as conn:
@@ -354,12 +357,26 @@ def _arg_text(value, pg_type: str) -> str | None:
     if value is None:
         return None
     if isinstance(value, list) and pg_type.endswith("[]"):
-        return _pg_array(value)
-    if isinstance(value, (dict, list)):
+        text = _pg_array(value)
+    elif isinstance(value, (dict, list)):
+        # JSON text: a NUL is the escape \u0000 here, which PostgreSQL itself refuses as jsonb (22P05).
         return orjson.dumps(value).decode()
-    if isinstance(value, bool):
+    elif isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    else:
+        text = str(value)
+    if "\x00" in text:
+        # PostgREST hands the arguments to PostgreSQL as JSON; converting "\u0000" to text fails there.
+        raise ApiError(400, "22P05", "unsupported Unicode escape sequence", "\\u0000 cannot be converted to text.")
+    return text
+
+
+def _refuse_nul(params) -> None:
+    """A NUL byte in a text parameter (a filter value from the query string, …): PostgreSQL refuses
+    it as invalid UTF-8 (22021) when PostgREST sends it; psycopg refuses it before sending."""
+    for p in params:
+        if isinstance(p, str) and "\x00" in p:
+            raise ApiError(400, "22021", 'invalid byte sequence for encoding "UTF8": 0x00')
 
 
 def _content_range(offset: int, n: int, total: int | None) -> str:

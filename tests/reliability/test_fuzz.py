@@ -20,7 +20,7 @@ import httpx
 import psycopg
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reliability_support import (
     FAN,
@@ -86,7 +86,7 @@ def test_schemathesis_every_operation(api, clients, seeded_db_url, role):
     assert failures == {}, "\n".join(f"{k}: {v}" for k, v in failures.items())
     assert len(counts) == len(operations)
     print(f"schemathesis as {role}: {len(operations)} operations, {sum(counts.values())} examples, "
-          f"{known.get('nul', 0)} with NUL bytes set aside")
+          f"{known.get('nul', 0)} with NUL bytes")
 
 
 def _fuzz_operation(api, client, op, documented, failures, counts, known):
@@ -109,7 +109,6 @@ def _fuzz_operation(api, client, op, documented, failures, counts, known):
                              ensure_ascii=False).encode("utf-8", "surrogatepass") if body is not None else None
             if raw is not None and _has_nul(body):
                 known["nul"] = known.get("nul", 0) + 1
-                return  # NUL in a JSON string: see test_nul_bytes_in_arguments_are_4xx
             try:
                 r = client.http.request(case.method, "/rest/v1" + case.formatted_path, params=query,
                                         content=raw, headers={**headers, "Content-Type": "application/json"})
@@ -132,19 +131,44 @@ def _has_nul(value) -> bool:
     return False
 
 
-@pytest.mark.xfail(strict=True, reason="a JSON string argument containing \\u0000 is answered 503 PGRST001 "
-                   "(psycopg refuses NUL in a text parameter client-side and the API maps it to 'database "
-                   "client error') instead of a 4xx like PostgreSQL's 22P05 — owner: local API (koepon/api/rest.py "
-                   "argument binding / koepon/api/errors.py)")
-def test_nul_bytes_in_arguments_are_4xx(api, clients):
-    r = clients["fan"].rpc("request_refund", {"p_order_id": str(uuid.uuid4()), "p_reason": "a\x00b"})
-    assert 400 <= r.status_code < 500, r.text
+def test_nul_bytes_in_arguments_are_4xx(api, clients, seeded_db_url):
+    """A NUL byte anywhere a value reaches PostgreSQL: PostgreSQL's own 400, as PostgREST relays it —
+    22P05 for a JSON string argument (POST body or GET query), 22021 for a query-string filter value —
+    and nothing written."""
+    fan = clients["fan"]
+    before = table_counts(seeded_db_url)
+    unicode_escape = {"code": "22P05", "message": "unsupported Unicode escape sequence",
+                      "details": "\\u0000 cannot be converted to text.", "hint": None}
+    bad_utf8 = {"code": "22021", "message": 'invalid byte sequence for encoding "UTF8": 0x00',
+                "details": None, "hint": None}
+    cases = {
+        "rpc text arg": (fan.rpc("request_refund", {"p_order_id": str(uuid.uuid4()), "p_reason": "a\x00b"}),
+                         unicode_escape),
+        "rpc uuid arg": (fan.rpc("request_refund", {"p_order_id": "\x00", "p_reason": "x"}), unicode_escape),
+        "rpc idempotency key": (fan.rpc("create_order", {"p_gacha_id": HOSHI_GACHA, "p_pull_count": 1,
+                                                         "p_idempotency_key": "k\x00"}), unicode_escape),
+        "rpc GET arg": (fan.http.get("/rest/v1/rpc/get_gacha", params={"p_gacha_id": "\x00"},
+                                     headers=fan.headers()), unicode_escape),
+        "view filter": (fan.http.get("/rest/v1/gachas", params={"title": "eq.a\x00b"}, headers=fan.headers()),
+                        bad_utf8),
+        "view in filter": (fan.http.get("/rest/v1/gachas", params={"title": "in.(a,\x00)"},
+                                        headers=fan.headers()), bad_utf8),
+        "rpc jsonb arg": (fan.rpc("update_gacha", {"p_gacha_id": HOSHI_GACHA, "p_patch": {"title": "a\x00"}}),
+                          unicode_escape),
+        "view PATCH filter": (fan.http.patch("/rest/v1/gachas", params={"id": "eq.\x00"}, json={"title": "x"},
+                                             headers=fan.headers()), bad_utf8),
+    }
+    wrong = {}
+    for label, (r, expected) in cases.items():
+        if (r.status_code, r.json()) != (400, expected):
+            wrong[label] = f"{r.status_code} {r.text[:200]}"
+    assert wrong == {}
+    assert table_counts(seeded_db_url) == before
 
 
 def _strings():
     return st.one_of(st.none(), st.text(max_size=300), st.just(""), st.just("x" * 10_000),
-                     st.sampled_from(["'; drop table app.orders; --", "💥" * 50, "null", "NaN", "\u202e"])).filter(
-        lambda v: v is None or "\x00" not in v)
+                     st.sampled_from(["'; drop table app.orders; --", "💥" * 50, "null", "NaN", "\u202e", "a\x00b"]))
 
 
 def _ints():
@@ -192,7 +216,6 @@ def test_hypothesis_rpc_arguments(api, clients, seeded_db_url, fn):
     @settings(max_examples=RPC_EXAMPLES, **PROFILE)
     @given(RPCS[fn](), st.sampled_from(["json", "raw"]))
     def run(args, mode):
-        assume(not _has_nul(args))  # NUL bytes: see test_nul_bytes_in_arguments_are_4xx
         before = money_counts(conn) if fn in ("create_order", "exchange_medals", "request_refund") else None
         if mode == "json":
             r = fan.rpc(fn, args)
