@@ -41,7 +41,9 @@ def _local_api(db_url: str) -> str:
     from koepon.api.testing import free_port
 
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "koepon.api", "--port", str(port), "--db-url", db_url],
+    workers = os.environ.get("WEBHOOKS_API_WORKERS", str(min(os.cpu_count() or 1, 2)))
+    proc = subprocess.Popen([sys.executable, "-m", "koepon.api", "--port", str(port), "--db-url", db_url,
+                             "--workers", workers],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     atexit.register(proc.terminate)
     url = f"http://127.0.0.1:{port}"

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import Flask
 
 from . import errors
+from .blueprints._inbox import RecordedEvents
 from .config import Config
 from .db import Database
 from .providers import Komoju, Stripe
@@ -22,6 +23,7 @@ class Services:
     db: Database
     stripe: Stripe
     komoju: Komoju
+    recorded: RecordedEvents = field(default_factory=RecordedEvents)
 
 
 def create_app(config: Config | Mapping[str, str] | None = None) -> Flask:

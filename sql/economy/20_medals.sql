@@ -37,6 +37,17 @@ begin
   if p_delta is null or p_delta = 0 then
     raise exception using errcode = 'PT400', message = 'invalid_delta', detail = 'a medal posting is never zero';
   end if;
+  if p_delta > 0 then
+    -- A credit can never go negative: create-or-add under the row lock in one statement.
+    insert into app.medal_balances as b (user_id, vtuber_id, balance, updated_at)
+    values (p_user, p_vtuber, p_delta, p_now)
+    on conflict (user_id, vtuber_id) do update set balance = b.balance + excluded.balance, updated_at = p_now
+    returning b.balance into v_new;
+    insert into app.medal_ledger (user_id, vtuber_id, delta, reason, previous_balance, new_balance, order_id,
+                                  exchange_id, note, created_at)
+    values (p_user, p_vtuber, p_delta, p_reason, v_new - p_delta, v_new, p_order, p_exchange, p_note, p_now);
+    return v_new;
+  end if;
   insert into app.medal_balances (user_id, vtuber_id, updated_at) values (p_user, p_vtuber, p_now)
   on conflict (user_id, vtuber_id) do nothing;
   select b.balance into v_prev from app.medal_balances b

@@ -1,8 +1,10 @@
-"""The one database call a verified webhook makes."""
+"""The one database call a verified webhook makes (none for an event this process saw recorded)."""
 
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 
 from ..db import RpcError
 from ..errors import Problem
@@ -10,7 +12,39 @@ from ..errors import Problem
 log = logging.getLogger("webhooks.inbox")
 
 
+class RecordedEvents:
+    """(provider, event id) -> the inbox's answer, for events whose recording has committed.
+
+    The inbox (app.payment_events) stays the authority: a recorded event's row never changes
+    after the transaction that recorded it (order_id and outcome are set there), and a redelivery
+    changes nothing, so a later delivery of the same event is answered from here without a call
+    (issue 7: duplicates must not cost a fulfilment's path). The signature is still checked on
+    every delivery before this lookup. Bounded (least recently used out); per process.
+    """
+
+    def __init__(self, size: int = 100_000):
+        self._size, self._items, self._lock = size, OrderedDict(), threading.Lock()
+
+    def get(self, key: tuple[str, str]) -> dict | None:
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None:
+                self._items.move_to_end(key)
+            return hit
+
+    def put(self, key: tuple[str, str], answer: dict) -> None:
+        with self._lock:
+            self._items[key] = answer
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
 def record(svc, provider: str, event: dict) -> dict:
+    key = (provider, event["id"])
+    hit = svc.recorded.get(key)
+    if hit is not None:
+        return {"received": True, "duplicate": True, "outcome": hit["outcome"], "order_id": hit["order_id"]}
     try:
         res = svc.db.rpc("service_record_payment_event", p_provider=provider, p_event_id=event["id"],
                          p_type=event["type"], p_payload=event)
@@ -20,5 +54,7 @@ def record(svc, provider: str, event: dict) -> dict:
         raise
     log.info("%s %s %s -> %s%s", provider, event["type"], event["id"], res.get("outcome"),
              " (duplicate)" if res.get("duplicate") else "")
+    if res.get("outcome") and res.get("outcome") != "received":
+        svc.recorded.put(key, {"outcome": res.get("outcome"), "order_id": res.get("order_id")})
     return {"received": True, "duplicate": res.get("duplicate"), "outcome": res.get("outcome"),
             "order_id": res.get("order_id")}
