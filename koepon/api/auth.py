@@ -17,6 +17,7 @@ ACCESS_TTL = 3600
 REUSE_INTERVAL = 10
 LOCK_AFTER = 5
 LOCK_SECONDS = 15 * 60
+BCRYPT_COST = 10  # GoTrue's bcrypt.DefaultCost: sign-up hashes and the dummy check below use it
 INSTANCE = "00000000-0000-0000-0000-000000000000"
 
 
@@ -61,6 +62,9 @@ class Auth:
         self.secret = secret
         self.issuer = issuer
         self._failures: dict[str, list[float]] = {}
+        # Checked when the address is unknown (or has no password), so every sign-in attempt costs
+        # one bcrypt comparison at the same cost and latency does not tell registered addresses apart.
+        self._dummy_hash = bcrypt.hashpw(secrets.token_hex(16).encode(), bcrypt.gensalt(BCRYPT_COST))
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -114,7 +118,7 @@ class Auth:
         meta = (body.get("data") or (body.get("options") or {}).get("data") or {})
         if not isinstance(meta, dict):
             raise AuthError(400, "validation_failed", "data must be an object")
-        hashed = (await asyncio.to_thread(bcrypt.hashpw, password.encode(), bcrypt.gensalt(10))).decode()
+        hashed = (await asyncio.to_thread(bcrypt.hashpw, password.encode(), bcrypt.gensalt(BCRYPT_COST))).decode()
         async with self.pool.connection() as conn, conn.transaction():
             if await self._user_by(conn, "email", email):
                 raise AuthError(422, "user_already_exists", "User already registered")
@@ -135,8 +139,18 @@ class Auth:
     def _locked(self, email: str) -> bool:
         now = time.time()
         fails = [t for t in self._failures.get(email, []) if now - t < LOCK_SECONDS]
-        self._failures[email] = fails
+        if fails:
+            self._failures[email] = fails
+        else:
+            self._failures.pop(email, None)
         return len(fails) >= LOCK_AFTER
+
+    def _record_failure(self, email: str) -> None:
+        """Counted per address whether or not it is registered: the lockout reveals nothing."""
+        now = time.time()
+        if len(self._failures) > 100_000:  # addresses made up by the million: forget expired ones
+            self._failures = {k: v for k, v in self._failures.items() if v and now - v[-1] < LOCK_SECONDS}
+        self._failures.setdefault(email, []).append(now)
 
     async def password_grant(self, body: dict) -> dict:
         email = str(body.get("email") or "").strip().lower()
@@ -148,12 +162,14 @@ class Auth:
                             "Too many failed sign-in attempts: try again in 15 minutes")
         async with self.pool.connection() as conn, conn.transaction():
             user = await self._user_by(conn, "email", email)
-            ok = False
-            if user and user["encrypted_password"]:
-                stored = user["encrypted_password"].encode()
-                ok = await asyncio.to_thread(bcrypt.checkpw, password.encode(), stored)
+            stored = (user or {}).get("encrypted_password") or ""
+            known = stored.startswith("$2")
+            # One bcrypt comparison either way: the real hash, or the dummy one (always refused).
+            ok = await asyncio.to_thread(bcrypt.checkpw, password.encode(),
+                                         stored.encode() if known else self._dummy_hash)
+            ok = ok and known
             if not ok:
-                self._failures.setdefault(email, []).append(time.time())
+                self._record_failure(email)
                 raise AuthError(400, "invalid_credentials", "Invalid login credentials")
             self._failures.pop(email, None)
             return await self._new_session(conn, user)
@@ -218,7 +234,7 @@ class Auth:
                 pw = body["password"]
                 if not isinstance(pw, str) or len(pw) < 8:
                     raise AuthError(422, "weak_password", "Password should be at least 8 characters.")
-                hashed = (await asyncio.to_thread(bcrypt.hashpw, pw.encode(), bcrypt.gensalt(10))).decode()
+                hashed = (await asyncio.to_thread(bcrypt.hashpw, pw.encode(), bcrypt.gensalt(BCRYPT_COST))).decode()
                 await conn.execute("update auth.users set encrypted_password = %s, updated_at = now() "
                                    "where id = %s", (hashed, uid))
             user = await self._user_by(conn, "id", uid)
