@@ -285,7 +285,7 @@ class SoakStack:
         env = dict(os.environ, KOEPON_STORAGE_DIR=os.path.join(self.tmp.name, "storage"))
         self.api_proc = self._spawn([sys.executable, "-m", "koepon.api", "--port", str(self.api_port),
                                      "--db-url", self.db_url, "--workers", str(self.api_workers)], env, "api.log")
-        wait_http(self.api_url + "/health", self.api_proc)
+        self._wait(self.api_url, self.api_proc, "api.log")
 
     def start_payments(self) -> None:
         env = dict(os.environ, SUPABASE_URL=self.api_url, SUPABASE_SERVICE_ROLE_KEY=SERVICE_ROLE_KEY,
@@ -296,7 +296,14 @@ class SoakStack:
             env.pop(k, None)
         self.pay_proc = self._spawn([sys.executable, "-m", "webhooks", "--port", str(self.pay_port),
                                      "--workers", str(self.webhook_workers)], env, "webhooks.log")
-        wait_http(self.payments_url + "/health", self.pay_proc)
+        self._wait(self.payments_url, self.pay_proc, "webhooks.log")
+
+    def _wait(self, base: str, proc: subprocess.Popen, log: str) -> None:
+        try:
+            wait_http(base + "/health", proc)
+        except RuntimeError as exc:
+            tail = Path(self.tmp.name, log).read_text(errors="replace").splitlines()[-15:]
+            raise RuntimeError(f"{exc}\n" + "\n".join(tail)) from exc
 
     @staticmethod
     def kill9(proc: subprocess.Popen | None) -> None:
@@ -599,13 +606,24 @@ class Soak:
         return api
 
     def loop(self, fn, *args) -> None:
-        try:
-            while not self.stop.is_set():
+        while not self.stop.is_set():
+            try:
                 fn(*args)
-        except Exception as exc:  # noqa: BLE001 - an actor crash is a soak failure, reported
-            import traceback
+            except (psycopg.OperationalError, httpx.TransportError, ValueError) as exc:
+                # While a component is down (crash suite) an actor's step may be cut short.
+                if not self.rec.unavailable_ok.is_set():
+                    self._crashed(fn, exc)
+                    return
+                self.rec._count(f"actor step ({fn.__name__})", "interrupted (component down)")
+                time.sleep(0.2)
+            except Exception as exc:  # noqa: BLE001 - an actor crash is a soak failure, reported
+                self._crashed(fn, exc)
+                return
 
-            self.rec.fail(f"actor {fn.__name__} crashed: {exc!r}\n{traceback.format_exc()[-1500:]}")
+    def _crashed(self, fn, exc: Exception) -> None:
+        import traceback
+
+        self.rec.fail(f"actor {fn.__name__} crashed: {exc!r}\n{traceback.format_exc()[-1500:]}")
 
     # -- fans --------------------------------------------------------------------------------------
     def fan_step(self, fan: Api, st: dict) -> None:

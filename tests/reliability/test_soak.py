@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 
+import psycopg
 import pytest
 
+from koepon import invariants
 from koepon.soak import Soak, SoakStack, print_report
 
 SECONDS = float(os.environ.get("KOEPON_SOAK_SECONDS", "30"))
@@ -23,13 +25,13 @@ def soak_result():
         res = Soak(stack, fans=8, seed=20261125).run(SECONDS)
         lines: list[str] = []
         print_report(res, echo=lines.append)
-        yield res, "\n".join(lines), stack.logs()
+        yield res, "\n".join(lines), stack.logs(), stack
     finally:
         stack.stop()
 
 
 def test_soak_loses_nothing(soak_result):
-    res, report, logs = soak_result
+    res, report, logs, _ = soak_result
     print(report)
     assert res.violations == [], report
     assert res.failures == [], report + "\n" + logs
@@ -38,7 +40,7 @@ def test_soak_loses_nothing(soak_result):
 
 def test_soak_exercised_every_path(soak_result):
     """The run did what it claims: money moved both ways, faults were injected, bad input refused."""
-    res, report, _ = soak_result
+    res, report, _, _ = soak_result
     kinds = {k for k, _ in res.ops}
     outcomes = {(k, o) for k, o in res.ops}
     f = res.figures
@@ -54,3 +56,39 @@ def test_soak_exercised_every_path(soak_result):
         assert res.faults[fault] > 0, (fault, report)
     refused = [k for k, o in outcomes if "(bad" in k and o != "ok"]
     assert len(refused) >= 10, report
+
+
+def test_invariants_catch_corruption(soak_result):
+    """The checks can fail: after the run, each corruption (made as the superuser behind every
+    function's back, inside a transaction that is rolled back) is caught by the check meant for it."""
+    stack = soak_result[3]
+    corruptions = {
+        "ledger_sum_equals_balance": "update app.medal_balances set balance = balance + 1 "
+                                     "where (user_id, vtuber_id) = (select user_id, vtuber_id from app.medal_balances "
+                                     "order by balance desc limit 1)",
+        "fulfilled_exactly_once": "alter table app.pulls disable trigger user; delete from app.user_rewards "
+                                  "where pull_id = (select max(id) from app.pulls where order_id = (select id from "
+                                  "app.orders where status = 'fulfilled' and refunded_jpy = 0 limit 1)); "
+                                  "delete from app.pulls where id = (select max(id) from app.pulls "
+                                  "where order_id = (select id from app.orders "
+                                  "where status = 'fulfilled' and refunded_jpy = 0 limit 1))",
+        "no_pulls_without_payment": "alter table app.orders disable trigger user; update app.orders set status = "
+                                    "'expired', paid_at = null, fulfilled_at = null "
+                                    "where id = (select id from app.orders where status = 'fulfilled' limit 1)",
+        "item_stock_bounds": "update app.gacha_items set stock_remaining = stock_remaining - 1 "
+                             "where stock is not null and stock_remaining > 0",
+        "refund_within_payment": "update app.refunds set amount_jpy = amount_jpy + 1 where id = "
+                                 "(select id from app.refunds where status = 'completed' limit 1)",
+        "audit_chain": "alter table app.audit_log disable trigger user; update app.audit_log set details = "
+                       "'{\"forged\": true}' where id = (select id from app.audit_log order by id offset 1 limit 1)",
+        "books_balance": "update app.payments set amount_jpy = amount_jpy - 100 where (order_id, provider) = "
+                         "(select p.order_id, p.provider from app.payments p join app.orders o on o.id = p.order_id "
+                         "and o.provider_payment_id = p.provider_payment_id where o.status = 'fulfilled' limit 1)",
+    }
+    with psycopg.connect(stack.db_url) as conn:
+        for name, sql in corruptions.items():
+            with conn.transaction(force_rollback=True):
+                conn.execute(sql)
+                caught = {v.check for v in invariants.check(conn)}
+            assert name in caught, (name, caught)
+        assert invariants.check(conn) == []
