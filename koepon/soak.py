@@ -248,9 +248,13 @@ class SoakStack:
         return self
 
     def _start_fakes(self) -> None:
+        import logging
+
         from werkzeug.serving import make_server
 
         from .fakes.providers import create_fake_app
+
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request in the report
 
         relay = make_server("127.0.0.1", 0, self._relay_app, threaded=True)
         relay_url = f"http://127.0.0.1:{relay.port}"
