@@ -18,6 +18,7 @@ REUSE_INTERVAL = 10
 LOCK_AFTER = 5
 LOCK_SECONDS = 15 * 60
 BCRYPT_COST = 10  # GoTrue's bcrypt.DefaultCost: sign-up hashes and the dummy check below use it
+BCRYPT_MAX = 72  # bytes bcrypt reads; the bcrypt module refuses longer input (ValueError)
 INSTANCE = "00000000-0000-0000-0000-000000000000"
 
 
@@ -111,13 +112,16 @@ class Auth:
     async def signup(self, body: dict) -> dict:
         email = str(body.get("email") or "").strip().lower()
         password = body.get("password")
-        if not email or "@" not in email:
+        if not email or "@" not in email or "\x00" in email:
             raise AuthError(400, "validation_failed", "Unable to validate email address: invalid format")
         if not isinstance(password, str) or len(password) < 8:
             raise AuthError(422, "weak_password", "Password should be at least 8 characters.")
+        _check_password_length(password)
         meta = (body.get("data") or (body.get("options") or {}).get("data") or {})
         if not isinstance(meta, dict):
             raise AuthError(400, "validation_failed", "data must be an object")
+        if _has_nul(meta):
+            raise AuthError(400, "validation_failed", "data must not contain NUL characters")
         hashed = (await asyncio.to_thread(bcrypt.hashpw, password.encode(), bcrypt.gensalt(BCRYPT_COST))).decode()
         async with self.pool.connection() as conn, conn.transaction():
             if await self._user_by(conn, "email", email):
@@ -161,11 +165,13 @@ class Auth:
             raise AuthError(429, "over_request_rate_limit",
                             "Too many failed sign-in attempts: try again in 15 minutes")
         async with self.pool.connection() as conn, conn.transaction():
-            user = await self._user_by(conn, "email", email)
+            # A NUL cannot be in a stored address: unknown (and never sent to PostgreSQL).
+            user = None if "\x00" in email else await self._user_by(conn, "email", email)
             stored = (user or {}).get("encrypted_password") or ""
             known = stored.startswith("$2")
             # One bcrypt comparison either way: the real hash, or the dummy one (always refused).
-            ok = await asyncio.to_thread(bcrypt.checkpw, password.encode(),
+            # bcrypt reads the first 72 bytes (as GoTrue's and pgcrypto's comparisons do).
+            ok = await asyncio.to_thread(bcrypt.checkpw, password.encode()[:BCRYPT_MAX],
                                          stored.encode() if known else self._dummy_hash)
             ok = ok and known
             if not ok:
@@ -178,6 +184,8 @@ class Auth:
         token = body.get("refresh_token")
         if not isinstance(token, str) or not token:
             raise AuthError(400, "validation_failed", "refresh_token required")
+        if "\x00" in token:  # never issued; and PostgreSQL text cannot hold it
+            raise AuthError(400, "refresh_token_not_found", "Invalid Refresh Token: Refresh Token Not Found")
         result = await self._refresh(token)
         if result is None:
             raise _ReuseDetected()
@@ -227,6 +235,8 @@ class Auth:
             if "data" in body:
                 if not isinstance(body["data"], dict):
                     raise AuthError(400, "validation_failed", "data must be an object")
+                if _has_nul(body["data"]):
+                    raise AuthError(400, "validation_failed", "data must not contain NUL characters")
                 await conn.execute("update auth.users set raw_user_meta_data = coalesce(raw_user_meta_data, "
                                    "'{}') || %s::jsonb, updated_at = now() where id = %s",
                                    (orjson.dumps(body["data"]).decode(), uid))
@@ -234,6 +244,7 @@ class Auth:
                 pw = body["password"]
                 if not isinstance(pw, str) or len(pw) < 8:
                     raise AuthError(422, "weak_password", "Password should be at least 8 characters.")
+                _check_password_length(pw)
                 hashed = (await asyncio.to_thread(bcrypt.hashpw, pw.encode(), bcrypt.gensalt(BCRYPT_COST))).decode()
                 await conn.execute("update auth.users set encrypted_password = %s, updated_at = now() "
                                    "where id = %s", (hashed, uid))
@@ -248,6 +259,22 @@ class Auth:
                 await conn.execute("delete from auth.sessions where user_id = %s", (uuid.UUID(claims["sub"]),))
             elif claims.get("session_id"):
                 await conn.execute("delete from auth.sessions where id = %s", (claims["session_id"],))
+
+
+def _check_password_length(password: str) -> None:
+    if len(password.encode()) > BCRYPT_MAX:
+        raise AuthError(400, "validation_failed", f"Password cannot be longer than {BCRYPT_MAX} bytes")
+
+
+def _has_nul(value) -> bool:
+    """A NUL character anywhere in a JSON value (PostgreSQL's jsonb refuses \\u0000: 22P05)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 class _ReuseDetected(AuthError):
