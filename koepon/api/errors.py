@@ -60,7 +60,9 @@ def status_for(sqlstate: str, role_is_anon: bool, message: str = "") -> int:
         return 500
     if s.startswith(("08", "53")):
         return 503
-    if s == "57014":
+    if s == "57P01":  # admin_shutdown, also "terminating connection due to unexpected postmaster exit"
+        return 503
+    if s.startswith("57"):  # operator intervention (57014 query_canceled, …)
         return 500
     if s == "21000":
         return 400 if "requires a WHERE clause" in message else 500
