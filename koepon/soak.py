@@ -753,12 +753,35 @@ class Soak:
         elif case == "key_empty":
             args["p_idempotency_key"], expect = "", ("invalid_idempotency_key",)
         else:
-            # A fan with no Luna medals at all tries Luna's item: insufficient (never Hoshi's medals).
-            r = fan.rpc("get_medal_balances", kind="get_medal_balances")
-            if not ok(r) or any(b["vtuber_id"] == LUNA_VTUBER and b["balance"] >= 50 for b in r.json()):
-                return
-            args["p_exchange_item_id"], expect = EXCHANGE_ITEMS[LUNA_VTUBER][0], ("insufficient_medals",)
+            self._exchange_without_medals(fan, args)
+            return
         fan.rpc("exchange_medals", args, kind=f"exchange_medals (bad: {case})", invalid=True, expect=expect)
+
+    def _exchange_without_medals(self, fan: Api, args: dict) -> None:
+        """A fan short of Luna medals tries Luna's item: insufficient (never paid with Hoshi's medals).
+
+        The provider may fulfil one of this fan's Luna orders between the look and the exchange,
+        so an accepted exchange is legitimate only if the ledger shows Luna medals credited after
+        the look and before the exchange's own entry.
+        """
+        kind = "exchange_medals (bad: other_vtuber_medals)"
+        before = fan.rpc("list_medal_ledger", {"p_vtuber_id": LUNA_VTUBER, "p_limit": 200}, kind="list_medal_ledger")
+        if not ok(before) or (before.json() and before.json()[0]["new_balance"] >= 50):
+            return
+        seen = {e["id"] for e in before.json()}
+        args["p_exchange_item_id"] = EXCHANGE_ITEMS[LUNA_VTUBER][0]
+        r = fan.rpc("exchange_medals", args, kind=kind, expect=("insufficient_medals",))
+        if not ok(r):
+            return
+        after = fan.rpc("list_medal_ledger", {"p_vtuber_id": LUNA_VTUBER, "p_limit": 200}, kind="list_medal_ledger")
+        if not ok(after):
+            return
+        entries = after.json()
+        debit = next((e for e in entries if e["exchange_id"] == r.json()["exchange_id"]), None)
+        credited = debit is not None and any(
+            e["id"] not in seen and e["id"] < debit["id"] and e["delta"] > 0 for e in entries)
+        if not credited:
+            self.rec.fail(f"{kind}: accepted without Luna medals credited since the look: {r.text[:200]}")
 
     def fan_download(self, fan: Api, st: dict, rng: random.Random) -> None:
         r = fan.rpc("list_my_rewards", {"p_limit": 50})
