@@ -30,6 +30,17 @@ RULES: dict[str, str] = {
                or exists (select 1 from aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
                           where a.grantee = 0 and a.privilege_type = 'EXECUTE'))
         order by 1""",
+    # Postgres gives EXECUTE to PUBLIC on every new function, and `alter default privileges in
+    # schema …` cannot take that away; so every function we own states its grants itself.
+    "function_grants_are_explicit": """
+        select format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid))
+        from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+        where n.nspname in ('public', 'app', 'private')
+          and not exists (select 1 from pg_depend d where d.objid = p.oid and d.deptype = 'e')
+          and (p.proacl is null
+               or exists (select 1 from aclexplode(p.proacl) a
+                          where a.grantee = 0 and a.privilege_type = 'EXECUTE'))
+        order by 1""",
     "public_function_has_comment": """
         select format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid))
         from pg_proc p join pg_namespace n on n.oid = p.pronamespace

@@ -114,7 +114,7 @@ language sql security definer as $$ select 1 $$;
 create function private.definer_ok() returns int
 language sql security definer set search_path = '' as $$ select 1 $$;
 revoke execute on function private.definer_ok() from public;
--- rule: public functions carry a comment
+-- rule: public functions carry a comment (and every function states its grants)
 create function public.undocumented() returns int language sql as $$ select 1 $$;
 -- rule: views are security_invoker
 create view public.definer_view as select 1 as one;
@@ -135,6 +135,8 @@ def test_lint_names_object_and_rule(base_project):
         "hygiene: rls_enabled_on_app_tables: app.open_table",
         "hygiene: definer_has_pinned_search_path: private.definer_no_path()",
         "hygiene: definer_not_executable_by_anon_or_public: private.definer_no_path()",
+        "hygiene: function_grants_are_explicit: private.definer_no_path()",
+        "hygiene: function_grants_are_explicit: public.undocumented()",
         "hygiene: public_function_has_comment: public.undocumented()",
         "hygiene: view_is_security_invoker: public.definer_view",
     }
