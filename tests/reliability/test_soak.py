@@ -66,12 +66,20 @@ def test_invariants_catch_corruption(soak_result):
         "ledger_sum_equals_balance": "update app.medal_balances set balance = balance + 1 "
                                      "where (user_id, vtuber_id) = (select user_id, vtuber_id from app.medal_balances "
                                      "order by balance desc limit 1)",
-        "fulfilled_exactly_once": "alter table app.pulls disable trigger user; delete from app.user_rewards "
-                                  "where pull_id = (select max(id) from app.pulls where order_id = (select id from "
-                                  "app.orders where status = 'fulfilled' and refunded_jpy = 0 limit 1)); "
-                                  "delete from app.pulls where id = (select max(id) from app.pulls "
-                                  "where order_id = (select id from app.orders "
-                                  "where status = 'fulfilled' and refunded_jpy = 0 limit 1))",
+        # (a pull whose reward was downloaded when there is one: its download log rows go too)
+        "fulfilled_exactly_once": "alter table app.pulls disable trigger user; "
+                                  "alter table app.downloads disable trigger user; "
+                                  "create temp table victim on commit drop as select coalesce("
+                                  "(select max(p.id) from app.pulls p join app.orders o on o.id = p.order_id "
+                                  "join app.user_rewards r on r.pull_id = p.id "
+                                  "join app.downloads d on d.user_reward_id = r.id "
+                                  "where o.status = 'fulfilled' and o.refunded_jpy = 0), "
+                                  "(select max(id) from app.pulls where order_id = (select id from app.orders "
+                                  "where status = 'fulfilled' and refunded_jpy = 0 limit 1))) as id; "
+                                  "delete from app.downloads where user_reward_id in (select r.id from "
+                                  "app.user_rewards r where r.pull_id = (select id from victim)); "
+                                  "delete from app.user_rewards where pull_id = (select id from victim); "
+                                  "delete from app.pulls where id = (select id from victim)",
         "no_pulls_without_payment": "alter table app.orders disable trigger user; update app.orders set status = "
                                     "'expired', paid_at = null, fulfilled_at = null "
                                     "where id = (select id from app.orders where status = 'fulfilled' limit 1)",
