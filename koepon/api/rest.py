@@ -72,13 +72,13 @@ class Rest:
 
     def _settings(self, ctx: Ctx) -> tuple[sql.Composable, list]:
         """One `select set_config(…, true), …` in PostgREST's order; the SQL text is cached."""
-        cache = self.cache
-        role_settings = cache.role_settings.get(ctx.role, {})
-        key = (id(cache), ctx.role)
+        role_settings = self.cache.role_settings.get(ctx.role, {})
+        # Keyed on what the text is built from: a reloaded schema cache may reuse a freed one's id().
+        key = (ctx.role, tuple(role_settings))
         stmt = self._set_sql.get(key)
-        names = ["search_path", *role_settings, "role", "request.jwt.claims", "request.method",
-                 "request.path", "request.headers", "request.cookies"]
         if stmt is None:
+            names = ["search_path", *role_settings, "role", "request.jwt.claims", "request.method",
+                     "request.path", "request.headers", "request.cookies"]
             stmt = sql.SQL("select ") + sql.SQL(", ").join(
                 sql.SQL("set_config({}, %s, true)").format(sql.Literal(k)) for k in names)
             if len(self._set_sql) > 256:
