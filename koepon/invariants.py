@@ -238,24 +238,15 @@ CHECKS: list[Check] = [
 ]
 
 
-def check(conn, *, only: list[str] | None = None) -> list[Violation]:
+def check(conn) -> list[Violation]:
     """Every invariant against `conn` (a superuser connection); [] when all hold."""
     out: list[Violation] = []
     for c in CHECKS:
-        if only and c.name not in only:
-            continue
         cur = conn.execute(c.sql)
         cols = [d.name for d in cur.description]
         for row in cur.fetchall():
             out.append(Violation(c.name, dict(zip(cols, row, strict=True))))
     return out
-
-
-def check_url(db_url: str) -> list[Violation]:
-    import psycopg
-
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        return check(conn)
 
 
 FIGURES_SQL = f"""

@@ -138,17 +138,6 @@ def table_counts(db_url: str, schema: str = "app") -> dict[str, int]:
         return {n: conn.execute(f'select count(*) from {schema}."{n}"').fetchone()[0] for n in names}
 
 
-def db_fingerprint(db_url: str, tables: list[str]) -> dict[str, str]:
-    """An md5 over every row of the given app tables, to prove nothing changed."""
-    out = {}
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        for t in tables:
-            out[t] = conn.execute(
-                f"select coalesce(md5(string_agg(x::text, ',' order by x::text)), '') from app.{t} x"
-            ).fetchone()[0]
-    return out
-
-
 def forged_service_tokens(uid: str = FAN[2]) -> dict[str, str]:
     """Tokens that must never be taken for a signed-in user (payment service, API)."""
     wrong = "not-the-project-secret-but-long-enough-to-look-real"
