@@ -17,7 +17,6 @@ from .settings import (
     PAYMENTS_PORT,
     SERVICE_ROLE_KEY,
     STRIPE_WEBHOOK_SECRET,
-    db_url,
     paths,
 )
 
@@ -75,10 +74,6 @@ def _print(info: dict) -> None:
         click.echo(f"  {login['role']:10} {login['email']:28} {login['password']}")
 
 
-def _stack_url(ctx: click.Context) -> str:
-    return db_url((ctx.obj or {}).get("db_url"))
-
-
 def register(main: click.Group) -> None:
     @main.command("up")
     @click.pass_context
@@ -88,9 +83,9 @@ def register(main: click.Group) -> None:
         With --db-url / KOEPON_DB_URL the stack serves that server instead of the private cluster.
         """
         p = paths()
-        url = _stack_url(ctx)
-        if url == LOCAL_DB_URL:
-            Cluster(p).start()
+        from .cli import _ensure_started
+
+        url = _ensure_started(ctx)
         with db.connect(url, autocommit=True) as conn:
             migrations.migrate(conn, p, echo=click.echo)
             seeded = conn.execute(
@@ -113,7 +108,9 @@ def register(main: click.Group) -> None:
         for svc in reversed(stack.services()):
             if stack.stop(p, svc):
                 click.echo(f"stopped {svc.name}")
-        if _stack_url(ctx) == LOCAL_DB_URL and Cluster(p).stop():
+        from .cli import _url
+
+        if _url(ctx) == LOCAL_DB_URL and Cluster(p).stop():
             click.echo("stopped postgres")
 
     @main.command("status")
@@ -121,7 +118,9 @@ def register(main: click.Group) -> None:
     @click.pass_context
     def status(ctx, as_json):
         """URLs, keys, services and demo logins of the local stack."""
-        info = describe(_stack_url(ctx))
+        from .cli import _url
+
+        info = describe(_url(ctx))
         info["database_running"] = Cluster(paths()).running()
         if as_json:
             click.echo(json.dumps(info, indent=2))
