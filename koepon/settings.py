@@ -7,7 +7,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-DB_PORT = 54322
+# The private cluster's port; a second checkout on the same machine (a worktree) sets
+# KOEPON_DB_PORT so that its own cluster does not collide with this one.
+DB_PORT = int(os.environ.get("KOEPON_DB_PORT", "54322"))
 API_PORT = 54321
 PAYMENTS_PORT = 54329
 LOCAL_DB_URL = f"postgresql://postgres:postgres@127.0.0.1:{DB_PORT}/postgres"
