@@ -1,4 +1,4 @@
-"""The local Supabase-compatible API: /rest/v1, /auth/v1, /storage/v1 and /health on one port."""
+"""The local Supabase-compatible API: /rest/v1, /auth/v1, /storage/v1, /realtime/v1 and /health on one port."""
 
 from __future__ import annotations
 
@@ -138,6 +138,9 @@ def create_app(db_url: str | None = None, jwt_secret: str | None = None,
 
     api = Api(db_url or default_url(), jwt_secret or JWT_SECRET,
               storage_root or Path(os.environ.get("KOEPON_STORAGE_DIR", paths().state / "storage")))
+    from koepon.realtime import Realtime
+
+    realtime = Realtime(api.db_url, api.secret)
 
     async def health(request: Request) -> Response:
         return _json(200, b'{"status":"ok"}')
@@ -250,9 +253,11 @@ def create_app(db_url: str | None = None, jwt_secret: str | None = None,
     @contextlib.asynccontextmanager
     async def lifespan(app):
         await api.start()
+        await realtime.start()
         try:
             yield
         finally:
+            await realtime.stop()
             await api.stop()
 
     methods = ["GET", "POST", "PATCH", "PUT", "DELETE", "HEAD"]
@@ -263,8 +268,10 @@ def create_app(db_url: str | None = None, jwt_secret: str | None = None,
         Route("/rest/v1/{name:path}", rest, methods=methods),
         Route("/auth/v1/{action}", auth_endpoint, methods=methods),
         Route("/storage/v1/{rest:path}", storage_endpoint, methods=methods),
+        *realtime.routes(),
     ], lifespan=lifespan)
     app.state.api = api
+    app.state.realtime = realtime
     return _with_cors(app)
 
 
