@@ -29,6 +29,9 @@ import orjson
 import psycopg
 from psycopg import sql
 
+from .authz import SET_CONFIG, _config_args
+from .protocol import Message
+
 log = logging.getLogger("koepon.realtime")
 FILTER = re.compile(r"^([^=]+)=(eq|neq|lt|lte|gt|gte|in)\.(.*)$", re.S)
 EVENTS = {"*", "INSERT", "UPDATE", "DELETE"}
@@ -43,6 +46,7 @@ class Sub:
     schema: str
     table: str | None
     filter: tuple[str, str, object] | None
+    select: frozenset | None = None  # `select` columns (the primary key always comes along)
 
 
 def parse_filter(text: str | None):
@@ -145,7 +149,12 @@ class WalReader:
             except ValueError as exc:
                 return ("Unable to subscribe to changes with given parameters. "
                         f"An exception happened so please check your connect parameters: {exc}")
-            subs.append(Sub(params["id"], event, schema, None if table in (None, "*") else table, flt))
+            select = params.get("select")
+            if select is not None and not (isinstance(select, list) and all(isinstance(c, str) for c in select)):
+                return ("Unable to subscribe to changes with given parameters. "
+                        "An exception happened so please check your connect parameters: select must be a list")
+            subs.append(Sub(params["id"], event, schema, None if table in (None, "*") else table, flt,
+                            frozenset(select) if select else None))
         self.subs[ch] = subs
         if self.error:
             return self.error
@@ -196,7 +205,7 @@ class WalReader:
                     tables.add((s.schema, s.table))
                 else:
                     tables.add((s.schema, "*"))
-        return ",".join(f"{_esc(s)}.{_esc(t) if t != '*' else '*'}" for s, t in sorted(tables))
+        return ",".join(f"{_esc(s) if s != '*' else '*'}.{_esc(t) if t != '*' else '*'}" for s, t in sorted(tables))
 
     async def _poll(self, conn, rls) -> int:
         cur = await conn.execute(
@@ -263,8 +272,6 @@ class WalReader:
             sql.SQL("{} = {}::{}").format(sql.Identifier(c["name"]), sql.Placeholder(), sql.SQL(c["type"]))
             for c in pk)
         query = sql.SQL("select 1 from {}.{} where {}").format(sql.Identifier(schema), sql.Identifier(table), where)
-        from .authz import SET_CONFIG, _config_args
-
         try:
             async with rls.transaction(force_rollback=True):
                 await rls.execute(SET_CONFIG, _config_args("", claims))
@@ -285,10 +292,10 @@ class WalReader:
         stamp = change.get("timestamp", "")
         commit = _commit_timestamp(stamp)
         for ch, subs in list(self.subs.items()):
-            ids = [s.id for s in subs
-                   if s.schema in (schema, "*") and s.table in (None, table) and s.event in ("*", action)
-                   and (s.filter is None or passes(s.filter, old if action == "DELETE" else new))]
-            if not ids:
+            matched = [s for s in subs
+                       if s.schema in (schema, "*") and s.table in (None, table) and s.event in ("*", action)
+                       and (s.filter is None or passes(s.filter, old if action == "DELETE" else new))]
+            if not matched:
                 continue
             role = str(ch.claims.get("role") or "anon")
             try:
@@ -297,23 +304,33 @@ class WalReader:
                 continue
             allowed = {n for n, _ in cols}
             if action != "DELETE":
-                if not pk_names or not all(n in allowed for n in pk_names):
+                error = None
+                if not pk_names:
+                    error = "Error 400: Bad Request, no primary key"
+                elif not all(n in allowed for n in pk_names):
+                    error = "Error 401: Unauthorized"
+                if error:  # realtime.apply_rls answers these subscribers with the error alone
+                    ch.conn.push(Message(ch.topic, "postgres_changes", {"ids": [s.id for s in matched], "data": {
+                        "columns": [], "commit_timestamp": None, "errors": [error], "schema": schema,
+                        "table": table, "type": action, **({"record": {}} if action != "DELETE" else {})}}))
                     continue
                 if rls_on and not await self._visible(rls, schema, table, pk, ch.claims):
                     continue
-            data = {"schema": schema, "table": table, "commit_timestamp": commit,
-                    "columns": [{"name": n, "type": t} for n, t in cols], "type": action, "errors": None}
-            if action in ("INSERT", "UPDATE"):
-                data["record"] = {k: v for k, v in new.items() if k in allowed}
-            if action == "UPDATE":
-                data["old_record"] = {k: v for k, v in old.items() if k in allowed}
-            if action == "DELETE":
-                data["old_record"] = {k: v for k, v in old.items()
-                                      if k in allowed and (not rls_on or k in pk_names)}
-            from .protocol import Message
-
-            ch.conn.push(Message(ch.topic, "postgres_changes", {"ids": ids, "data": data}))
-            self.hub.stats["delivered"] += 1
+            # one message per distinct `select` list, as apply_rls groups them
+            for select in dict.fromkeys(s.select for s in matched):
+                keep = allowed if select is None else {n for n in allowed if n in select or n in pk_names}
+                data = {"schema": schema, "table": table, "commit_timestamp": commit,
+                        "columns": [{"name": n, "type": t} for n, t in cols if n in keep], "type": action,
+                        "errors": None}
+                if action in ("INSERT", "UPDATE"):
+                    data["record"] = {k: v for k, v in new.items() if k in keep}
+                if action == "UPDATE":
+                    data["old_record"] = {k: v for k, v in old.items() if k in keep}
+                if action == "DELETE":
+                    data["old_record"] = {k: v for k, v in old.items() if k in keep and (not rls_on or k in pk_names)}
+                ids = [s.id for s in matched if s.select == select]
+                ch.conn.push(Message(ch.topic, "postgres_changes", {"ids": ids, "data": data}))
+                self.hub.stats["delivered"] += 1
 
 
 def _esc(name: str) -> str:
