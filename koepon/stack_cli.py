@@ -47,6 +47,7 @@ def describe(db_url: str) -> dict:
     return {
         "db_url": db_url,
         "api_url": f"http://127.0.0.1:{API_PORT}",
+        "realtime_url": f"ws://127.0.0.1:{API_PORT}/realtime/v1",
         "payments_url": f"http://127.0.0.1:{PAYMENTS_PORT}",
         "anon_key": ANON_KEY,
         "service_role_key": SERVICE_ROLE_KEY,
@@ -62,6 +63,7 @@ def describe(db_url: str) -> dict:
 def _print(info: dict) -> None:
     click.echo(f"Database     {info['db_url']}")
     click.echo(f"API URL      {info['api_url']}")
+    click.echo(f"Realtime URL {info['realtime_url']}")
     click.echo(f"Payments     {info['payments_url']}")
     click.echo(f"anon key     {info['anon_key']}")
     click.echo(f"service_role {info['service_role_key']}")
