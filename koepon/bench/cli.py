@@ -16,14 +16,15 @@ from . import scenarios as sc
 from .env import BenchDB
 from .tools import NCPU
 
-ORDER = ["fulfil-sql", "order-http", "catalog-http", "hot-gacha", "webhook", "exchange-race", "scale"]
+ORDER = ["fulfil-sql", "order-http", "catalog-http", "hot-gacha", "webhook", "exchange-race", "scale", "realtime"]
 
 
 def _registry() -> dict:
     reg = {"fulfil-sql": sc.fulfil_sql, "order-http": sc.order_http, "catalog-http": sc.catalog_http,
            "hot-gacha": sc.hot_gacha, "exchange-race": sc.exchange_race}
-    from . import scale, webhook
+    from . import realtime, scale, webhook
     reg["webhook"] = webhook.webhook
+    reg["realtime"] = realtime.realtime
     reg["scale"] = scale.scale
     return reg
 

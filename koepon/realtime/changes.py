@@ -186,16 +186,31 @@ class WalReader:
                     self.ready.set()
                     async with self.hub.pool.connection() as rls:
                         while True:
-                            n = await self._poll(conn, rls)
+                            if self.hub.connections:
+                                n = await self._poll(conn, rls)
+                            else:
+                                n = await self._skip(conn)
                             self.last_poll = time.monotonic()
                             if n < MAX_CHANGES:
-                                await asyncio.sleep(self.interval)
+                                # busy: look again soon; idle: every poll_interval
+                                await asyncio.sleep(self.interval / 5 if n else self.interval)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a restarted database: a new connection, a new slot
                 log.warning("realtime: WAL reader lost its connection (%s); retrying", exc)
                 self.slot = _slot_name()
                 await asyncio.sleep(1)
+
+    async def _skip(self, conn) -> int:
+        """Nobody is connected: move the slot past the WAL written so far without decoding it.
+
+        The position is read first, so whatever commits after it (a client may connect meanwhile)
+        stays in the slot for the next poll.
+        """
+        lsn = (await (await conn.execute("select pg_current_wal_lsn()")).fetchone())[0]
+        if not self.hub.connections:
+            await conn.execute("select pg_replication_slot_advance(%s, %s::pg_lsn)", (self.slot, lsn))
+        return 0
 
     def _tables(self) -> str:
         tables = {("realtime", "messages")}
