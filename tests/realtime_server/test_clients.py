@@ -9,6 +9,7 @@ import contextlib
 import socket
 import threading
 import time
+import uuid
 
 import pytest
 import uvicorn
@@ -196,3 +197,30 @@ def test_clients_rejoin_after_the_server_restarts(seeded_db_url, js_dir, client_
             asyncio.run(send_until_heard(lambda: got))
             asyncio.run_coroutine_threadsafe(cl.close(), loop).result(10)
             loop.call_soon_threadsafe(loop.stop)
+
+
+def test_supabase_js_token_expiry_closes_the_channel_and_set_auth_refreshes_it(js):
+    from .conftest import token
+
+    short = js()
+    short.send(op="setAuth", token=token(str(uuid.uuid4()), ttl=3))
+    short.send(op="channel", name="c", topic="expiry-js", broadcast=["x"])
+    assert short.status("c")["status"] == "SUBSCRIBED"
+    system = short.wait(lambda e: e["ev"] == "system" and e["payload"].get("status") == "error", 10)
+    assert system["payload"]["message"].startswith("Token has expired")
+    assert short.wait(lambda e: e["ev"] == "status" and e["status"] == "CLOSED", 5)
+
+    refreshed = js()
+    refreshed.send(op="setAuth", token=token(str(uuid.uuid4()), ttl=3))
+    refreshed.send(op="channel", name="c", topic="expiry-js", broadcast=["x"])
+    assert refreshed.status("c")["status"] == "SUBSCRIBED"
+    refreshed.send(op="setAuth", token=token(str(uuid.uuid4()), ttl=600))  # the access_token event
+    refreshed.wait(lambda e: e["ev"] == "setAuth")
+    time.sleep(4)
+    sender = js()
+    sender.send(op="channel", name="s", topic="expiry-js", config={"broadcast": {"ack": True}})
+    assert sender.status("s")["status"] == "SUBSCRIBED"
+    sender.send(op="send", name="s", event="x", payload={"still": "here"})
+    msg = refreshed.wait(lambda e: e["ev"] == "broadcast")["msg"]
+    assert msg["payload"] == {"still": "here"}
+    assert not refreshed.matching(lambda e: e["ev"] == "system" and e["payload"].get("status") == "error")
