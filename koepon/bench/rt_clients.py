@@ -2,8 +2,8 @@
 
 Raw Phoenix vsn 2.0.0 over `websockets` (what supabase-js speaks: database broadcasts arrive as
 binary user-broadcast frames), one socket per subscriber. Prints `READY <joined> <refused>` once
-every socket has its join answered, records the receipt time of every broadcast, and writes them
-to OUT.json when stdin says STOP (or closes).
+every socket has its join answered and `COUNT <received>` every second, records the receipt time
+of every broadcast, and writes them to OUT.json when stdin says STOP (or closes).
 """
 
 from __future__ import annotations
@@ -70,9 +70,17 @@ async def main(cfg: dict, out_path: str) -> None:
         await asyncio.sleep(0.05)
     results = [await ready.get() for _ in subs]
     print(f"READY {sum(results)} {len(results) - sum(results)}", flush=True)
+
+    async def progress():  # how many broadcasts arrived so far, once a second
+        while not stop.is_set():
+            print(f"COUNT {len(fans) + sum(len(w) for w in watchers)}", flush=True)
+            await asyncio.sleep(1)
+
+    reporter = asyncio.create_task(progress())
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, sys.stdin.readline)
     stop.set()
+    reporter.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     with open(out_path, "w") as f:
         json.dump({"fans": fans, "watchers": watchers}, f)

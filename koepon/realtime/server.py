@@ -21,6 +21,8 @@ import zlib
 from dataclasses import dataclass, field
 
 import orjson
+import psycopg
+from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 from starlette.responses import JSONResponse
 from starlette.routing import WebSocketRoute
@@ -235,12 +237,13 @@ class Connection:
 class Realtime:
     def __init__(self, db_url: str, jwt_secret: str, *, join_error_backoff: float = 0.0,
                  poll_interval: float = 0.05):
+        # Hosted Realtime reaches the project database as supabase_admin (the platform base has
+        # that role locally); a database without it (or refusing it) is reached as given.
         self.db_url = db_url
         self.secret = jwt_secret
         self.join_error_backoff = join_error_backoff
         self.poll_interval = poll_interval
-        self.pool = AsyncConnectionPool(db_url, min_size=1, max_size=4, open=False,
-                                        kwargs={"autocommit": False})
+        self.pool: AsyncConnectionPool | None = None
         self.rooms: dict[tuple[str, bool], dict[Channel, None]] = {}
         self.presences: dict[tuple[str, bool], dict[str, dict[Channel, dict]]] = {}
         self.connections: set[Connection] = set()
@@ -250,7 +253,19 @@ class Realtime:
     def routes(self) -> list:
         return [WebSocketRoute(PATH, self.endpoint)]
 
+    async def _admin_url(self) -> str:
+        admin = make_conninfo(self.db_url, user="supabase_admin")
+        try:
+            conn = await psycopg.AsyncConnection.connect(admin, connect_timeout=5)
+            await conn.close()
+            return admin
+        except psycopg.Error:
+            return self.db_url
+
     async def start(self) -> None:
+        self.db_url = await self._admin_url()
+        self.pool = AsyncConnectionPool(self.db_url, min_size=1, max_size=4, open=False,
+                                        kwargs={"autocommit": False})
         await self.pool.open(wait=True)
         from .changes import WalReader
 
@@ -262,7 +277,8 @@ class Realtime:
             await self.changes.stop()
         for conn in list(self.connections):
             conn.push_frame(_CLOSE)
-        await self.pool.close()
+        if self.pool is not None:
+            await self.pool.close()
 
     # -- websocket ------------------------------------------------------------------------
 
