@@ -143,3 +143,24 @@ def test_the_documented_pulls_subscription_with_supabase_js(js, api_url, seeded_
     anon_rows = [e["payload"] for e in anon.matching(lambda e: e["ev"] == "postgres")]
     assert anon_rows, "the anonymous subscriber is told, not silently ignored"
     assert all(r["errors"] == ["Error 401: Unauthorized"] and not r["new"] for r in anon_rows)
+
+
+def test_select_narrows_the_record_and_the_primary_key_always_comes_along(api_url, seeded_db_url):
+    async def main():
+        got = []
+        cl = AsyncRealtimeClient(rt_url(api_url), ANON_KEY)
+        await cl.connect()
+        ch = cl.channel("pg-select")
+        ch.on_postgres_changes("INSERT", lambda p: got.append(p), table="rt_notes", schema="public",
+                               select=["body"])
+        await cl.set_auth(token(ALICE))
+        await subscribed(ch)
+        await asyncio.sleep(0.2)
+        _sql(seeded_db_url, "insert into public.rt_notes (id, owner, body, score) values (50, %s, 'sel', 1)", ALICE)
+        await until(lambda: got, what="the insert")
+        await cl.close()
+        return got[0]["data"]
+
+    data = asyncio.run(main())
+    assert data["record"] == {"id": 50, "body": "sel"}
+    assert [c["name"] for c in data["columns"]] == ["id", "body"]
