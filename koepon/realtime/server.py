@@ -34,6 +34,7 @@ from .protocol import JSON, Message, UserBroadcast
 log = logging.getLogger("koepon.realtime")
 PATH = "/realtime/v1/websocket"
 CONFIRM_TOKEN_INTERVAL = 5 * 60  # RealtimeChannel @confirm_token_ms_interval
+IDLE_TIMEOUT = 60.0  # Phoenix.Transport websocket `timeout` default (ms 60_000)
 _CLOSE = object()
 
 
@@ -302,7 +303,13 @@ class Realtime:
         writer = asyncio.create_task(conn.writer())
         try:
             while True:
-                event = await ws.receive()
+                try:
+                    event = await asyncio.wait_for(ws.receive(), IDLE_TIMEOUT)
+                except TimeoutError:
+                    # Phoenix's websocket `timeout`: a client that sent nothing (not even a
+                    # heartbeat) for 60 s is gone; the clients heartbeat every 25-30 s.
+                    await ws.close(1000)
+                    break
                 if event["type"] == "websocket.disconnect":
                     break
                 data = event.get("text") if event.get("text") is not None else event.get("bytes")
