@@ -13,21 +13,21 @@ import httpx
 import jwt
 import psycopg
 
+from koepon.localstack.seed import (  # noqa: F401  (the tests import the seed's names from here)
+    ADMIN,
+    APPLICANT,
+    FAN,
+    HOSHI,
+    HOSHI_EXCHANGE_UNLIMITED,
+    HOSHI_GACHA,
+    HOSHI_VTUBER,
+    LUNA,
+    LUNA_DRAFT_GACHA,
+    LUNA_GACHA,
+    LUNA_VTUBER,
+    MINOR,
+)
 from koepon.settings import ANON_KEY, JWT_SECRET, SERVICE_ROLE_KEY
-
-# The seed's demo logins (supabase/seed.sql).
-ADMIN = ("admin@koepon.local", "koepon-admin-pass", "00000000-0000-4000-a000-000000000001")
-HOSHI = ("hoshi@koepon.local", "koepon-vtuber-pass", "00000000-0000-4000-a000-000000000002")
-LUNA = ("luna@koepon.local", "koepon-vtuber-pass", "00000000-0000-4000-a000-000000000003")
-APPLICANT = ("applicant@koepon.local", "koepon-fan-pass", "00000000-0000-4000-a000-000000000004")
-FAN = ("fan@koepon.local", "koepon-fan-pass", "00000000-0000-4000-a000-000000000005")
-MINOR = ("minor@koepon.local", "koepon-fan-pass", "00000000-0000-4000-a000-000000000006")
-HOSHI_VTUBER = "00000000-0000-4000-b000-000000000001"
-LUNA_VTUBER = "00000000-0000-4000-b000-000000000002"
-HOSHI_GACHA = "00000000-0000-4000-d000-000000000001"
-LUNA_GACHA = "00000000-0000-4000-d000-000000000002"
-LUNA_DRAFT_GACHA = "00000000-0000-4000-d000-000000000004"
-HOSHI_EXCHANGE_UNLIMITED = "00000000-0000-4000-f000-000000000001"
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -20,8 +20,8 @@ from reliability_support import FAN, HOSHI_GACHA, raise_rate_limits, sign_in, si
 from koepon.settings import KOMOJU_WEBHOOK_SECRET, STRIPE_WEBHOOK_SECRET
 
 try:
-    from koepon.fakes import events as ev
-    from koepon.fakes.serve import running_payments
+    from koepon.localstack.fakes import events as ev
+    from koepon.localstack.fakes.serve import running_payments
 except ImportError:  # pragma: no cover - the payment service lands separately
     running_payments = None
 
