@@ -51,6 +51,11 @@ def drop(name: str) -> None:
     db.drop_database(admin_url(), name)
 
 
+HELPER_FILES = ("helpers.sql", "economy_fixture.sql")
+
+
 def install_helpers(conn) -> None:
-    """supabase/tests/helpers.sql: users and role switching for tests (never in migrations)."""
-    conn.execute(paths().root.joinpath("supabase", "tests", "helpers.sql").read_text())
+    """supabase/tests/helpers.sql (users and role switching) and economy_fixture.sql (fans, VTubers,
+    gachas, named ids, paid orders): installed once into every test database, never by a migration."""
+    for name in HELPER_FILES:
+        conn.execute(paths().root.joinpath("supabase", "tests", name).read_text())

@@ -1,4 +1,6 @@
--- Economy test fixture (pgTAP files and pytest load it): a VTuber with a published gacha.
+-- The economy test fixture, installed once with helpers.sql into every test database (never by a
+-- migration): a fan, an approved VTuber, a published gacha, an exchange item, named ids, and a paid
+-- order. pgTAP files and pytest modules call these instead of defining their own.
 create schema if not exists econ_test;
 grant usage on schema econ_test to anon, authenticated, service_role;
 
@@ -55,4 +57,21 @@ language sql as $$
   insert into app.exchange_items (vtuber_id, name, medal_cost, total_stock, per_fan_limit, per_fan_daily_limit,
                                   content_path)
   values (p_vtuber, 'X', p_cost, p_stock, p_limit, p_daily, 'x/item.png') returning id
+$$;
+
+-- Named ids for a test: insert (k, id) pairs, read them back with econ_test.id(k). Each pgTAP file
+-- runs in a transaction it rolls back, so the names never leak from one file to the next.
+create table if not exists econ_test.ids (k text primary key, v uuid not null);
+grant select on econ_test.ids to anon, authenticated, service_role;
+create or replace function econ_test.id(p_k text) returns uuid language sql stable as $$ select v from econ_test.ids where k = p_k $$;
+grant execute on function econ_test.id(text) to anon, authenticated, service_role;
+
+-- A paid, fulfilled order of fan k for gacha 'g' at time t; returns the order id.
+create or replace function econ_test.paid(p_k text, p_n integer, p_key text, p_t timestamptz) returns uuid
+language sql as $$
+  select (private.fulfill_order(
+            (private.create_order(econ_test.id(p_k), econ_test.id('g'), p_n, p_key, p_t, extensions.gen_random_bytes(32), 'cs')
+             ->> 'order_id')::uuid,
+            'stripe', 'pi_' || p_k || '_' || p_key, p_n * 100, 'JPY', p_t, extensions.gen_random_bytes(32), 'cs')
+          ->> 'order_id')::uuid
 $$;
