@@ -51,7 +51,7 @@ def drop(name: str) -> None:
     db.drop_database(admin_url(), name)
 
 
-HELPER_FILES = ("helpers.sql", "economy_fixture.sql")
+HELPER_FILES = ("helpers.sql", "economy_fixture.sql", "catalog_fixture.sql")
 
 
 def install_helpers(conn) -> None:
