@@ -13,20 +13,8 @@ import httpx
 import jwt
 import psycopg
 
-from koepon.localstack.seed import (  # noqa: F401  (the tests import the seed's names from here)
-    ADMIN,
-    APPLICANT,
-    FAN,
-    HOSHI,
-    HOSHI_EXCHANGE_UNLIMITED,
-    HOSHI_GACHA,
-    HOSHI_VTUBER,
-    LUNA,
-    LUNA_DRAFT_GACHA,
-    LUNA_GACHA,
-    LUNA_VTUBER,
-    MINOR,
-)
+# The seed's demo logins and fixed ids, under the names the tests import from here.
+from koepon.localstack.seed import *  # noqa: F403
 from koepon.settings import ANON_KEY, JWT_SECRET, SERVICE_ROLE_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -138,7 +126,7 @@ def table_counts(db_url: str, schema: str = "app") -> dict[str, int]:
         return {n: conn.execute(f'select count(*) from {schema}."{n}"').fetchone()[0] for n in names}
 
 
-def forged_service_tokens(uid: str = FAN[2]) -> dict[str, str]:
+def forged_service_tokens(uid: str = FAN[2]) -> dict[str, str]:  # noqa: F405
     """Tokens that must never be taken for a signed-in user (payment service, API)."""
     wrong = "not-the-project-secret-but-long-enough-to-look-real"
     return {

@@ -16,8 +16,10 @@ from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
+from ...settings import JWT_SECRET, paths
+from ...settings import db_url as default_db_url
 from . import openapi, schema
 from .auth import Auth, AuthError
 from .errors import ApiError, pgrst
@@ -131,121 +133,146 @@ class Api:
             raise pgrst(400, "PGRST102", "Empty or invalid json", str(exc)) from exc
 
 
-def create_app(db_url: str | None = None, jwt_secret: str | None = None,
-               storage_root: Path | None = None) -> Starlette:
-    from koepon.settings import JWT_SECRET, paths
-    from koepon.settings import db_url as default_url
+# -- handlers: parse the request, call the layer that plans and executes it, respond -------------
+def _api(request: Request) -> Api:
+    return request.app.state.api
 
-    api = Api(db_url or default_url(), jwt_secret or JWT_SECRET,
-              storage_root or Path(os.environ.get("KOEPON_STORAGE_DIR", paths().state / "storage")))
 
-    async def health(request: Request) -> Response:
-        return _json(200, b'{"status":"ok"}')
+async def health(request: Request) -> Response:
+    return _json(200, b'{"status":"ok"}')
 
-    async def rest_root(request: Request) -> Response:
-        base = str(request.base_url).rstrip("/") + "/rest/v1"
-        return _json(200, orjson.dumps(openapi.build(api.cache, base)),
-                     {"Content-Type": "application/openapi+json"})
 
-    async def rest(request: Request) -> Response:
+async def rest_root(request: Request) -> Response:
+    api = _api(request)
+    base = str(request.base_url).rstrip("/") + "/rest/v1"
+    return _json(200, orjson.dumps(openapi.build(api.cache, base)), {"Content-Type": "application/openapi+json"})
+
+
+async def rest(request: Request) -> Response:
+    api = _api(request)
+    role, claims = api.identify(request)
+    name = request.path_params["name"]
+    ctx = api.ctx(request, "/" + name, role, claims)
+    if name.startswith("rpc/"):
+        fn = name[4:]
+        if request.method == "POST":
+            raw = await api.body(request)
+            args = api.parse_json(raw)
+            status, body, headers = await api.rest.rpc(ctx, fn, args if isinstance(args, dict) else {}, raw)
+        elif request.method in ("GET", "HEAD"):
+            fns = api.cache.functions.get(fn, [])
+            names = set().union(*(f.names for f in fns)) if fns else set()
+            args = {k: v for k, v in ctx.query if k in names}
+            ctx.query = [(k, v) for k, v in ctx.query if k not in names]
+            status, body, headers = await api.rest.rpc(ctx, fn, args, None)
+        else:
+            raise pgrst(405, "PGRST117", f"Unsupported HTTP method: {request.method}")
+    elif request.method in ("GET", "HEAD"):
+        status, body, headers = await api.rest.read(ctx, name, request.headers.get("range"))
+    elif request.method in ("POST", "PATCH", "DELETE"):
+        raw = await api.body(request)
+        status, body, headers = await api.rest.write(ctx, name, api.parse_json(raw) if raw else None)
+    else:
+        raise pgrst(405, "PGRST117", f"Unsupported HTTP method: {request.method}")
+    if request.method == "HEAD":
+        body = None
+    return _json(status, body, headers)
+
+
+async def rest_error(request: Request, err: ApiError) -> Response:
+    return _json(err.status, err.body(), {**err.headers, "Proxy-Status": f"PostgREST; error={err.code}"})
+
+
+async def auth_endpoint(request: Request) -> Response:
+    api = _api(request)
+    action = request.path_params["action"]
+    if action == "signup" and request.method == "POST":
+        return _json(200, orjson.dumps(await api.auth.signup(api.parse_json(await api.body(request)))))
+    if action == "token" and request.method == "POST":
+        grant = request.query_params.get("grant_type")
+        body = api.parse_json(await api.body(request))
+        if grant == "password":
+            return _json(200, orjson.dumps(await api.auth.password_grant(body)))
+        if grant == "refresh_token":
+            return _json(200, orjson.dumps(await api.auth.refresh_grant(body)))
+        raise AuthError(400, "validation_failed", "unsupported_grant_type")
+    if action in ("user", "logout"):
         try:
             role, claims = api.identify(request)
-            name = request.path_params["name"]
-            ctx = api.ctx(request, "/" + name, role, claims)
-            if name.startswith("rpc/"):
-                fn = name[4:]
-                if request.method == "POST":
-                    raw = await api.body(request)
-                    args = api.parse_json(raw)
-                    status, body, headers = await api.rest.rpc(ctx, fn, args if isinstance(args, dict) else {}, raw)
-                elif request.method in ("GET", "HEAD"):
-                    fns = api.cache.functions.get(fn, [])
-                    names = set().union(*(f.names for f in fns)) if fns else set()
-                    args = {k: v for k, v in ctx.query if k in names}
-                    ctx.query = [(k, v) for k, v in ctx.query if k not in names]
-                    status, body, headers = await api.rest.rpc(ctx, fn, args, None)
-                else:
-                    raise pgrst(405, "PGRST117", f"Unsupported HTTP method: {request.method}")
-            elif request.method in ("GET", "HEAD"):
-                status, body, headers = await api.rest.read(ctx, name, request.headers.get("range"))
-            elif request.method in ("POST", "PATCH", "DELETE"):
-                raw = await api.body(request)
-                status, body, headers = await api.rest.write(ctx, name, api.parse_json(raw) if raw else None)
-            else:
-                raise pgrst(405, "PGRST117", f"Unsupported HTTP method: {request.method}")
-            if request.method == "HEAD":
-                body = None
-            return _json(status, body, headers)
-        except ApiError as err:
-            return _json(err.status, err.body(), {**err.headers, "Proxy-Status": f"PostgREST; error={err.code}"})
+        except ApiError as exc:
+            raise AuthError(401, "bad_jwt", exc.message) from exc
+        if not claims.get("sub"):
+            raise AuthError(401, "no_authorization", "This endpoint requires a valid Bearer token")
+        if action == "logout" and request.method == "POST":
+            await api.auth.logout(claims, request.query_params.get("scope", "local"))
+            return _json(204, None)
+        if request.method == "GET":
+            return _json(200, orjson.dumps(await api.auth.get_user(claims)))
+        if request.method == "PUT":
+            return _json(200, orjson.dumps(await api.auth.update_user(claims, api.parse_json(await api.body(request)))))
+    if action == "settings":
+        return _json(200, b'{"external":{"email":true},"disable_signup":false,"mailer_autoconfirm":true}')
+    raise AuthError(404, "not_found", "Not found")
 
-    async def auth_endpoint(request: Request) -> Response:
-        action = request.path_params["action"]
-        try:
-            if action == "signup" and request.method == "POST":
-                return _json(200, orjson.dumps(await api.auth.signup(api.parse_json(await api.body(request)))))
-            if action == "token" and request.method == "POST":
-                grant = request.query_params.get("grant_type")
-                body = api.parse_json(await api.body(request))
-                if grant == "password":
-                    return _json(200, orjson.dumps(await api.auth.password_grant(body)))
-                if grant == "refresh_token":
-                    return _json(200, orjson.dumps(await api.auth.refresh_grant(body)))
-                raise AuthError(400, "validation_failed", "unsupported_grant_type")
-            if action in ("user", "logout"):
-                try:
-                    role, claims = api.identify(request)
-                except ApiError as exc:
-                    raise AuthError(401, "bad_jwt", exc.message) from exc
-                if not claims.get("sub"):
-                    raise AuthError(401, "no_authorization", "This endpoint requires a valid Bearer token")
-                if action == "logout" and request.method == "POST":
-                    await api.auth.logout(claims, request.query_params.get("scope", "local"))
-                    return _json(204, None)
-                if request.method == "GET":
-                    return _json(200, orjson.dumps(await api.auth.get_user(claims)))
-                if request.method == "PUT":
-                    return _json(200, orjson.dumps(await api.auth.update_user(
-                        claims, api.parse_json(await api.body(request)))))
-            if action == "settings":
-                return _json(200, b'{"external":{"email":true},"disable_signup":false,"mailer_autoconfirm":true}')
-            raise AuthError(404, "not_found", "Not found")
-        except AuthError as err:
-            return _json(err.status, err.body())
-        except ApiError as err:
-            return _json(err.status, orjson.dumps({"code": err.status, "error_code": err.code, "msg": err.message}))
 
-    async def storage_endpoint(request: Request) -> Response:
-        rest_of = request.path_params["rest"]
-        try:
-            kind, _, remainder = rest_of.partition("/")
-            bucket, _, name = remainder.partition("/")
-            if kind == "object" and bucket == "sign" and "/" in name:
-                bucket, _, name = name.partition("/")
-                if request.method == "POST":
-                    role, claims = api.identify(request)
-                    ctx = api.ctx(request, "/storage", role, claims)
-                    body = api.parse_json(await api.body(request))
-                    return _json(200, orjson.dumps(await api.storage.sign_url(
-                        ctx, bucket, name, body.get("expiresIn", 60))))
-                if request.method == "GET":
-                    data = api.storage.read_signed(bucket, name, request.query_params.get("token"))
-                    return Response(data, media_type="application/octet-stream")
-            if kind == "object" and name and request.method in ("POST", "PUT"):
-                role, claims = api.identify(request)
-                ctx = api.ctx(request, "/storage", role, claims)
-                data = _file_bytes(request.headers.get("content-type", ""), await request.body())
-                upsert = request.headers.get("x-upsert", "false") == "true" or request.method == "PUT"
-                result = await api.storage.upload(ctx, bucket, name, data,
-                                                  request.headers.get("content-type", "application/octet-stream"),
-                                                  upsert)
-                return _json(200, orjson.dumps(result))
-            raise StorageError(404, "not_found", "Not found")
-        except StorageError as err:
-            return _json(err.status, err.body())
-        except ApiError as err:
-            return _json(err.status if err.status != 200 else 400, orjson.dumps(
-                {"statusCode": str(err.status), "error": err.code, "message": err.message}))
+async def auth_error(request: Request, err: AuthError) -> Response:
+    return _json(err.status, err.body())
+
+
+async def auth_api_error(request: Request, err: ApiError) -> Response:
+    """GoTrue's error shape for what the shared plumbing (body size, JSON) refuses."""
+    return _json(err.status, orjson.dumps({"code": err.status, "error_code": err.code, "msg": err.message}))
+
+
+async def storage_endpoint(request: Request) -> Response:
+    api = _api(request)
+    kind, _, remainder = request.path_params["rest"].partition("/")
+    bucket, _, name = remainder.partition("/")
+    if kind == "object" and bucket == "sign" and "/" in name:
+        bucket, _, name = name.partition("/")
+        if request.method == "POST":
+            role, claims = api.identify(request)
+            ctx = api.ctx(request, "/storage", role, claims)
+            body = api.parse_json(await api.body(request))
+            return _json(200, orjson.dumps(await api.storage.sign_url(ctx, bucket, name, body.get("expiresIn", 60))))
+        if request.method == "GET":
+            data = api.storage.read_signed(bucket, name, request.query_params.get("token"))
+            return Response(data, media_type="application/octet-stream")
+    if kind == "object" and name and request.method in ("POST", "PUT"):
+        role, claims = api.identify(request)
+        ctx = api.ctx(request, "/storage", role, claims)
+        data = _file_bytes(request.headers.get("content-type", ""), await request.body())
+        upsert = request.headers.get("x-upsert", "false") == "true" or request.method == "PUT"
+        result = await api.storage.upload(ctx, bucket, name, data,
+                                          request.headers.get("content-type", "application/octet-stream"), upsert)
+        return _json(200, orjson.dumps(result))
+    raise StorageError(404, "not_found", "Not found")
+
+
+async def storage_error(request: Request, err: StorageError) -> Response:
+    return _json(err.status, err.body())
+
+
+async def storage_api_error(request: Request, err: ApiError) -> Response:
+    """Storage's error shape for what the shared plumbing (tokens, body size, JSON) refuses."""
+    return _json(err.status if err.status != 200 else 400, orjson.dumps(
+        {"statusCode": str(err.status), "error": err.code, "message": err.message}))
+
+
+# -- the route table: one mount per API, each with the error answers of the service it stands in for --
+METHODS = ["GET", "POST", "PATCH", "PUT", "DELETE", "HEAD"]
+
+
+def _mount(path: str, api: Api, routes: list, handlers: dict) -> Mount:
+    sub = Starlette(routes=routes, exception_handlers=handlers)
+    sub.state.api = api
+    return Mount(path, app=sub)
+
+
+def create_app(db_url: str | None = None, jwt_secret: str | None = None,
+               storage_root: Path | None = None) -> Starlette:
+    api = Api(db_url or default_db_url(), jwt_secret or JWT_SECRET,
+              storage_root or Path(os.environ.get("KOEPON_STORAGE_DIR", paths().state / "storage")))
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -255,14 +282,16 @@ def create_app(db_url: str | None = None, jwt_secret: str | None = None,
         finally:
             await api.stop()
 
-    methods = ["GET", "POST", "PATCH", "PUT", "DELETE", "HEAD"]
     app = Starlette(routes=[
         Route("/health", health),
-        Route("/rest/v1/", rest_root, methods=["GET", "HEAD"]),
         Route("/rest/v1", rest_root, methods=["GET", "HEAD"]),
-        Route("/rest/v1/{name:path}", rest, methods=methods),
-        Route("/auth/v1/{action}", auth_endpoint, methods=methods),
-        Route("/storage/v1/{rest:path}", storage_endpoint, methods=methods),
+        _mount("/rest/v1", api, [Route("/", rest_root, methods=["GET", "HEAD"]),
+                                 Route("/{name:path}", rest, methods=METHODS)],
+               {ApiError: rest_error}),
+        _mount("/auth/v1", api, [Route("/{action}", auth_endpoint, methods=METHODS)],
+               {AuthError: auth_error, ApiError: auth_api_error}),
+        _mount("/storage/v1", api, [Route("/{rest:path}", storage_endpoint, methods=METHODS)],
+               {StorageError: storage_error, ApiError: storage_api_error}),
     ], lifespan=lifespan)
     app.state.api = api
     return _with_cors(app)
