@@ -113,7 +113,8 @@ class BenchDB:
             conn.execute("analyze bench.q")
             if gacha == "hotcap":
                 # Queueing made thousands of orders a second on the cap's 8 shard rows: vacuum their
-                # dead versions now, as autovacuum does between real orders (issue 7, hot-gacha).
+                # dead versions now, as autovacuum does between real orders (else hot-gacha measures
+                # index bloat the benchmark made, not the order path).
                 conn.execute("vacuum app.stock_shards")
         return nbase
 

@@ -1,4 +1,4 @@
-"""The scenarios of issue 7. Each returns a dict: rows (measured runs with ratios), targets
+"""The benchmark scenarios (docs/performance.md). Each returns a dict: rows (measured runs with ratios), targets
 (PASS/MISS, never asserted), checks and notes."""
 
 from __future__ import annotations
