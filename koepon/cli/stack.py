@@ -15,6 +15,7 @@ from ..localstack.seed import DEMO_LOGINS
 from ..settings import (
     ANON_KEY,
     API_PORT,
+    FAKES_PORT,
     JWT_SECRET,
     LOCAL_DB_URL,
     PAYMENTS_PORT,
@@ -30,6 +31,7 @@ def describe(db_url: str) -> dict:
         "db_url": db_url,
         "api_url": f"http://127.0.0.1:{API_PORT}",
         "payments_url": f"http://127.0.0.1:{PAYMENTS_PORT}",
+        "fake_providers_url": f"http://127.0.0.1:{FAKES_PORT}",
         "anon_key": ANON_KEY,
         "service_role_key": SERVICE_ROLE_KEY,
         "jwt_secret": JWT_SECRET,
@@ -45,6 +47,7 @@ def _print(info: dict) -> None:
     click.echo(f"Database     {info['db_url']}")
     click.echo(f"API URL      {info['api_url']}")
     click.echo(f"Payments     {info['payments_url']}")
+    click.echo(f"Fake Stripe/KOMOJU {info['fake_providers_url']} (local only)")
     click.echo(f"anon key     {info['anon_key']}")
     click.echo(f"service_role {info['service_role_key']}")
     click.echo(f"JWT secret   {info['jwt_secret']}")
