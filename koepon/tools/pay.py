@@ -57,8 +57,7 @@ def build_events(order: dict, provider: str, outcome: str) -> list[dict]:
 def post_event(payments_url: str, provider: str, event: dict, *, stripe_secret: str = STRIPE_WEBHOOK_SECRET,
                komoju_secret: str = KOMOJU_WEBHOOK_SECRET) -> httpx.Response:
     body = ev.dumps(event)
-    headers = (ev.stripe_sign(body, stripe_secret) if provider == "stripe"
-               else ev.komoju_sign(body, komoju_secret, event=event))
+    headers = ev.sign(provider, body, stripe_secret if provider == "stripe" else komoju_secret, event=event)
     try:
         return httpx.post(f"{payments_url.rstrip('/')}/webhooks/{provider}", content=body, headers=headers,
                           timeout=10)

@@ -168,6 +168,15 @@ def komoju_sign(body: str | bytes, secret: str, *, event: dict | None = None) ->
     return headers
 
 
+def sign(provider: str, body: str, secret: str, *, event: dict | None = None,
+         timestamp: int | None = None) -> dict[str, str]:
+    """The headers the provider sends with `body`: Stripe's timestamped signature, or KOMOJU's HMAC
+    (with its event header when `event` is given). The one place that chooses between them."""
+    if provider == "stripe":
+        return stripe_sign(body, secret, timestamp)
+    return komoju_sign(body, secret, event=event)
+
+
 def komoju_outcome_events(order_id: str, amount: int, outcome: str, *, payment_id: str | None = None,
                           session_id: str | None = None) -> list[dict]:
     """The events KOMOJU sends for one outcome of paying an order (konbini: authorized, then captured)."""

@@ -49,8 +49,7 @@ def create_fake_app(stripe_webhook: tuple[str, str] | None = None,
 
         def send():
             time.sleep(deliver_delay)
-            headers = ev.stripe_sign(body, secret) if provider == "stripe" else ev.komoju_sign(body, secret,
-                                                                                               event=event)
+            headers = ev.sign(provider, body, secret, event=event)
             for _ in range(3):  # the providers retry; so does the fake (briefly)
                 try:
                     if httpx.post(url, content=body, headers=headers, timeout=5).status_code < 500:

@@ -117,16 +117,15 @@ class Outbox:
         body = ev.dumps(d.event)
         secret = STRIPE_WEBHOOK_SECRET if d.provider == "stripe" else KOMOJU_WEBHOOK_SECRET
         if d.forged == "wrong_secret":
-            headers = (ev.stripe_sign(body, "whsec_forged_by_an_attacker_0000") if d.provider == "stripe"
-                       else ev.komoju_sign(body, "forged-komoju-secret-000000", event=d.event))
+            forged = "whsec_forged_by_an_attacker_0000" if d.provider == "stripe" else "forged-komoju-secret-000000"
+            headers = ev.sign(d.provider, body, forged, event=d.event)
         elif d.forged == "stale":
             headers = ev.stripe_sign(body, secret, timestamp=int(time.time()) - 3600)
         elif d.forged == "edited":
-            headers = ev.stripe_sign(body, secret) if d.provider == "stripe" else ev.komoju_sign(body, secret)
+            headers = ev.sign(d.provider, body, secret)
             body = body.replace('"amount":', '"amount":1', 1)
         else:
-            headers = ev.stripe_sign(body, secret) if d.provider == "stripe" else ev.komoju_sign(body, secret,
-                                                                                                  event=d.event)
+            headers = ev.sign(d.provider, body, secret, event=d.event)
         d.attempts += 1
         try:
             r = http.post(f"{self.stack.payments_url}/webhooks/{d.provider}", content=body.encode(),
