@@ -15,7 +15,7 @@ import pytest
 import uvicorn
 from realtime import AsyncRealtimeClient, RealtimeSubscribeStates
 
-from koepon.api.app import create_app
+from koepon.localstack.api.app import create_app
 from koepon.settings import ANON_KEY
 
 

@@ -15,8 +15,8 @@ import psycopg
 import pytest
 from realtime import AsyncRealtimeClient
 
-from koepon.fakes import events as ev
-from koepon.fakes.serve import running_payments
+from koepon.localstack.fakes import events as ev
+from koepon.localstack.fakes.serve import running_payments
 from koepon.settings import ANON_KEY, STRIPE_WEBHOOK_SECRET
 from supabase import create_client
 
@@ -24,7 +24,6 @@ from .conftest import JsClient
 
 GACHA = "00000000-0000-4000-d000-000000000001"  # seed: published, 10 pulls ¥3000
 FAN = ("fan@koepon.local", "koepon-fan-pass")
-FIXTURE_SQL = (__import__("pathlib").Path(__file__).parents[1] / "economy" / "fixture.sql").read_text()
 
 
 @pytest.fixture(scope="module")
@@ -128,8 +127,7 @@ def test_a_refund_is_broadcast_on_the_order_topic(js, api_url, seeded_db_url, pa
 
 def _rare_gacha(db_url: str) -> str:
     """A gacha of the test fixture that always draws an SSR (one item at 100%)."""
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        conn.execute(FIXTURE_SQL)
+    with psycopg.connect(db_url, autocommit=True) as conn:  # econ_test: installed with the test helpers
         vtuber = conn.execute("select econ_test.vtuber(%s)", (f"v-{uuid.uuid4().hex[:8]}@example.com",)).fetchone()[0]
         items = [{"name": "shining-confession", "rarity": "SSR", "rate_ppm": 1000000}]
         return str(conn.execute("select econ_test.gacha(%s, %s)", (vtuber, json.dumps(items))).fetchone()[0])
