@@ -23,7 +23,7 @@ import tempfile
 import time
 
 from ...settings import ANON_KEY
-from .env import BenchDB, _wait_http, free_port, mint_token
+from .env import BenchDB, mint_token
 from .scenarios import CAP_FULFIL, FULFIL_SCRIPT, Skip, has_function_url, row, target
 from .tools import pgbench
 
@@ -64,14 +64,10 @@ def realtime(db: BenchDB, opts: dict) -> dict:
                             "where n = any(%s)", (fan_ns,)).fetchall()
     fan_orders = {r[1]: r[0] for r in rows}
     gacha = rows[0][3]
-    port = free_port()
     tmp = tempfile.mkdtemp(prefix="koepon-bench-rt-")
-    api = subprocess.Popen([sys.executable, "-m", "koepon.localstack.api", "--port", str(port), "--db-url", db.url],
-                           env=dict(os.environ, KOEPON_STORAGE_DIR=os.path.join(tmp, "storage")),
-                           stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "api.log"), "w"))
-    db.procs.append(api)
-    _wait_http(f"http://127.0.0.1:{port}", "/health", api)
-    cfg = {"url": f"ws://127.0.0.1:{port}/realtime/v1/websocket?apikey={ANON_KEY}&vsn=2.0.0",
+    api_url = db.start_api(1)  # one process, as `koepon up` runs it
+    api = db.procs[-1]
+    cfg = {"url": api_url.replace("http://", "ws://") + f"/realtime/v1/websocket?apikey={ANON_KEY}&vsn=2.0.0",
            "fans": [[f"order:{oid}", mint_token(uid)] for _, oid, uid, _ in rows],
            "feed": f"gacha:{gacha}:feed", "watchers": n_watchers}
     # The database's share alone: the slot decoding the WAL while one watcher is connected (the
