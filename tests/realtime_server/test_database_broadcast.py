@@ -121,3 +121,29 @@ def test_a_failing_send_warns_and_never_aborts_the_callers_transaction(seeded_db
         assert conn.execute("select 1").fetchone() == (1,), "the transaction is still usable"
         conn.rollback()
     assert any(n.startswith("WarnSendingBroadcastMessage") for n in notices), notices
+
+
+def _slots(url) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute("select count(*) from pg_replication_slots where slot_name like 'koepon_realtime_%%' "
+                            "and database = current_database()").fetchone()[0]
+
+
+def _until(cond, timeout: float, what: str) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.2)
+
+
+def test_the_wal_is_read_only_while_clients_are_connected(api_url, seeded_db_url):
+    _until(lambda: _slots(seeded_db_url) == 0, 20, "the slot outlived its clients")
+    with sock(api_url) as ws:
+        ws.send(v1("realtime:slot", "phx_join", {"config": {}}, "1", "1"))
+        assert recv(ws)["payload"]["status"] == "ok"
+        assert _slots(seeded_db_url) == 1, "a join is answered once the slot exists"
+        _sql(seeded_db_url, "select realtime.send('{\"n\": 1}'::jsonb, 'e', 'slot', false)")
+        assert recv(ws)["payload"]["payload"]["n"] == 1
+    _until(lambda: _slots(seeded_db_url) == 0, 20, "the slot is dropped after the last client left")

@@ -37,6 +37,7 @@ FILTER = re.compile(r"^([^=]+)=(eq|neq|lt|lte|gt|gte|in)\.(.*)$", re.S)
 EVENTS = {"*", "INSERT", "UPDATE", "DELETE"}
 ACTIONS = {"I": "INSERT", "U": "UPDATE", "D": "DELETE"}
 MAX_CHANGES = 1000
+LINGER = 10.0  # seconds the slot outlives the last connection
 
 
 @dataclass
@@ -117,16 +118,26 @@ class WalReader:
         self.interval = interval
         self.slot = _slot_name()
         self.subs: dict = {}  # Channel -> list[Sub]
-        self.ready = asyncio.Event()
+        self.ready = asyncio.Event()  # the slot exists (or self.error says why not)
+        self.wanted = asyncio.Event()  # a client is connected or joining
         self.error: str | None = None
         self._task: asyncio.Task | None = None
         self._columns: dict = {}  # (role, schema, table) -> (expires, {column: typname}, rls_enabled)
         self.last_poll = 0.0
 
     async def start(self) -> None:
+        """The slot is made when the first client connects and dropped when the last one has been
+        gone for LINGER seconds: an API process nobody listens to reads no WAL at all."""
         self._task = asyncio.create_task(self._run())
+
+    def want(self) -> None:
+        self.wanted.set()
+
+    async def wait_ready(self, timeout: float = 15) -> None:
+        """Before a join is answered: the slot exists, so nothing committed after the answer is missed."""
+        self.wanted.set()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.ready.wait(), 15)
+            await asyncio.wait_for(self.ready.wait(), timeout)
 
     async def stop(self) -> None:
         if self._task:
@@ -170,6 +181,7 @@ class WalReader:
 
     async def _run(self) -> None:
         while True:
+            await self.wanted.wait()
             try:
                 async with await psycopg.AsyncConnection.connect(self.db_url, autocommit=True) as conn:
                     level = (await (await conn.execute("show wal_level")).fetchone())[0]
@@ -179,24 +191,36 @@ class WalReader:
                         log.error("realtime: %s", self.error)
                         self.ready.set()
                         await asyncio.sleep(30)
+                        self.ready.clear()
                         continue
                     await conn.execute("select pg_create_logical_replication_slot(%s, 'wal2json', true)",
                                        (self.slot,))
                     self.error = None
                     self.ready.set()
+                    idle_since = None
                     async with self.hub.pool.connection() as rls:
                         while True:
                             if self.hub.connections:
+                                idle_since = None
                                 n = await self._poll(conn, rls)
                             else:
+                                idle_since = idle_since or time.monotonic()
+                                if time.monotonic() - idle_since > LINGER:
+                                    # No await between the check and these: no join slips in between.
+                                    self.ready.clear()
+                                    self.wanted.clear()
+                                    break
                                 n = await self._skip(conn)
                             self.last_poll = time.monotonic()
                             if n < MAX_CHANGES:
                                 # busy: look again soon; idle: every poll_interval
                                 await asyncio.sleep(self.interval / 5 if n else self.interval)
+                # leaving the connection drops the temporary slot
+                self.slot = _slot_name()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a restarted database: a new connection, a new slot
+                self.ready.clear()
                 log.warning("realtime: WAL reader lost its connection (%s); retrying", exc)
                 self.slot = _slot_name()
                 await asyncio.sleep(1)

@@ -111,9 +111,9 @@ class Connection:
         if self.open:
             self.queue.put_nowait(frame)
 
-    def reply(self, msg: Message, status: str, response: dict, join_ref: str | None = "same") -> None:
-        self.push(protocol.reply(msg.topic, msg.ref, msg.join_ref if join_ref == "same" else join_ref,
-                                 status, response))
+    def reply(self, msg: Message, status: str, response: dict, *, no_join_ref: bool = False) -> None:
+        """A phx_reply to `msg`; Phoenix leaves join_ref out of heartbeat and unmatched-topic replies."""
+        self.push(protocol.reply(msg.topic, msg.ref, None if no_join_ref else msg.join_ref, status, response))
 
     async def writer(self) -> None:
         while True:
@@ -135,7 +135,7 @@ class Connection:
 
     async def handle(self, msg: Message) -> None:
         if msg.topic == "phoenix" and msg.event == "heartbeat":
-            self.reply(msg, "ok", {}, join_ref=None)
+            self.reply(msg, "ok", {}, no_join_ref=True)
             return
         if msg.event == "phx_join":
             await self.join(msg)
@@ -146,7 +146,7 @@ class Connection:
                 self.reply(msg, "ok", {})
             else:
                 # Phoenix's encode_ignore: the channel is gone or was never joined
-                self.reply(msg, "error", {"reason": "unmatched topic"}, join_ref=None)
+                self.reply(msg, "error", {"reason": "unmatched topic"}, no_join_ref=True)
             return
         if msg.join_ref is not None and msg.join_ref != ch.join_ref:
             return  # a stale message for an earlier join of this topic (Phoenix ignores it)
@@ -165,7 +165,7 @@ class Connection:
         hub = self.hub
         topic = msg.topic
         if not topic.startswith("realtime:"):
-            self.reply(msg, "error", {"reason": "unmatched topic"}, join_ref=None)
+            self.reply(msg, "error", {"reason": "unmatched topic"}, no_join_ref=True)
             return
         if topic in self.channels:  # Phoenix closes the existing channel before the new join
             self.close_channel(self.channels[topic])
@@ -203,6 +203,8 @@ class Connection:
                 await self.join_error(
                     msg, f"Unauthorized: You do not have permissions to read from this Channel topic: {sub_topic}")
                 return
+        if hub.changes is not None:
+            await hub.changes.wait_ready()
         pg = [c for c in changes if isinstance(c, dict)]
         ch.pg_changes = [{**c, "id": _pg_change_id(c)} for c in pg]
         self.channels[topic] = ch
@@ -250,6 +252,7 @@ class Realtime:
         self.connections: set[Connection] = set()
         self.changes = None  # the WAL reader (koepon.realtime.changes), started with the server
         self.stats = {"delivered": 0}
+        self._tasks: set[asyncio.Task] = set()
 
     def routes(self) -> list:
         return [WebSocketRoute(PATH, self.endpoint)]
@@ -300,6 +303,8 @@ class Realtime:
         await ws.accept()
         conn = Connection(self, ws, vsn, apikey)
         self.connections.add(conn)
+        if self.changes is not None:
+            self.changes.want()
         writer = asyncio.create_task(conn.writer())
         try:
             while True:
@@ -479,8 +484,13 @@ class Realtime:
             ch.confirm.cancel()
         left = max(0.0, float(ch.claims["exp"]) - time.time())
         loop = asyncio.get_running_loop()
-        ch.confirm = loop.call_later(min(CONFIRM_TOKEN_INTERVAL, left) + 0.05,
-                                     lambda: loop.create_task(self.confirm_token(ch)))
+
+        def fire() -> None:  # the loop keeps only weak references to tasks: hold this one
+            task = loop.create_task(self.confirm_token(ch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        ch.confirm = loop.call_later(min(CONFIRM_TOKEN_INTERVAL, left) + 0.05, fire)
 
     async def confirm_token(self, ch: Channel) -> None:
         ch.confirm = None
