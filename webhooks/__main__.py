@@ -20,6 +20,7 @@ import urllib.request
 
 from gunicorn.app.base import BaseApplication
 
+from . import observability
 from .app import create_app
 from .config import Config, ConfigError
 
@@ -68,8 +69,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--db-url", default=None,
                         help="local only: serve this database through a local API when SUPABASE_URL is unset")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    observability.configure_logging()
+    multiproc = observability.prepare_multiprocess_metrics()
 
     env = dict(os.environ)
     if args.db_url and not env.get("SUPABASE_URL"):
@@ -90,6 +91,9 @@ def main(argv: list[str] | None = None) -> None:
     _Gunicorn(app, {"bind": f"{args.host}:{args.port}", "workers": args.workers, "threads": args.threads,
                     "worker_class": "gthread", "timeout": 30, "graceful_timeout": 5,
                     "accesslog": None, "errorlog": "-", "loglevel": "info",
+                    "logconfig_dict": observability.logging_config(),
+                    "post_worker_init": lambda worker: observability.metrics().threads.set(args.threads),
+                    "child_exit": lambda _server, worker: multiproc(worker.pid),
                     # One control socket per user would be shared by every instance: none.
                     "control_socket_disable": True}).run()
 
