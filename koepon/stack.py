@@ -12,8 +12,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cluster import port_in_use
 from .errors import KoeponError
+from .ports import ensure_free
 from .settings import API_PORT, PAYMENTS_PORT, Paths
 
 
@@ -71,9 +71,7 @@ def healthy(svc: Service) -> bool:
 def start(paths: Paths, svc: Service, env: dict[str, str], timeout: float = 30) -> bool:
     if pid_of(paths, svc) and healthy(svc):
         return False
-    if port_in_use(svc.port):
-        raise KoeponError(f"port {svc.port} for the {svc.name} service is taken by another "
-                          "program: stop it and run `koepon up` again")
+    ensure_free(svc.port, f"the {svc.name} service")
     run = paths.state / "run"
     run.mkdir(parents=True, exist_ok=True)
     log = open(run / f"{svc.name}.log", "ab")
