@@ -88,6 +88,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"webhooks: {exc}")
     logging.getLogger("webhooks").info("payment service on http://%s:%s (Supabase API %s)", args.host, args.port,
                                        config.supabase_url)
+    if config.serve_fakes and args.workers > 1:
+        # The in-process fake providers keep what they created (PaymentIntents, sessions, refunds)
+        # per process, as one provider would: with one worker, a refund finds its payment.
+        args.threads, args.workers = args.threads * args.workers, 1
+        logging.getLogger("webhooks").info("fake providers in-process: one worker with %s threads", args.threads)
     _Gunicorn(app, {"bind": f"{args.host}:{args.port}", "workers": args.workers, "threads": args.threads,
                     "worker_class": "gthread", "timeout": 30, "graceful_timeout": 5,
                     "accesslog": None, "errorlog": "-", "loglevel": "info",
