@@ -39,6 +39,8 @@ def service_env(db_url: str) -> dict[str, str]:
         "SUPABASE_JWT_SECRET": JWT_SECRET,
         "STRIPE_WEBHOOK_SECRET": STRIPE_WEBHOOK_SECRET,
         "KOMOJU_WEBHOOK_SECRET": KOMOJU_WEBHOOK_SECRET,
+        # The console (port 54323) calls /payments/* from the browser.
+        "PAYMENTS_CORS_ORIGINS": "http://127.0.0.1:54323,http://localhost:54323",
     }
 
 
