@@ -432,3 +432,16 @@ def test_one_thread_per_request_keeps_in_flight_at_zero_after(stub, stub_service
     text = httpx.get(stub_service + "/metrics").text
     # The scrape itself is the one request in flight.
     assert _sample(text, "koepon_payments_requests_in_flight") == 1
+
+
+def test_the_request_id_reaches_postgresql_in_request_headers(fresh_db_url):
+    """Through the local API into the database: what audit rows can read."""
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        conn.execute("""create function public.echo_request_id() returns text language sql stable
+                        as $$ select current_setting('request.headers', true)::json ->> 'x-request-id' $$""")
+        conn.execute("grant execute on function public.echo_request_id() to service_role")
+    with running_api(fresh_db_url) as api_url:
+        app = create_app(local_env(api_url, f"http://127.0.0.1:{free_port()}"))
+        with app.test_request_context("/payments/x", headers={"X-Request-Id": "audit-trail-42"}):
+            app.preprocess_request()
+            assert app.extensions["koepon"].db.rpc("echo_request_id") == "audit-trail-42"
