@@ -145,8 +145,11 @@ def create_fake_app(stripe_webhook: tuple[str, str] | None = None,
             return stripe_error(400, "This value must be greater than or equal to 1.", "parameter_invalid_integer",
                                 "amount")
         if amount > remaining:
-            return stripe_error(400, f"Refund amount (¥{amount:,}) is greater than unrefunded amount on charge "
-                                     f"(¥{remaining:,})", "amount_too_large", "amount")
+            # Stripe's two wordings: before any refund, and after a partial one.
+            limit = (f"charge amount (¥{remaining:,})" if refunded == 0
+                     else f"unrefunded amount on charge (¥{remaining:,})")
+            return stripe_error(400, f"Refund amount (¥{amount:,}) is greater than {limit}", "amount_too_large",
+                                "amount")
 
         def make():
             base = {**state["pi"][pi_id], "status": "succeeded"}
@@ -219,7 +222,8 @@ def create_fake_app(stripe_webhook: tuple[str, str] | None = None,
                 return jsonify(state["idem"][("komoju_refund", key)]["payment"])
             known = komoju_known_payment(pid)
         if known is None:
-            return komoju_error(404, "not_found", "The requested resource could not be found.")
+            return komoju_error(404, "not_found", "The requested resource could not be found but may be available "
+                                "again in the future")
         amount = body.get("amount", known["amount"] - known.get("amount_refunded", 0))
         if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
             return komoju_error(422, "bad_request", "amount must be a positive integer", param="amount")

@@ -50,6 +50,9 @@ def test_stripe_refund_of_an_unknown_payment_intent_is_resource_missing(client, 
 
 def test_stripe_refund_of_more_than_remains_is_amount_too_large_then_charge_already_refunded(client):
     pi = _pi(client, 3000)
+    with pytest.raises(stripe.InvalidRequestError) as err:
+        client.v1.refunds.create(params={"payment_intent": pi.id, "amount": 3001})
+    assert err.value.code == "amount_too_large" and "greater than charge amount (¥3,000)" in str(err.value)
     first = client.v1.refunds.create(params={"payment_intent": pi.id, "amount": 1000})
     assert first.amount == 1000 and first.status == "succeeded"
     with pytest.raises(stripe.InvalidRequestError) as err:
@@ -89,8 +92,9 @@ def _komoju_refund(fake, pid, amount, key=None):
 def test_komoju_refund_of_an_unknown_payment_is_not_found(fake):
     r = _komoju_refund(fake, "a" * 25, 100)
     assert r.status_code == 404
-    assert r.json() == {"error": {"code": "not_found", "message": "The requested resource could not be found.",
-                                  "param": None}}
+    # KOMOJU's reference gives this message for not_found.
+    assert r.json() == {"error": {"code": "not_found", "param": None, "message": "The requested resource could "
+                                  "not be found but may be available again in the future"}}
 
 
 def test_komoju_refund_of_more_than_remains_is_refused_on_amount(fake):

@@ -135,6 +135,23 @@ def test_the_pt400_refusal_of_a_verified_event_stops_the_provider(stub, stub_ser
     assert (r.status_code, r.json()["outcome"]) == (200, "refused")
 
 
+def test_a_signed_but_unreadable_body_is_refused_not_retried(stub, stub_service, caplog):
+    from koepon.settings import KOMOJU_WEBHOOK_SECRET
+
+    stub.calls.clear()
+    for body in ("[]", '{"id": "only-an-id"}', "not json"):
+        with caplog.at_level(logging.ERROR, logger="webhooks.inbox"):
+            r = httpx.post(f"{stub_service}/webhooks/komoju", content=body,
+                           headers=ev.komoju_sign(body, KOMOJU_WEBHOOK_SECRET))
+        assert (r.status_code, r.json()["outcome"], r.json()["code"]) == (200, "refused", "invalid_event"), body
+    assert stub.calls == [], "nothing reached the database"
+    logged = [rec for rec in caplog.records if rec.__dict__.get("code") == "invalid_event"]
+    assert len(logged) == 3 and logged[1].event_id == "only-an-id" and len(logged[0].body_sha256) == 64
+    # Unsigned, the same bodies are 400: only the provider's own mistakes are acknowledged.
+    r = httpx.post(f"{stub_service}/webhooks/komoju", content="[]", headers={"X-Komoju-Signature": "0" * 64})
+    assert (r.status_code, r.json()["code"]) == (400, "invalid_signature")
+
+
 @pytest.fixture(scope="module")
 def stack(seeded_db_url):
     with running_api(seeded_db_url) as api_url, running_payments(api_url) as pay:

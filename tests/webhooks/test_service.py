@@ -112,7 +112,10 @@ def test_stripe_signature_cases(stack):
     assert (r.status_code, r.json()["code"]) == (400, "invalid_signature")
     garbage = "not json"
     r = _post_event(url, "stripe", event, body=garbage, headers=ev.stripe_sign(garbage, STRIPE_WEBHOOK_SECRET))
-    assert (r.status_code, r.json()["code"]) == (400, "invalid_event")
+    # Signed by Stripe yet unreadable: no retry can help, so it is acknowledged and refused.
+    assert (r.status_code, r.json()["outcome"], r.json()["code"]) == (200, "refused", "invalid_event")
+    r = _post_event(url, "stripe", event, body=b"\xff\xfe", headers=ev.stripe_sign("x", STRIPE_WEBHOOK_SECRET))
+    assert (r.status_code, r.json()["code"]) == (400, "invalid_signature"), "not UTF-8: never verified"
     assert sb.rpc("get_order", {"p_order_id": order["order_id"]}).execute().data["status"] == "pending"
 
     r = _post_event(url, "stripe", event)

@@ -76,3 +76,22 @@ def _refused(provider: str, event: dict, exc: RpcError) -> dict:
     count_outcome(provider, "refused")
     return {"received": True, "duplicate": False, "outcome": "refused", "order_id": None, "code": exc.code,
             "message": exc.detail}
+
+
+def refuse_unreadable(provider: str, raw: bytes, reason: str) -> dict:
+    """A body whose signature verifies (so the provider sent it) but that is not an event we can
+    read: it can never succeed either, so it is answered 200 and its refusal logged with what
+    identifies it (a hash of the body; the event id when there is one)."""
+    import hashlib
+    import json
+
+    try:
+        event_id = json.loads(raw).get("id")
+    except (ValueError, AttributeError, UnicodeDecodeError):
+        event_id = None
+    log.error("%s: a signed body that is not a readable event refused for good: %s", provider, reason,
+              extra={"provider": provider, "event_id": event_id if isinstance(event_id, str) else None,
+                     "body_sha256": hashlib.sha256(raw).hexdigest(), "outcome": "refused", "code": "invalid_event"})
+    count_outcome(provider, "refused")
+    return {"received": True, "duplicate": False, "outcome": "refused", "order_id": None, "code": "invalid_event",
+            "message": reason}
