@@ -52,9 +52,10 @@ def logging_config(level: str = "INFO") -> dict:
         "filters": {"request_id": {"()": RequestIdFilter}},
         "formatters": {"json": {
             "()": "pythonjsonlogger.json.JsonFormatter",
-            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
-            "rename_fields": {"asctime": "timestamp", "levelname": "level", "name": "logger"},
-            "datefmt": "%Y-%m-%dT%H:%M:%S%z",
+            "fmt": "%(levelname)s %(name)s %(message)s",
+            "rename_fields": {"levelname": "level", "name": "logger"},
+            # ISO 8601 in UTC with microseconds, the form Datadog and New Relic read as the event time.
+            "timestamp": True,
         }},
         "handlers": {"stderr": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr",
                                 "formatter": "json", "filters": ["request_id"]}},
