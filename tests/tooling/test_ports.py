@@ -36,11 +36,24 @@ def _time_wait_on(port: int) -> None:
         time.sleep(0.05)
 
 
+def _time_wait_port() -> int:
+    """A free port put in TIME-WAIT; another program on this busy machine may grab a free port
+    between the look and the bind, so a few ports are tried."""
+    for _ in range(5):
+        port = free_port()
+        try:
+            _time_wait_on(port)
+        except OSError:
+            continue
+        if port_state(port) == "time_wait":
+            return port
+    raise AssertionError("could not put a port in TIME-WAIT")
+
+
 def test_a_port_held_by_time_wait_is_not_a_listener():
-    port = free_port()
-    assert port_state(port) == "free"
-    _time_wait_on(port)
+    port = _time_wait_port()
     assert port_state(port) == "time_wait"
+    assert port_state(free_port()) == "free"
     # The bug this guards against: nothing answers on the port, yet a server cannot bind it.
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", port)) != 0
@@ -51,8 +64,7 @@ def test_a_port_held_by_time_wait_is_not_a_listener():
 
 
 def test_time_wait_is_waited_for_with_a_message_then_refused_after_the_bound():
-    port = free_port()
-    _time_wait_on(port)
+    port = _time_wait_port()
     said: list[str] = []
     started = time.monotonic()
     with pytest.raises(KoeponError) as err:
@@ -99,8 +111,7 @@ def test_a_live_client_connection_on_the_port_is_refused():
 
 def test_db_start_on_a_time_wait_port_says_why_it_waits(tmp_path, monkeypatch):
     """`koepon db start`'s cluster: a TIME-WAIT port gets the message, not PostgreSQL's bind error."""
-    port = free_port()
-    _time_wait_on(port)
+    port = _time_wait_port()
     cluster = Cluster(Paths(tmp_path), port=port)
     said: list[str] = []
     import koepon.cluster as cluster_module
@@ -113,3 +124,19 @@ def test_db_start_on_a_time_wait_port_says_why_it_waits(tmp_path, monkeypatch):
         cluster.start()
     assert said and f"port {port} for PostgreSQL" in said[0]
     assert not cluster.initialised(), "no data directory left behind"
+
+
+def test_koepon_up_services_on_a_time_wait_port_say_why(tmp_path, monkeypatch):
+    """`koepon up`'s API and payment service get the same check before they are spawned."""
+    import koepon.stack as stack_module
+
+    port = _time_wait_port()
+    said: list[str] = []
+    original = stack_module.ensure_free
+    monkeypatch.setattr(stack_module, "ensure_free",
+                        lambda *a, **kw: original(*a, **{**kw, "wait": 0.5, "notify": said.append}))
+    svc = stack_module.Service("payments", "webhooks.app", ("false",), port, "/health")
+    with pytest.raises(KoeponError, match="TIME-WAIT"):
+        stack_module.start(Paths(tmp_path), svc, {})
+    assert said and f"port {port} for the payments service" in said[0]
+    assert not (tmp_path / ".koepon" / "run" / "payments.pid").exists(), "nothing was spawned"
