@@ -115,7 +115,8 @@ def test_payment_service_reports_the_providers_refusal(fake):
     from webhooks.config import Config
     from webhooks.providers import ProviderError, Stripe
 
-    cfg = Config.from_env({"STRIPE_API_BASE": fake + "/stripe", "KOMOJU_API_BASE": fake + "/komoju"})
+    cfg = Config.from_env({"STRIPE_SECRET_KEY": "sk_test_local", "KOMOJU_SECRET_KEY": "sk_test_local_komoju",
+                           "STRIPE_API_BASE": fake + "/stripe", "KOMOJU_API_BASE": fake + "/komoju"})
     with pytest.raises(ProviderError) as err:
         Stripe(cfg, cfg.stripe_api_base).refund({"provider_payment_id": "pi_unknown", "amount_jpy": 100,
                                                  "refund_id": "r", "order_id": "o"})
