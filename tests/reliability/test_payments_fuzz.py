@@ -28,8 +28,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from koepon.api.testing import running_api
-from koepon.fakes.serve import running_payments
+from koepon.localstack.api.testing import running_api
+from koepon.localstack.fakes.serve import running_payments
 
 EXAMPLES = int(os.environ.get("KOEPON_FUZZ_PAYMENTS_EXAMPLES", "25"))
 PROFILE = {"deadline": None, "database": None, "derandomize": True, "suppress_health_check": list(HealthCheck)}

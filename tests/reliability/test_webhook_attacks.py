@@ -17,8 +17,8 @@ import psycopg
 import pytest
 from reliability_support import FAN, HOSHI_GACHA, raise_rate_limits, sign_in, sign_up
 
-from koepon.fakes import events as ev
-from koepon.fakes.serve import running_payments
+from koepon.localstack.fakes import events as ev
+from koepon.localstack.fakes.serve import running_payments
 from koepon.settings import KOMOJU_WEBHOOK_SECRET, STRIPE_WEBHOOK_SECRET
 
 

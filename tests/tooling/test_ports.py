@@ -12,9 +12,9 @@ import time
 
 import pytest
 
-from koepon.cluster import Cluster
+from koepon.db.cluster import Cluster
+from koepon.db.ports import ensure_free, port_state
 from koepon.errors import KoeponError
-from koepon.ports import ensure_free, port_state
 from koepon.settings import Paths
 
 from .conftest import free_port
@@ -114,7 +114,7 @@ def test_db_start_on_a_time_wait_port_says_why_it_waits(tmp_path, monkeypatch):
     port = _time_wait_port()
     cluster = Cluster(Paths(tmp_path), port=port)
     said: list[str] = []
-    import koepon.cluster as cluster_module
+    import koepon.db.cluster as cluster_module
 
     original = cluster_module.ensure_free
     # Only the bound is shortened (the real one is the 60 s TIME-WAIT period).
@@ -128,14 +128,14 @@ def test_db_start_on_a_time_wait_port_says_why_it_waits(tmp_path, monkeypatch):
 
 def test_koepon_up_services_on_a_time_wait_port_say_why(tmp_path, monkeypatch):
     """`koepon up`'s API and payment service get the same check before they are spawned."""
-    import koepon.stack as stack_module
+    import koepon.localstack.services as stack_module
 
     port = _time_wait_port()
     said: list[str] = []
     original = stack_module.ensure_free
     monkeypatch.setattr(stack_module, "ensure_free",
                         lambda *a, **kw: original(*a, **{**kw, "wait": 0.5, "notify": said.append}))
-    svc = stack_module.Service("payments", "webhooks.app", ("false",), port, "/health")
+    svc = stack_module.Service("payments", ("false",), port, "/health")
     with pytest.raises(KoeponError, match="TIME-WAIT"):
         stack_module.start(Paths(tmp_path), svc, {})
     assert said and f"port {port} for the payments service" in said[0]

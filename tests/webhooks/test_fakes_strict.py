@@ -13,9 +13,9 @@ import httpx
 import pytest
 import stripe
 
-from koepon.fakes import events as ev
-from koepon.fakes.providers import create_fake_app
-from koepon.fakes.serve import serving
+from koepon.localstack.fakes import events as ev
+from koepon.localstack.fakes.providers import create_fake_app
+from koepon.localstack.fakes.serve import serving
 
 STRIPE_ERROR_KEYS = {"code", "doc_url", "message", "param", "request_log_url", "type"}
 

@@ -16,7 +16,8 @@ import httpx
 import pytest
 from flask import Flask, jsonify
 
-from koepon.fakes.serve import free_port, local_env, serving
+from koepon.localstack.fakes.serve import serving
+from koepon.localstack.services import free_port, payments_env
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,7 @@ def service():
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "KOMOJU_", "SUPABASE_",
                                                                          "PROMETHEUS_"))}
-        env.update(local_env(stub_url, f"http://127.0.0.1:{free_port()}"))
+        env.update(payments_env(stub_url, f"http://127.0.0.1:{free_port()}"))
         with tempfile.TemporaryFile() as err:
             proc = subprocess.Popen([sys.executable, "-m", "webhooks", "--port", str(port), "--workers", "2",
                                      "--threads", "2"], env=env, stdout=subprocess.DEVNULL, stderr=err,

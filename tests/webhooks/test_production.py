@@ -22,9 +22,10 @@ import psycopg.conninfo
 import pytest
 from flask import Flask, jsonify, request
 
-from koepon.api.testing import running_api
-from koepon.fakes import events as ev
-from koepon.fakes.serve import free_port, local_env, running_payments, serving
+from koepon.localstack.api.testing import running_api
+from koepon.localstack.fakes import events as ev
+from koepon.localstack.fakes.serve import running_payments, serving
+from koepon.localstack.services import free_port, payments_env
 from koepon.settings import ANON_KEY, STRIPE_WEBHOOK_SECRET
 from supabase import create_client
 from webhooks.app import create_app
@@ -65,7 +66,7 @@ def stub():
 
 @pytest.fixture(scope="module")
 def stub_service(stub):
-    app = create_app(local_env(stub.url, f"http://127.0.0.1:{free_port()}"))
+    app = create_app(payments_env(stub.url, f"http://127.0.0.1:{free_port()}"))
     with serving(app) as url:
         yield url
 
@@ -207,7 +208,7 @@ def test_request_id_is_accepted_returned_and_sent_to_the_database(stub, stub_ser
 def test_json_log_lines_carry_the_request_id(stub):
     import logging.config
 
-    app = create_app(local_env(stub.url, f"http://127.0.0.1:{free_port()}"))
+    app = create_app(payments_env(stub.url, f"http://127.0.0.1:{free_port()}"))
     records: list[str] = []
 
     class Keep(logging.Handler):
@@ -237,7 +238,7 @@ def test_json_log_lines_carry_the_request_id(stub):
 # ---------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def cors_app(stub):
-    env = local_env(stub.url, f"http://127.0.0.1:{free_port()}")
+    env = payments_env(stub.url, f"http://127.0.0.1:{free_port()}")
     env["PAYMENTS_CORS_ORIGINS"] = "https://koepon.example, http://127.0.0.1:54323"
     return create_app(env).test_client()
 
@@ -263,7 +264,7 @@ def test_cors_only_on_payments_and_only_for_configured_origins(cors_app):
 
 
 def test_no_cors_without_configured_origins(stub):
-    client = create_app(local_env(stub.url, f"http://127.0.0.1:{free_port()}")).test_client()
+    client = create_app(payments_env(stub.url, f"http://127.0.0.1:{free_port()}")).test_client()
     r = client.post("/payments/stripe/payment-intents", json={}, headers={"Origin": "https://koepon.example"})
     assert "Access-Control-Allow-Origin" not in r.headers
 
@@ -348,14 +349,14 @@ def test_health_and_ready(stack):
 
 def test_not_ready_when_the_database_is_unreachable():
     dead = f"http://127.0.0.1:{free_port()}"
-    client = create_app(local_env(dead, dead)).test_client()
+    client = create_app(payments_env(dead, dead)).test_client()
     assert client.get("/health").status_code == 200
     r = client.get("/ready")
     assert (r.status_code, r.json["status"]) == (503, "unavailable") and r.headers["Retry-After"]
 
 
 def test_local_api_not_ready_when_its_database_is_gone(fresh_db_url):
-    from koepon import testing
+    from koepon.db import testing
 
     with running_api(fresh_db_url) as api_url:
         assert httpx.get(api_url + "/ready").status_code == 200
@@ -421,7 +422,7 @@ def test_metrics_count_requests_outcomes_and_provider_calls(stack):
 
 
 def test_metrics_token_is_required_when_configured(stub):
-    env = local_env(stub.url, f"http://127.0.0.1:{free_port()}")
+    env = payments_env(stub.url, f"http://127.0.0.1:{free_port()}")
     env["PAYMENTS_METRICS_TOKEN"] = "scrape-secret-123"
     client = create_app(env).test_client()
     assert client.get("/metrics").status_code == 401
@@ -430,7 +431,7 @@ def test_metrics_token_is_required_when_configured(stub):
 
 
 def test_provider_errors_are_counted(stub):
-    app = create_app(local_env(stub.url, f"http://127.0.0.1:{free_port()}"))
+    app = create_app(payments_env(stub.url, f"http://127.0.0.1:{free_port()}"))
     from webhooks.observability import metrics
 
     before = metrics().provider_errors.labels("komoju", "refund")._value.get()
@@ -458,7 +459,7 @@ def test_the_request_id_reaches_postgresql_in_request_headers(fresh_db_url):
                         as $$ select current_setting('request.headers', true)::json ->> 'x-request-id' $$""")
         conn.execute("grant execute on function public.echo_request_id() to service_role")
     with running_api(fresh_db_url) as api_url:
-        app = create_app(local_env(api_url, f"http://127.0.0.1:{free_port()}"))
+        app = create_app(payments_env(api_url, f"http://127.0.0.1:{free_port()}"))
         with app.test_request_context("/payments/x", headers={"X-Request-Id": "audit-trail-42"}):
             app.preprocess_request()
             assert app.extensions["koepon"].db.rpc("echo_request_id") == "audit-trail-42"
