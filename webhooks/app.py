@@ -46,12 +46,13 @@ def create_app(config: Config | Mapping[str, str] | None = None) -> Flask:
     )
     errors.init_app(app)
 
-    from .blueprints import health, komoju_webhook, payments, stripe_webhook
+    from .blueprints import downloads, health, komoju_webhook, payments, stripe_webhook
 
     app.register_blueprint(health.bp)
     app.register_blueprint(payments.bp)
     app.register_blueprint(stripe_webhook.bp)
     app.register_blueprint(komoju_webhook.bp)
+    app.register_blueprint(downloads.bp)
 
     if config.serve_fakes:
         # Local stack only: the fake provider APIs live in this process under /_fake.
