@@ -200,7 +200,7 @@ def create_app(db_url: str | None = None, jwt_secret: str | None = None,
                 if not claims.get("sub"):
                     raise AuthError(401, "no_authorization", "This endpoint requires a valid Bearer token")
                 if action == "logout" and request.method == "POST":
-                    await api.auth.logout(claims, request.query_params.get("scope", "local"))
+                    await api.auth.logout(claims, request.query_params.get("scope"))
                     return _json(204, None)
                 if request.method == "GET":
                     return _json(200, orjson.dumps(await api.auth.get_user(claims)))

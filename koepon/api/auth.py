@@ -169,6 +169,8 @@ class Auth:
             user = None if "\x00" in email else await self._user_by(conn, "email", email)
             stored = (user or {}).get("encrypted_password") or ""
             known = stored.startswith("$2")
+            if known and _banned(user):  # GoTrue answers this before it checks the password
+                raise AuthError(400, "user_banned", "User is banned")
             # One bcrypt comparison either way: the real hash, or the dummy one (always refused).
             # bcrypt reads the first 72 bytes (as GoTrue's and pgcrypto's comparisons do).
             ok = await asyncio.to_thread(bcrypt.checkpw, password.encode()[:BCRYPT_MAX],
@@ -204,6 +206,8 @@ class Auth:
             user = await self._user_by(conn, "id", uuid.UUID(user_id))
             if user is None:
                 raise AuthError(400, "refresh_token_not_found", "Invalid Refresh Token: Refresh Token Not Found")
+            if _banned(user):
+                raise AuthError(400, "user_banned", "Invalid Refresh Token: User Banned")
             if revoked:
                 age = (dt.datetime.now(dt.UTC) - updated_at).total_seconds()
                 cur = await conn.execute(
@@ -222,16 +226,38 @@ class Auth:
                                (session_id,))
             return await self._issue(conn, user, str(session_id), token)
 
-    async def get_user(self, claims: dict) -> dict:
-        async with self.pool.connection() as conn:
-            user = await self._user_by(conn, "id", uuid.UUID(claims["sub"]))
+    async def _authenticated(self, conn, claims: dict) -> dict:
+        """GoTrue's check on every endpoint that takes a user's token: the user exists, the
+        token's session still exists (sign-out, a password change elsewhere or refresh-token reuse
+        ended it), and the user is not banned."""
+        try:
+            uid = uuid.UUID(str(claims["sub"]))
+        except ValueError as exc:
+            raise AuthError(400, "bad_jwt", "invalid claim: sub claim must be a UUID") from exc
+        user = await self._user_by(conn, "id", uid)
         if user is None:
             raise AuthError(403, "user_not_found", "User from sub claim in JWT does not exist")
+        sid = claims.get("session_id")
+        if sid and sid != INSTANCE:
+            try:
+                sid = uuid.UUID(str(sid))
+            except ValueError as exc:
+                raise AuthError(403, "bad_jwt", "invalid claim: session_id claim must be a UUID") from exc
+            cur = await conn.execute("select 1 from auth.sessions where id = %s", (sid,))
+            if await cur.fetchone() is None:
+                raise AuthError(403, "session_not_found", "Session from session_id claim in JWT does not exist")
+        if _banned(user):
+            raise AuthError(403, "user_banned", "User is banned")
+        return user
+
+    async def get_user(self, claims: dict) -> dict:
+        async with self.pool.connection() as conn:
+            user = await self._authenticated(conn, claims)
         return user_json(user)
 
     async def update_user(self, claims: dict, body: dict) -> dict:
         async with self.pool.connection() as conn, conn.transaction():
-            uid = uuid.UUID(claims["sub"])
+            uid = (await self._authenticated(conn, claims))["id"]
             if "data" in body:
                 if not isinstance(body["data"], dict):
                     raise AuthError(400, "validation_failed", "data must be an object")
@@ -248,17 +274,41 @@ class Auth:
                 hashed = (await asyncio.to_thread(bcrypt.hashpw, pw.encode(), bcrypt.gensalt(BCRYPT_COST))).decode()
                 await conn.execute("update auth.users set encrypted_password = %s, updated_at = now() "
                                    "where id = %s", (hashed, uid))
+                # As GoTrue: a new password ends every other session (their refresh tokens go with
+                # them), so a thief holding a refresh token is locked out by the change.
+                await conn.execute("delete from auth.sessions where user_id = %s and id is distinct from %s",
+                                   (uid, _session_uuid(claims)))
             user = await self._user_by(conn, "id", uid)
-        if user is None:
-            raise AuthError(403, "user_not_found", "User from sub claim in JWT does not exist")
         return user_json(user)
 
-    async def logout(self, claims: dict, scope: str) -> None:
+    async def logout(self, claims: dict, scope: str | None) -> None:
+        """scope global (GoTrue's default): every session of the user; local: this one; others:
+        every one but this."""
+        scope = scope or "global"
+        if scope not in ("global", "local", "others"):
+            raise AuthError(400, "validation_failed", f'Unsupported logout scope "{scope}"')
         async with self.pool.connection() as conn, conn.transaction():
-            if scope == "global":
-                await conn.execute("delete from auth.sessions where user_id = %s", (uuid.UUID(claims["sub"]),))
-            elif claims.get("session_id"):
-                await conn.execute("delete from auth.sessions where id = %s", (claims["session_id"],))
+            uid = (await self._authenticated(conn, claims))["id"]
+            sid = _session_uuid(claims)
+            if sid is None or scope == "global":
+                await conn.execute("delete from auth.sessions where user_id = %s", (uid,))
+            elif scope == "local":
+                await conn.execute("delete from auth.sessions where id = %s", (sid,))
+            else:
+                await conn.execute("delete from auth.sessions where user_id = %s and id <> %s", (uid, sid))
+
+
+def _banned(user: dict) -> bool:
+    until = user.get("banned_until")
+    return until is not None and until > dt.datetime.now(dt.UTC)
+
+
+def _session_uuid(claims: dict) -> uuid.UUID | None:
+    try:
+        sid = uuid.UUID(str(claims.get("session_id")))
+    except ValueError:
+        return None
+    return None if str(sid) == INSTANCE else sid
 
 
 def _check_password_length(password: str) -> None:

@@ -34,7 +34,8 @@ def _uuid(value, code: str, name: str) -> str:
 
 
 def _payable_order(svc, user_id: str, order_id: str) -> dict:
-    order = svc.db.rpc("service_prepare_payment", p_order_id=order_id, p_user_id=user_id)
+    # The database decides whether this fan may pay now (a suspended account may not).
+    order = svc.db.rpc("service_prepare_fan_payment", p_order_id=order_id, p_user_id=user_id)
     if order["status"] != "pending":
         raise Problem(409, "order_not_payable", f"only a pending order can be paid; this one is {order['status']}")
     return order
