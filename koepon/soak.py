@@ -286,7 +286,9 @@ class SoakStack:
                                 stderr=open(os.path.join(self.tmp.name, log), "a"), start_new_session=True)
 
     def start_api(self) -> None:
-        env = dict(os.environ, KOEPON_STORAGE_DIR=os.path.join(self.tmp.name, "storage"))
+        # Every soak client signs in from 127.0.0.1: lift the per-IP sign-in limit for it.
+        env = dict(os.environ, KOEPON_STORAGE_DIR=os.path.join(self.tmp.name, "storage"),
+                   KOEPON_AUTH_SIGN_IN_SIGN_UPS="1000000")
         self.api_proc = self._spawn([sys.executable, "-m", "koepon.api", "--port", str(self.api_port),
                                      "--db-url", self.db_url, "--workers", str(self.api_workers)], env, "api.log")
         self._wait(self.api_url, self.api_proc, "api.log")

@@ -183,12 +183,13 @@ def create_app(db_url: str | None = None, jwt_secret: str | None = None,
         action = request.path_params["action"]
         try:
             if action == "signup" and request.method == "POST":
-                return _json(200, orjson.dumps(await api.auth.signup(api.parse_json(await api.body(request)))))
+                return _json(200, orjson.dumps(await api.auth.signup(api.parse_json(await api.body(request)),
+                                                                       _client_ip(request))))
             if action == "token" and request.method == "POST":
                 grant = request.query_params.get("grant_type")
                 body = api.parse_json(await api.body(request))
                 if grant == "password":
-                    return _json(200, orjson.dumps(await api.auth.password_grant(body)))
+                    return _json(200, orjson.dumps(await api.auth.password_grant(body, _client_ip(request))))
                 if grant == "refresh_token":
                     return _json(200, orjson.dumps(await api.auth.refresh_grant(body)))
                 raise AuthError(400, "validation_failed", "unsupported_grant_type")
@@ -266,6 +267,11 @@ def create_app(db_url: str | None = None, jwt_secret: str | None = None,
     ], lifespan=lifespan)
     app.state.api = api
     return _with_cors(app)
+
+
+def _client_ip(request: Request) -> str | None:
+    # This server is the edge (as in Api.ctx): the client's own X-Forwarded-For is not trusted.
+    return request.client.host if request.client else None
 
 
 def _file_bytes(content_type: str, body: bytes) -> bytes:

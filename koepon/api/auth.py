@@ -11,12 +11,11 @@ import uuid
 import bcrypt
 import orjson
 
+from .auth_limits import AuthLimits, address_key, sign_in_sign_ups_limit
 from .tokens import sign
 
 ACCESS_TTL = 3600
 REUSE_INTERVAL = 10
-LOCK_AFTER = 5
-LOCK_SECONDS = 15 * 60
 BCRYPT_COST = 10  # GoTrue's bcrypt.DefaultCost: sign-up hashes and the dummy check below use it
 BCRYPT_MAX = 72  # bytes bcrypt reads; the bcrypt module refuses longer input (ValueError)
 INSTANCE = "00000000-0000-0000-0000-000000000000"
@@ -62,7 +61,8 @@ class Auth:
         self.pool = pool
         self.secret = secret
         self.issuer = issuer
-        self._failures: dict[str, list[float]] = {}
+        # Lockout per address and sign-in/sign-up limit per client, in the database (all workers).
+        self.limits = AuthLimits(sign_in_sign_ups_limit())
         # Checked when the address is unknown (or has no password), so every sign-in attempt costs
         # one bcrypt comparison at the same cost and latency does not tell registered addresses apart.
         self._dummy_hash = bcrypt.hashpw(secrets.token_hex(16).encode(), bcrypt.gensalt(BCRYPT_COST))
@@ -109,7 +109,7 @@ class Auth:
 
     # -- endpoints -------------------------------------------------------------------------
 
-    async def signup(self, body: dict) -> dict:
+    async def signup(self, body: dict, client_ip: str | None = None) -> dict:
         email = str(body.get("email") or "").strip().lower()
         password = body.get("password")
         if not email or "@" not in email or "\x00" in email:
@@ -122,6 +122,7 @@ class Auth:
             raise AuthError(400, "validation_failed", "data must be an object")
         if _has_nul(meta):
             raise AuthError(400, "validation_failed", "data must not contain NUL characters")
+        await self._take_ip(client_ip)
         hashed = (await asyncio.to_thread(bcrypt.hashpw, password.encode(), bcrypt.gensalt(BCRYPT_COST))).decode()
         async with self.pool.connection() as conn, conn.transaction():
             if await self._user_by(conn, "email", email):
@@ -140,47 +141,52 @@ class Auth:
             user = await self._user_by(conn, "id", uid)
             return await self._new_session(conn, user)
 
-    def _locked(self, email: str) -> bool:
-        now = time.time()
-        fails = [t for t in self._failures.get(email, []) if now - t < LOCK_SECONDS]
-        if fails:
-            self._failures[email] = fails
-        else:
-            self._failures.pop(email, None)
-        return len(fails) >= LOCK_AFTER
+    async def _take_ip(self, client_ip: str | None) -> None:
+        """GoTrue's per-IP limit on sign-in and sign-up requests (its own transaction: a refused
+        request is not counted, an accepted one is counted whatever happens next)."""
+        async with self.pool.connection() as conn:
+            await self.limits.ensure(conn)
+            async with conn.transaction():
+                allowed = await self.limits.take_ip(conn, client_ip)
+        if not allowed:
+            raise AuthError(429, "over_request_rate_limit", "Request rate limit reached")
 
-    def _record_failure(self, email: str) -> None:
-        """Counted per address whether or not it is registered: the lockout reveals nothing."""
-        now = time.time()
-        if len(self._failures) > 100_000:  # addresses made up by the million: forget expired ones
-            self._failures = {k: v for k, v in self._failures.items() if v and now - v[-1] < LOCK_SECONDS}
-        self._failures.setdefault(email, []).append(now)
-
-    async def password_grant(self, body: dict) -> dict:
+    async def password_grant(self, body: dict, client_ip: str | None = None) -> dict:
         email = str(body.get("email") or "").strip().lower()
         password = body.get("password")
         if not email or not isinstance(password, str):
             raise AuthError(400, "validation_failed", "missing email or password")
-        if self._locked(email):
+        await self._take_ip(client_ip)
+        outcome, result = "failed", None
+        async with self.pool.connection() as conn, conn.transaction():
+            # One attempt at a time per address (across workers), so the lockout count is exact.
+            await self.limits.serialise(conn, address_key(email))
+            if await self.limits.locked(conn, email):
+                outcome = "locked"
+            else:
+                # A NUL cannot be in a stored address: unknown (and never sent to PostgreSQL).
+                user = None if "\x00" in email else await self._user_by(conn, "email", email)
+                stored = (user or {}).get("encrypted_password") or ""
+                known = stored.startswith("$2")
+                if known and _banned(user):  # GoTrue answers this before it checks the password
+                    raise AuthError(400, "user_banned", "User is banned")
+                # One bcrypt comparison either way: the real hash, or the dummy one (always refused).
+                # bcrypt reads the first 72 bytes (as GoTrue's and pgcrypto's comparisons do).
+                ok = await asyncio.to_thread(bcrypt.checkpw, password.encode()[:BCRYPT_MAX],
+                                             stored.encode() if known else self._dummy_hash)
+                if ok and known:
+                    await self.limits.succeeded(conn, email)
+                    outcome, result = "ok", await self._new_session(conn, user)
+                else:
+                    # Counted per address whether or not it is registered: the lockout reveals nothing.
+                    await self.limits.failed(conn, email)
+        # Committed: the failure counts even though the answer is an error.
+        if outcome == "locked":
             raise AuthError(429, "over_request_rate_limit",
                             "Too many failed sign-in attempts: try again in 15 minutes")
-        async with self.pool.connection() as conn, conn.transaction():
-            # A NUL cannot be in a stored address: unknown (and never sent to PostgreSQL).
-            user = None if "\x00" in email else await self._user_by(conn, "email", email)
-            stored = (user or {}).get("encrypted_password") or ""
-            known = stored.startswith("$2")
-            if known and _banned(user):  # GoTrue answers this before it checks the password
-                raise AuthError(400, "user_banned", "User is banned")
-            # One bcrypt comparison either way: the real hash, or the dummy one (always refused).
-            # bcrypt reads the first 72 bytes (as GoTrue's and pgcrypto's comparisons do).
-            ok = await asyncio.to_thread(bcrypt.checkpw, password.encode()[:BCRYPT_MAX],
-                                         stored.encode() if known else self._dummy_hash)
-            ok = ok and known
-            if not ok:
-                self._record_failure(email)
-                raise AuthError(400, "invalid_credentials", "Invalid login credentials")
-            self._failures.pop(email, None)
-            return await self._new_session(conn, user)
+        if outcome == "failed":
+            raise AuthError(400, "invalid_credentials", "Invalid login credentials")
+        return result
 
     async def refresh_grant(self, body: dict) -> dict:
         token = body.get("refresh_token")
