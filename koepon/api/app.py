@@ -22,7 +22,7 @@ from . import openapi, schema
 from .auth import Auth, AuthError
 from .errors import ApiError, pgrst
 from .rest import Ctx, Rest, parse_prefer
-from .storage import Storage, StorageError
+from .storage import Storage, StorageError, read_upload
 from .tokens import JwtVerifier
 
 log = logging.getLogger("koepon.api")
@@ -213,7 +213,10 @@ def create_app(db_url: str | None = None, jwt_secret: str | None = None,
             raise AuthError(404, "not_found", "Not found")
         except AuthError as err:
             return _json(err.status, err.body())
-        except ApiError as err:
+        except ApiError as err:  # an unparsable body: GoTrue's bad_json
+            if err.code == "PGRST102":
+                err = AuthError(400, "bad_json", f"Could not parse request body as JSON: {err.details or err.message}")
+                return _json(err.status, err.body())
             return _json(err.status, orjson.dumps({"code": err.status, "error_code": err.code, "msg": err.message}))
 
     async def storage_endpoint(request: Request) -> Response:
@@ -227,15 +230,14 @@ def create_app(db_url: str | None = None, jwt_secret: str | None = None,
                     role, claims = api.identify(request)
                     ctx = api.ctx(request, "/storage", role, claims)
                     body = api.parse_json(await api.body(request))
-                    return _json(200, orjson.dumps(await api.storage.sign_url(
-                        ctx, bucket, name, body.get("expiresIn", 60))))
+                    return _json(200, orjson.dumps(await api.storage.sign_url(ctx, bucket, name, body)))
                 if request.method == "GET":
                     data = api.storage.read_signed(bucket, name, request.query_params.get("token"))
                     return Response(data, media_type="application/octet-stream")
             if kind == "object" and name and request.method in ("POST", "PUT"):
                 role, claims = api.identify(request)
                 ctx = api.ctx(request, "/storage", role, claims)
-                data = _file_bytes(request.headers.get("content-type", ""), await request.body())
+                data = _file_bytes(request.headers.get("content-type", ""), await read_upload(request))
                 upsert = request.headers.get("x-upsert", "false") == "true" or request.method == "PUT"
                 result = await api.storage.upload(ctx, bucket, name, data,
                                                   request.headers.get("content-type", "application/octet-stream"),

@@ -110,14 +110,18 @@ class Auth:
     # -- endpoints -------------------------------------------------------------------------
 
     async def signup(self, body: dict, client_ip: str | None = None) -> dict:
+        body = _object(body, "api.SignupParams")
         email = str(body.get("email") or "").strip().lower()
         password = body.get("password")
+        if len(email) > 255:  # auth.users.email is varchar(255); GoTrue's own limit
+            raise AuthError(400, "validation_failed", "An email address is too long")
         if not email or "@" not in email or "\x00" in email:
             raise AuthError(400, "validation_failed", "Unable to validate email address: invalid format")
         if not isinstance(password, str) or len(password) < 8:
             raise AuthError(422, "weak_password", "Password should be at least 8 characters.")
         _check_password_length(password)
-        meta = (body.get("data") or (body.get("options") or {}).get("data") or {})
+        options = body.get("options") or {}
+        meta = body.get("data") or (options.get("data") if isinstance(options, dict) else None) or {}
         if not isinstance(meta, dict):
             raise AuthError(400, "validation_failed", "data must be an object")
         if _has_nul(meta):
@@ -152,6 +156,7 @@ class Auth:
             raise AuthError(429, "over_request_rate_limit", "Request rate limit reached")
 
     async def password_grant(self, body: dict, client_ip: str | None = None) -> dict:
+        body = _object(body, "api.PasswordGrantParams")
         email = str(body.get("email") or "").strip().lower()
         password = body.get("password")
         if not email or not isinstance(password, str):
@@ -189,7 +194,7 @@ class Auth:
         return result
 
     async def refresh_grant(self, body: dict) -> dict:
-        token = body.get("refresh_token")
+        token = _object(body, "api.RefreshTokenGrantParams").get("refresh_token")
         if not isinstance(token, str) or not token:
             raise AuthError(400, "validation_failed", "refresh_token required")
         if "\x00" in token:  # never issued; and PostgreSQL text cannot hold it
@@ -262,6 +267,7 @@ class Auth:
         return user_json(user)
 
     async def update_user(self, claims: dict, body: dict) -> dict:
+        body = _object(body, "api.UserUpdateParams")
         async with self.pool.connection() as conn, conn.transaction():
             uid = (await self._authenticated(conn, claims))["id"]
             if "data" in body:
@@ -302,6 +308,18 @@ class Auth:
                 await conn.execute("delete from auth.sessions where id = %s", (sid,))
             else:
                 await conn.execute("delete from auth.sessions where user_id = %s and id <> %s", (uid, sid))
+
+
+_GO_KIND = {list: "array", str: "string", int: "number", float: "number", bool: "bool"}
+
+
+def _object(body, go_type: str) -> dict:
+    """GoTrue decodes every body into a struct: anything but a JSON object is 400 bad_json."""
+    if isinstance(body, dict):
+        return body
+    kind = _GO_KIND.get(type(body), "value")
+    raise AuthError(400, "bad_json", f"Could not parse request body as JSON: json: cannot unmarshal {kind} into "
+                                     f"Go value of type {go_type}")
 
 
 def _banned(user: dict) -> bool:
