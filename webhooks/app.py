@@ -46,6 +46,7 @@ def create_app(config: Config | Mapping[str, str] | None = None) -> Flask:
     )
     errors.init_app(app)
 
+    from . import openapi
     from .blueprints import downloads, health, komoju_webhook, payments, stripe_webhook
 
     app.register_blueprint(health.bp)
@@ -53,6 +54,7 @@ def create_app(config: Config | Mapping[str, str] | None = None) -> Flask:
     app.register_blueprint(stripe_webhook.bp)
     app.register_blueprint(komoju_webhook.bp)
     app.register_blueprint(downloads.bp)
+    app.register_blueprint(openapi.bp)
 
     if config.serve_fakes:
         # Local stack only: the fake provider APIs live in this process under /_fake.
