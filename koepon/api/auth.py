@@ -137,7 +137,7 @@ class Auth:
                 " raw_app_meta_data, raw_user_meta_data, created_at, updated_at) values "
                 "(%s, %s, 'authenticated', 'authenticated', %s, %s, now(), %s, %s, now(), now())",
                 (INSTANCE, uid, email, hashed, orjson.dumps({"provider": "email", "providers": ["email"]}).decode(),
-                 orjson.dumps(meta).decode()))
+                 orjson.dumps(_go_numbers(meta)).decode()))
             await conn.execute(
                 "insert into auth.identities (provider_id, user_id, identity_data, provider, created_at, updated_at)"
                 " values (%s, %s, %s, 'email', now(), now())",
@@ -277,7 +277,7 @@ class Auth:
                     raise AuthError(400, "validation_failed", "data must not contain NUL characters")
                 await conn.execute("update auth.users set raw_user_meta_data = coalesce(raw_user_meta_data, "
                                    "'{}') || %s::jsonb, updated_at = now() where id = %s",
-                                   (orjson.dumps(body["data"]).decode(), uid))
+                                   (orjson.dumps(_go_numbers(body["data"])).decode(), uid))
             if "password" in body:
                 pw = body["password"]
                 if not isinstance(pw, str) or len(pw) < 8:
@@ -320,6 +320,24 @@ def _object(body, go_type: str) -> dict:
     kind = _GO_KIND.get(type(body), "value")
     raise AuthError(400, "bad_json", f"Could not parse request body as JSON: json: cannot unmarshal {kind} into "
                                      f"Go value of type {go_type}")
+
+
+_INT64 = 2 ** 63
+
+
+def _go_numbers(value):
+    """User metadata as GoTrue keeps it: Go decodes JSON numbers into float64, so an integer beyond
+    64 bits is stored as a float rather than refused (orjson cannot write it, and the answer that
+    echoes the metadata back must not fail)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and not -_INT64 <= value < _INT64:
+        return float(value)
+    if isinstance(value, dict):
+        return {k: _go_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_go_numbers(v) for v in value]
+    return value
 
 
 def _banned(user: dict) -> bool:

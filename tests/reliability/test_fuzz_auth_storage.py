@@ -80,6 +80,13 @@ def test_known_500s_are_gotrue_and_storage_answers(api_url, fan_token):
         assert (r.status_code, r.json()["error_code"]) == (400, "bad_json"), (path, r.text)
     r = httpx.put(f"{api_url}/auth/v1/user", headers=_h(fan_token), json=["password", "x"])
     assert (r.status_code, r.json()["error_code"]) == (400, "bad_json")
+    # Found by the fuzzing below: an integer beyond 64 bits in user metadata (Go keeps it as a float).
+    r = httpx.put(f"{api_url}/auth/v1/user", headers=_h(fan_token), json={"data": {"n": 2 ** 63}})
+    assert r.status_code == 200 and float(r.json()["user_metadata"]["n"]) == float(2 ** 63), r.text
+    r = httpx.post(f"{api_url}/auth/v1/signup", headers=_h(None),
+                   json={"email": f"b-{uuid.uuid4().hex[:6]}@example.com", "password": "long-enough-pw",
+                         "data": {"n": -(2 ** 70)}})
+    assert r.status_code == 200, r.text
     r = httpx.post(f"{api_url}/auth/v1/signup", headers=_h(None),
                    json={"email": f"o-{uuid.uuid4().hex[:6]}@example.com", "password": "long-enough-pw",
                          "options": ["not", "an", "object"]})
