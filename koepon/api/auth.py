@@ -50,7 +50,8 @@ def user_json(row: dict) -> dict:
         "email": row["email"], "phone": row["phone"] or "",
         "email_confirmed_at": _iso(row["email_confirmed_at"]), "confirmed_at": _iso(row["confirmed_at"]),
         "last_sign_in_at": _iso(row["last_sign_in_at"]),
-        "app_metadata": row["raw_app_meta_data"] or {}, "user_metadata": row["raw_user_meta_data"] or {},
+        "app_metadata": _go_numbers(row["raw_app_meta_data"] or {}),
+        "user_metadata": _go_numbers(row["raw_user_meta_data"] or {}),
         "identities": [], "created_at": _iso(row["created_at"]), "updated_at": _iso(row["updated_at"]),
         "is_anonymous": bool(row["is_anonymous"]),
     }
