@@ -9,7 +9,7 @@ import uuid
 import httpx
 import psycopg
 
-from koepon.api.testing import running_api
+from koepon.localstack.api.testing import running_api
 from koepon.settings import ANON_KEY
 
 

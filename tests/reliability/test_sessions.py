@@ -9,8 +9,8 @@ import httpx
 import psycopg
 import pytest
 
-from koepon.api.testing import running_api
-from koepon.fakes.serve import running_payments
+from koepon.localstack.api.testing import running_api
+from koepon.localstack.fakes.serve import running_payments
 from koepon.settings import ANON_KEY
 
 GACHA = "00000000-0000-4000-d000-000000000001"  # seed: on sale

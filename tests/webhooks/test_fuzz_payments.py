@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
-from koepon.api.testing import running_api
-from koepon.fakes.serve import running_payments
+from koepon.localstack.api.testing import running_api
+from koepon.localstack.fakes.serve import running_payments
 from koepon.settings import ANON_KEY
 from supabase import create_client
 

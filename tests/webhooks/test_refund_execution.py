@@ -11,9 +11,9 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
-from koepon.api.testing import running_api
 from koepon.cli import main
-from koepon.fakes.serve import running_payments
+from koepon.localstack.api.testing import running_api
+from koepon.localstack.fakes.serve import running_payments
 from koepon.settings import ANON_KEY
 from supabase import create_client
 
