@@ -145,6 +145,7 @@ class Report:
     notes: list[str] = field(default_factory=list)
     orders: list[dict] = field(default_factory=list)
     rate_log_head: str | None = None
+    rate_log_seq: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -152,7 +153,8 @@ class Report:
 
     def as_json(self) -> dict:
         return {"seeds": self.seeds, "pulls": self.pulls, "mismatches": self.mismatches, "ok": self.ok,
-                "notes": self.notes, "orders": self.orders, "rate_log_head": self.rate_log_head}
+                "notes": self.notes, "orders": self.orders, "rate_log_head": self.rate_log_head,
+                "rate_log_seq": self.rate_log_seq}
 
 
 @dataclass
@@ -226,7 +228,7 @@ def _gacha(pub: Public, src: Source, gacha_id: str) -> dict | None:
 
 
 def verify(src: Source, *, overrides: dict[str, bytes] | None = None, only_seed: str | None = None,
-           receipts: list[dict] | None = None) -> Report:
+           receipts: list[dict] | None = None, saved_log: list[tuple[int, str]] | None = None) -> Report:
     """Check a fan's draws from public data: seeds against their commitments, every order's bound
     nonces and rate tables against the published log, every pull, the pity flags; recompute what
     unpaid orders under revealed seeds would have drawn."""
@@ -254,6 +256,13 @@ def verify(src: Source, *, overrides: dict[str, bytes] | None = None, only_seed:
                                              "entries": e["entries"]})
         prev = e["hash"]
     rep.rate_log_head = prev
+    rep.rate_log_seq = pub.log[-1]["seq"] if pub.log else None
+    # A (seq, hash) anyone saved earlier pins everything up to it: a rewritten log cannot keep it.
+    by_seq = {e["seq"]: e for e in pub.log}
+    for seq, saved in saved_log or []:
+        now = by_seq.get(seq, {}).get("hash")
+        if now != saved:
+            rep.mismatches.append(f"rate-table log entry {seq}: hash {now}, a copy saved earlier says {saved}")
 
     # 2. Seeds: the revealed server seed is the one committed; nonces are accounted for.
     seeds: dict[str, dict] = {}

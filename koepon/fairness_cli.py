@@ -38,7 +38,8 @@ def _print(rep: fairness.Report) -> None:
     for m in rep.mismatches:
         click.echo(f"MISMATCH {m}")
     if rep.rate_log_head:
-        click.echo(f"rate-table log head {rep.rate_log_head} (compare with a copy saved earlier)")
+        click.echo(f"rate-table log head {rep.rate_log_seq}:{rep.rate_log_head} (keep it; a later run checks it "
+                   f"with --expect-log)")
     click.echo(f"{rep.seeds} seed(s), {rep.pulls} pull(s) recomputed, {len(rep.orders)} order(s) checked: "
                f"{'all match' if rep.ok else f'{len(rep.mismatches)} mismatch(es)'}")
 
@@ -60,9 +61,12 @@ def register(main: click.Group) -> None:
     @click.option("--receipts", type=click.Path(exists=True, dir_okay=False, path_type=Path), multiple=True,
                   help="JSON file of create_order answers the fan kept (one object or a list): each must still "
                        "match the published data.")
+    @click.option("--expect-log", "expect_log", multiple=True, metavar="SEQ:HASH",
+                  help="A rate-table log entry (seq and hash, as printed by an earlier run) that must not have "
+                       "changed.")
     @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
     @click.pass_context
-    def verify(ctx, user_id, api_url, token, apikey, seed_id, server_seed, receipts, as_json):
+    def verify(ctx, user_id, api_url, token, apikey, seed_id, server_seed, receipts, expect_log, as_json):
         """Check a fan's draws from public data only; exit 1 on any mismatch.
 
         Seeds against their commitments, every order's nonces and committed rate tables against the
@@ -75,13 +79,19 @@ def register(main: click.Group) -> None:
             raise click.UsageError("--api-url needs --token")
         overrides = {seed_id: bytes.fromhex(server_seed)} if server_seed else {}
         kept = _load_receipts(receipts)
+        saved_log = []
+        for item in expect_log:
+            seq, _, digest = item.partition(":")
+            if not seq.isdigit() or len(digest) != 64:
+                raise click.UsageError(f"--expect-log takes SEQ:HASH, not {item!r}")
+            saved_log.append((int(seq), digest.lower()))
         if api_url:
             src = fairness.HttpFan(api_url, token, apikey)
-            rep = fairness.verify(src, overrides=overrides, only_seed=seed_id, receipts=kept)
+            rep = fairness.verify(src, overrides=overrides, only_seed=seed_id, receipts=kept, saved_log=saved_log)
         else:
             with db.connect(db_url(ctx.obj.get("db_url"))) as conn:
                 rep = fairness.verify(fairness.DbFan(conn, user_id), overrides=overrides, only_seed=seed_id,
-                                      receipts=kept)
+                                      receipts=kept, saved_log=saved_log)
         if as_json:
             click.echo(json.dumps(rep.as_json()))
         else:

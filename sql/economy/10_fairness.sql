@@ -165,7 +165,7 @@ comment on function private.ensure_next_seed(uuid, bytea, timestamptz) is
 revoke all on function private.ensure_next_seed(uuid, bytea, timestamptz) from public;
 
 -- Activates the committed next seed with a client seed and commits a fresh next seed. When a
--- concurrent call activated it first, that call's pair is returned (locked).
+-- concurrent call activated a pair first, that pair is returned (locked).
 create or replace function private.activate_next_seed(
   p_user uuid, p_client_seed text, p_source text, p_new_server_seed bytea, p_now timestamptz
 ) returns app.fairness_seeds
@@ -176,15 +176,25 @@ declare
   v_next app.fairness_next_seeds;
   v_seed app.fairness_seeds;
 begin
+  -- One activation at a time per fan (rare: once per pair), then look again: a concurrent one may
+  -- have committed a pair (and a new next seed) meanwhile.
+  perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('fairness_seed:' || p_user::text, 0));
+  select * into v_seed from app.fairness_seeds s where s.user_id = p_user and s.active for update;
+  if found then
+    return v_seed;
+  end if;
   delete from app.fairness_next_seeds n where n.user_id = p_user returning * into v_next;
   if not found then
-    select * into v_seed from app.fairness_seeds s where s.user_id = p_user and s.active for update;
-    if found then
-      return v_seed;
-    end if;
     -- Never generate a seed here: it would be chosen after seeing this client seed.
     raise exception using errcode = 'PT409', message = 'fairness_seed_not_committed',
       detail = 'no server seed was committed for you before this request: call get_fairness, then retry';
+  end if;
+  -- A client seed the server already knew when it committed this seed (one the fan used
+  -- before) could have been ground against: only a new one may activate it.
+  if exists (select 1 from app.fairness_seeds s
+              where s.user_id = p_user and s.client_seed = p_client_seed and s.created_at <= v_next.committed_at) then
+    raise exception using errcode = 'PT409', message = 'client_seed_reused',
+      detail = 'you used this client seed before the current commitment was made: choose a new one';
   end if;
   insert into app.fairness_seeds (user_id, server_seed, server_seed_hash, client_seed, created_at,
                                   committed_at, client_seed_source)
@@ -197,7 +207,8 @@ end
 $$;
 comment on function private.activate_next_seed(uuid, text, text, bytea, timestamptz) is
   'security definer: the committed next seed becomes the active pair with the given client seed, then a fresh '
-  'next seed is committed (randomness passed in); raises fairness_seed_not_committed (PT409) if none was.';
+  'next seed is committed (randomness passed in); raises fairness_seed_not_committed (PT409) if none was, '
+  'client_seed_reused (PT409) for a client seed the fan used before that seed was committed.';
 revoke all on function private.activate_next_seed(uuid, text, text, bytea, timestamptz) from public;
 
 -- The fan's active pair, locked, for an order: activated from the committed next seed with the
@@ -422,7 +433,7 @@ comment on function public.set_client_seed(text) is
   'Sets the caller''s client seed: reveals the active pair''s server seed (if any), activates the server seed '
   'committed before this call (shown as next by get_fairness) with this client seed, and commits a fresh next '
   'seed. Returns {revealed, active, next}. Errors: not_authenticated (PT401), account_suspended (PT403), '
-  'invalid_client_seed (PT400), fairness_seed_in_use, fairness_seed_not_committed (PT409).';
+  'invalid_client_seed (PT400), fairness_seed_in_use, client_seed_reused, fairness_seed_not_committed (PT409).';
 revoke all on function public.set_client_seed(text) from public, anon;
 grant execute on function public.set_client_seed(text) to authenticated;
 

@@ -618,8 +618,10 @@ begin
   select * into v_gacha from app.gachas g where g.id = o.gacha_id;
   if o.seed_id is not null then
     -- Bound at creation: the committed seed, nonces and published tables, never the live items.
-    -- The share lock keeps a rotation from revealing the seed while this draw runs.
-    select * into v_seed from app.fairness_seeds s where s.id = o.seed_id for share;
+    -- The lock keeps a rotation from revealing the seed while this draw runs, and (as before
+    -- draws were bound) serialises one fan's fulfilments, which take the pity counter and the
+    -- shards in an order that is only safe one at a time per fan.
+    select * into v_seed from app.fairness_seeds s where s.id = o.seed_id for update;
     if not v_seed.active then
       -- The outcome was public before the payment: drawing now would let a payer choose to pay
       -- only for good outcomes. The provider's money goes back instead.
