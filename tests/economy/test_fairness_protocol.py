@@ -279,3 +279,39 @@ def test_get_fairness_pages_through_every_revealed_seed(conn, econ_url, fan):
     assert _error(conn, fan, "select public.get_fairness(0, 0)") == ("PT400", "invalid_pagination")
     code, rep = _verify(econ_url, fan)
     assert code == 0 and rep["seeds"] == 24
+
+
+SEED_FAN = ("fan@koepon.local", "koepon-fan-pass")
+SEED_GACHA = "00000000-0000-4000-d000-000000000001"  # the seed's on-sale gacha
+
+
+def test_verify_over_http_reads_only_what_the_fans_api_answers(seeded_db_url, api_url):
+    import httpx
+
+    from koepon.settings import ANON_KEY
+
+    with httpx.Client(base_url=api_url, headers={"apikey": ANON_KEY}, timeout=30) as http:
+        r = http.post("/auth/v1/token?grant_type=password", json={"email": SEED_FAN[0], "password": SEED_FAN[1]})
+        assert r.status_code == 200, r.text
+        token = r.json()["access_token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        state = http.post("/rest/v1/rpc/get_fairness", json={}, headers=auth).json()
+        r = http.post("/rest/v1/rpc/set_client_seed", json={"p_seed": "http-" + uuid.uuid4().hex[:10]}, headers=auth)
+        assert r.status_code == 200, r.text
+        assert r.json()["active"]["server_seed_hash"] == state["next"]["server_seed_hash"]
+        order = http.post("/rest/v1/rpc/create_order", json={"p_gacha_id": SEED_GACHA, "p_pull_count": 1,
+                                                            "p_idempotency_key": uuid.uuid4().hex}, headers=auth)
+        assert order.status_code == 200, order.text
+        order = order.json()
+        with psycopg.connect(seeded_db_url, autocommit=True) as c:
+            _pay(c, order)
+        r = http.post("/rest/v1/rpc/rotate_fairness_seed", json={}, headers=auth)
+        assert r.status_code == 200, r.text
+        assert http.post("/rest/v1/rpc/get_rate_table", json={"p_version": order["rate_table_version"]}
+                         ).json()["version"] == order["rate_table_version"], "anyone reads the table"
+    res = CliRunner().invoke(main, ["fairness", "verify", "--api-url", api_url, "--token", token, "--json"])
+    assert res.exit_code == 0, res.output
+    rep = json.loads(res.output)
+    mine = next(o for o in rep["orders"] if o["order_id"] == order["order_id"])
+    assert mine["check"] == "ok" and mine["revealed"] is True and len(mine["drawn"]) == 1
+    assert rep["pulls"] >= 1
