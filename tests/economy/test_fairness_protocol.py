@@ -315,3 +315,33 @@ def test_verify_over_http_reads_only_what_the_fans_api_answers(seeded_db_url, ap
     mine = next(o for o in rep["orders"] if o["order_id"] == order["order_id"])
     assert mine["check"] == "ok" and mine["revealed"] is True and len(mine["drawn"]) == 1
     assert rep["pulls"] >= 1
+
+
+def test_pulls_of_the_first_protocol_stay_verifiable(conn, econ_url, fan, vtuber):
+    """An order created before draws were bound (no seed, nonces or tables on the order) is drawn at
+    fulfilment from the pair's next nonce, as it was, and verifies beside bound orders."""
+    g = make_gacha(conn, vtuber, ITEMS, pity_pulls=5, pity_rarity="SSR")
+    _fan_call(conn, fan, "select public.set_client_seed('old-and-new')")
+    bound = _order(conn, fan, g, 10)
+    old = _order(conn, fan, g, 10)
+    with conn.transaction():  # make `old` look like an order of the first protocol
+        conn.execute("update app.orders set seed_id = null, first_nonce = null, rate_table_version = null, "
+                     "pity_rate_table_version = null where id = %s", (old["order_id"],))
+        conn.execute("update app.fairness_seeds set next_nonce = 10 where id = %s", (bound["seed_id"],))
+    _pay(conn, old)
+    _pay(conn, bound)
+    pulls = _fan_call(conn, fan, "select public.get_order(%s)", (old["order_id"],))["pulls"]
+    assert sorted(p["nonce"] for p in pulls) == list(range(10, 20)), "drawn from the pair's next nonce"
+    assert _fan_call(conn, fan, "select public.get_fairness()")["next_nonce"] == 20
+    _fan_call(conn, fan, "select public.rotate_fairness_seed()")
+    code, rep = _verify(econ_url, fan)
+    assert code == 0, rep
+    assert rep["pulls"] == 20
+    by_id = {o["order_id"]: o for o in rep["orders"]}
+    assert by_id[old["order_id"]]["protocol"] == 1 and by_id[bound["order_id"]]["protocol"] == 2
+    # and a tampered roll of the old order is still caught
+    with conn.transaction():
+        conn.execute("set local session_replication_role = replica")
+        conn.execute("update app.pulls set roll = (roll + 1) %% 1000000 where id = %s", (pulls[0]["pull_id"],))
+    code, rep = _verify(econ_url, fan)
+    assert code == 1 and any(m.startswith(f"pull {pulls[0]['pull_id']} ") for m in rep["mismatches"]), rep
