@@ -415,7 +415,7 @@ begin
     raise exception using errcode = 'PT400', message = 'invalid_client_seed',
       detail = 'the client seed is 1 to 64 printable ASCII characters without spaces (! to ~)';
   end if;
-  perform private.ensure_next_seed(v_uid, extensions.gen_random_bytes(32), now());
+  -- No seed is committed here: one made in this request would be chosen after seeing p_seed.
   return private.rotate_fairness_seed(v_uid, extensions.gen_random_bytes(32), p_seed, now());
 end
 $$;
@@ -502,8 +502,9 @@ comment on function private.rate_table_log_hash(text, bigint, uuid, boolean, tex
   'SHA-256 (hex) of "prev_hash|seq|gacha_id|base or pity|version|published_at (UTC, microseconds)".';
 revoke all on function private.rate_table_log_hash(text, bigint, uuid, boolean, text, timestamptz) from public;
 
--- Records the gacha's base (and pity) table in the log if not there yet. Serialised by an
--- advisory lock (publishing is rare; the chain needs the previous hash).
+-- Records the gacha's base (and pity) table in the log if not there yet. Serialised by the audit
+-- log's own advisory lock (publishing is rare; both chains need their previous hash, and one lock
+-- cannot be taken in two orders by a publication that is also audited).
 create or replace function private.publish_rate_tables(p_gacha_id uuid, p_now timestamptz) returns void
 language plpgsql security definer
 set search_path = ''
@@ -518,7 +519,7 @@ declare
   v_pity boolean;
 begin
   select g.pity_pulls into v_pity_pulls from app.gachas g where g.id = p_gacha_id;
-  perform pg_catalog.pg_advisory_xact_lock(7253102);
+  perform pg_catalog.pg_advisory_xact_lock(7253101);
   foreach v_pity in array case when v_pity_pulls is null then array[false] else array[false, true] end loop
     continue when exists (select 1 from app.rate_table_log l where l.gacha_id = p_gacha_id and l.pity = v_pity);
     v_table := private.rate_table(p_gacha_id, v_pity);

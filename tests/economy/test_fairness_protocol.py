@@ -345,3 +345,12 @@ def test_pulls_of_the_first_protocol_stay_verifiable(conn, econ_url, fan, vtuber
         conn.execute("update app.pulls set roll = (roll + 1) %% 1000000 where id = %s", (pulls[0]["pull_id"],))
     code, rep = _verify(econ_url, fan)
     assert code == 1 and any(m.startswith(f"pull {pulls[0]['pull_id']} ") for m in rep["mismatches"]), rep
+
+
+def test_no_pair_is_ever_activated_with_a_seed_made_in_the_same_request(conn, fan, vtuber):
+    g = make_gacha(conn, vtuber, ITEMS)
+    conn.execute("delete from app.fairness_next_seeds where user_id = %s", (fan,))
+    assert _error(conn, fan, "select public.set_client_seed('fresh')") == ("PT409", "fairness_seed_not_committed")
+    assert _error(conn, fan, "select public.create_order(%s, 1, 'k')", (g,)) == ("PT409", "fairness_seed_not_committed")
+    committed = _fan_call(conn, fan, "select public.get_fairness()")["next"]["server_seed_hash"]  # commits one
+    assert _fan_call(conn, fan, "select public.set_client_seed('fresh')")["active"]["server_seed_hash"] == committed
