@@ -539,29 +539,6 @@ comment on function private.publish_rate_tables(uuid, timestamptz) is
   '(and the audit log) unless already there.';
 revoke all on function private.publish_rate_tables(uuid, timestamptz) from public;
 
--- The published table an order binds; published now if the gacha predates the log.
-create or replace function private.published_rate_table(p_gacha_id uuid, p_pity boolean) returns app.rate_tables
-language plpgsql security definer
-set search_path = ''
-as $$
-declare
-  v_row app.rate_tables;
-begin
-  select t.* into v_row from app.rate_table_log l join app.rate_tables t on t.version = l.version
-   where l.gacha_id = p_gacha_id and l.pity = p_pity;
-  if not found then
-    perform private.publish_rate_tables(p_gacha_id, now());
-    select t.* into v_row from app.rate_table_log l join app.rate_tables t on t.version = l.version
-     where l.gacha_id = p_gacha_id and l.pity = p_pity;
-  end if;
-  return v_row;
-end
-$$;
-comment on function private.published_rate_table(uuid, boolean) is
-  'security definer: the gacha''s published base or pity rate table (app.rate_table_log), publishing it first '
-  'for a gacha published before the log existed.';
-revoke all on function private.published_rate_table(uuid, boolean) from public;
-
 create or replace function private.gachas_after_publish_log_rate_tables() returns trigger
 language plpgsql security definer
 set search_path = ''

@@ -540,29 +540,6 @@ comment on function private.publish_rate_tables(uuid, timestamptz) is
   '(and the audit log) unless already there.';
 revoke all on function private.publish_rate_tables(uuid, timestamptz) from public;
 
--- The published table an order binds; published now if the gacha predates the log.
-create or replace function private.published_rate_table(p_gacha_id uuid, p_pity boolean) returns app.rate_tables
-language plpgsql security definer
-set search_path = ''
-as $$
-declare
-  v_row app.rate_tables;
-begin
-  select t.* into v_row from app.rate_table_log l join app.rate_tables t on t.version = l.version
-   where l.gacha_id = p_gacha_id and l.pity = p_pity;
-  if not found then
-    perform private.publish_rate_tables(p_gacha_id, now());
-    select t.* into v_row from app.rate_table_log l join app.rate_tables t on t.version = l.version
-     where l.gacha_id = p_gacha_id and l.pity = p_pity;
-  end if;
-  return v_row;
-end
-$$;
-comment on function private.published_rate_table(uuid, boolean) is
-  'security definer: the gacha''s published base or pity rate table (app.rate_table_log), publishing it first '
-  'for a gacha published before the log existed.';
-revoke all on function private.published_rate_table(uuid, boolean) from public;
-
 create or replace function private.gachas_after_publish_log_rate_tables() returns trigger
 language plpgsql security definer
 set search_path = ''
@@ -884,8 +861,8 @@ declare
   v_amount integer;
   v_medals integer;
   v_seed app.fairness_seeds;
-  v_base app.rate_tables;
-  v_pity app.rate_tables;
+  v_base text;
+  v_pity text;
 begin
   if p_pull_count is null or p_pull_count not in (1, 10) then
     raise exception using errcode = 'PT400', message = 'invalid_pull_count', detail = 'p_pull_count is 1 or 10';
@@ -936,9 +913,13 @@ begin
   -- seed pair (activated now from the seed committed earlier if the fan has none, with the
   -- client seed the caller derived from the fan's request) with the next p_pull_count nonces.
   -- The seed row is the fan's own: only the same fan's concurrent orders wait for it.
-  v_base := private.published_rate_table(p_gacha_id, false);
-  if v_gacha.pity_pulls is not null then
-    v_pity := private.published_rate_table(p_gacha_id, true);
+  select max(l.version) filter (where not l.pity), max(l.version) filter (where l.pity) into v_base, v_pity
+    from app.rate_table_log l where l.gacha_id = p_gacha_id;
+  if v_base is null or (v_gacha.pity_pulls is not null and v_pity is null) then
+    -- A gacha published before the log existed (and missed by the backfill): publish it now.
+    perform private.publish_rate_tables(p_gacha_id, p_now);
+    select max(l.version) filter (where not l.pity), max(l.version) filter (where l.pity) into v_base, v_pity
+      from app.rate_table_log l where l.gacha_id = p_gacha_id;
   end if;
   v_seed := private.lock_seed_for_order(p_user, p_client_seed, p_server_seed, p_now);
   begin
@@ -947,7 +928,7 @@ begin
                             rate_table_version, pity_rate_table_version)
     values (p_user, p_gacha_id, v_gacha.vtuber_id, p_pull_count, v_amount, v_medals, 'JPY',
             p_idempotency_key, 'pending', p_now, p_now + interval '30 minutes', v_seed.id, v_seed.next_nonce,
-            v_base.version, v_pity.version)
+            v_base, v_pity)
     returning id into v_order_id;
     update app.fairness_seeds s set next_nonce = next_nonce + p_pull_count where s.id = v_seed.id;
     perform private.reserve_order_capacity(v_order_id, p_gacha_id, p_pull_count);
