@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner
 from economy_helpers import act_as, make_gacha
 
-from koepon import fairness
 from koepon.cli import main
+from koepon.tools import fairness
 
 ITEMS = [{"name": "n", "rarity": "N", "rate_ppm": 900000}, {"name": "s", "rarity": "SSR", "rate_ppm": 100000}]
 

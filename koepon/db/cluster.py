@@ -1,0 +1,159 @@
+"""The private Postgres cluster the tool owns: initdb, start, stop with the system's pg_ctl."""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from ..errors import KoeponError
+from ..settings import DB_PORT, Paths
+
+MIN_MAJOR = 15
+
+SERVER_SETTINGS = {
+    "listen_addresses": "127.0.0.1",
+    "max_connections": "300",
+    "shared_buffers": "256MB",
+    "shared_preload_libraries": "pg_stat_statements",
+    "log_min_messages": "warning",
+    "log_min_error_statement": "panic",
+    "timezone": "UTC",
+    "max_prepared_transactions": "0",
+}
+
+
+def bindir() -> Path:
+    """The newest installed PostgreSQL server binaries (15 or newer)."""
+    found = []
+    for path in glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"):
+        major = Path(path).parent.parent.name
+        if major.isdigit() and int(major) >= MIN_MAJOR:
+            found.append((int(major), Path(path).parent))
+    if not found:
+        raise KoeponError(
+            f"no PostgreSQL {MIN_MAJOR}+ server found under /usr/lib/postgresql: "
+            "run `make up` (it installs the postgresql package) or `apt-get install postgresql`"
+        )
+    return max(found)[1]
+
+
+def _as_owner(cmd: list[str]) -> list[str]:
+    """Postgres refuses to run as root: hand the command to the postgres OS user."""
+    if os.geteuid() != 0:
+        return cmd
+    return ["runuser", "-u", "postgres", "--", *cmd]
+
+
+def _owner_ids() -> tuple[int, int]:
+    if os.geteuid() != 0:
+        return os.getuid(), os.getgid()
+    try:
+        pw = pwd.getpwnam("postgres")
+    except KeyError as exc:
+        raise KoeponError(
+            "running as root but there is no `postgres` OS user: install the postgresql package"
+        ) from exc
+    return pw.pw_uid, pw.pw_gid
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.3)
+        return s.connect_ex((host, port)) == 0
+
+
+class Cluster:
+    def __init__(self, paths: Paths, port: int = DB_PORT):
+        self.paths = paths
+        self.port = port
+        self.data = paths.pgdata
+        self.log = paths.pgdata_parent / "postgres.log"
+
+    def _run(self, cmd: list[str], check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            _as_owner(cmd), capture_output=True, text=True, check=check, cwd="/"
+        )
+
+    def initialised(self) -> bool:
+        return (self.data / "PG_VERSION").exists()
+
+    def running(self) -> bool:
+        if not self.initialised():
+            return False
+        res = self._run([str(bindir() / "pg_ctl"), "-D", str(self.data), "status"], check=False)
+        return res.returncode == 0
+
+    def init(self) -> None:
+        uid, gid = _owner_ids()
+        parent = self.paths.pgdata_parent
+        parent.mkdir(parents=True, exist_ok=True)
+        os.chown(parent, uid, gid)
+        self.data.mkdir(mode=0o700, exist_ok=True)
+        os.chown(self.data, uid, gid)
+        res = self._run(
+            [str(bindir() / "initdb"), "-D", str(self.data), "-U", "postgres",
+             "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"],
+            check=False,
+        )
+        if res.returncode != 0:
+            raise KoeponError(f"initdb failed: {res.stderr.strip().splitlines()[-1:]}")
+        with open(self.data / "postgresql.auto.conf", "a") as conf:
+            for key, value in SERVER_SETTINGS.items():
+                conf.write(f"{key} = '{value}'\n")
+        # A log file the postgres user can write, beside the data directory.
+        self.log.touch()
+        os.chown(self.log, uid, gid)
+
+    def start(self) -> bool:
+        """Start the cluster; False if it was already running."""
+        if self.running():
+            return False
+        # Before initdb: a taken port should not leave a fresh data directory behind.
+        if port_in_use(self.port):
+            raise KoeponError(
+                f"port {self.port} is already taken by another program: stop it, or point "
+                "koepon at that server with --db-url / KOEPON_DB_URL"
+            )
+        if not self.initialised():
+            self.init()
+        sockdir = str(self.data)
+        res = self._run(
+            [str(bindir() / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w",
+             "-t", "60", "-o", f"-p {self.port} -k {sockdir}", "start"],
+            check=False,
+        )
+        if res.returncode != 0:
+            tail = self.log.read_text(errors="replace").strip().splitlines()[-3:]
+            raise KoeponError(f"postgres did not start: {' | '.join(tail)} (log: {self.log})")
+        self._wait_ready()
+        return True
+
+    def _wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if port_in_use(self.port):
+                return
+            time.sleep(0.1)
+        raise KoeponError(f"postgres started but does not answer on port {self.port}")
+
+    def stop(self, mode: str = "fast") -> bool:
+        if not self.running():
+            return False
+        self._run([str(bindir() / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"])
+        return True
+
+    def postmaster_pid(self) -> int | None:
+        pidfile = self.data / "postmaster.pid"
+        if not pidfile.exists():
+            return None
+        return int(pidfile.read_text().split()[0])
+
+    def destroy(self) -> None:
+        self.stop("immediate")
+        shutil.rmtree(self.data, ignore_errors=True)
