@@ -43,9 +43,14 @@ def _admin(api_url, db_url, *, suspended=False):
 
 
 def _approved_refund(api_url, pay, admin_sb):
-    sb, _, _ = _user(api_url)
+    sb, token, _ = _user(api_url)
     order = sb.rpc("create_order", {"p_gacha_id": GACHA, "p_pull_count": 10,
                                     "p_idempotency_key": uuid.uuid4().hex}).execute().data
+    # The PaymentIntent is made at the (fake) provider, as a browser would, so that the provider
+    # knows the payment it is later asked to refund (an unknown one is Stripe's resource_missing).
+    r = httpx.post(f"{pay.payments_url}/payments/stripe/payment-intents", json={"order_id": order["order_id"]},
+                   headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 201, r.text
     r = CliRunner().invoke(main, ["pay", order["order_id"], "--url", pay.payments_url, "--api-url", api_url])
     assert r.exit_code == 0 and "fulfilled" in r.output, r.output
     refund = sb.rpc("request_refund", {"p_order_id": order["order_id"], "p_reason": "test"}).execute().data
