@@ -15,7 +15,7 @@ import psycopg
 from . import db, hygiene, migrations, pgtap, schema_diff, testing
 from .cluster import Cluster, bindir
 from .errors import KoeponError
-from .settings import LOCAL_DB_URL, db_url, is_local_url, paths
+from .settings import LOCAL_DB_URL, db_url, is_local_url, paths, superuser_url
 
 
 class Group(click.Group):
@@ -162,7 +162,7 @@ def db_reset(ctx, yes_really):
     name = db.dbname(url)
     # Not template1 unless unavoidable: CREATE DATABASE elsewhere copies it and fails while
     # anyone is connected to it.
-    admin = db.with_dbname(url, "postgres" if name != "postgres" else "template1")
+    admin = db.with_dbname(superuser_url(url), "postgres" if name != "postgres" else "template1")
     db.drop_database(admin, name)
     db.create_database(admin, name)
     with db.connect(url) as conn:
@@ -175,7 +175,7 @@ def db_reset(ctx, yes_really):
 @click.pass_context
 def db_verify(ctx):
     """Fail when sql/ and the migrations disagree."""
-    diff = schema_diff.verify(_ensure_started(ctx), paths())
+    diff = schema_diff.verify(superuser_url(_ensure_started(ctx)), paths())
     if diff:
         click.echo("\n".join(diff[:400]))
         raise KoeponError("sql/ and supabase/migrations disagree: ship a migration "
@@ -197,7 +197,7 @@ def db_lint(ctx, no_sqlfluff):
             cwd=p.root,
         )
         failed |= res.returncode != 0
-    with db.throwaway(_ensure_started(ctx), "koepon_lint") as url:
+    with db.throwaway(superuser_url(_ensure_started(ctx)), "koepon_lint") as url:
         with db.connect(url) as conn:
             migrations.migrate(conn, p, echo=lambda _m: None)
             found = hygiene.findings(conn)
@@ -214,7 +214,7 @@ def db_test(ctx):
     """Run the pgTAP files in supabase/tests/database on a throwaway database."""
     p = paths()
     failed = 0
-    with db.throwaway(_ensure_started(ctx), "koepon_pgtap") as url:
+    with db.throwaway(superuser_url(_ensure_started(ctx)), "koepon_pgtap") as url:
         with db.connect(url, autocommit=True) as conn:
             migrations.migrate(conn, p, echo=lambda _m: None)
             pgtap.ensure_extension(conn)
