@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 import psycopg
 
-from . import db, hygiene, migrations, pgtap, schema_diff, testing
+from . import db, hosted_lint, hygiene, migrations, pgtap, schema_diff, testing
 from .cluster import Cluster, bindir
 from .errors import KoeponError
 from .settings import LOCAL_DB_URL, db_url, is_local_url, paths, superuser_url
@@ -187,7 +187,8 @@ def db_verify(ctx):
 @click.option("--no-sqlfluff", is_flag=True, help="Only the hygiene queries.")
 @click.pass_context
 def db_lint(ctx, no_sqlfluff):
-    """sqlfluff over the SQL, then the hygiene rules on a migrated throwaway database."""
+    """sqlfluff over the SQL, then the hygiene rules and what hosted Supabase would refuse
+    (koepon/hosted_lint.py) on a migrated throwaway database."""
     p = paths()
     failed = False
     if not no_sqlfluff:
@@ -201,10 +202,14 @@ def db_lint(ctx, no_sqlfluff):
         with db.connect(url) as conn:
             migrations.migrate(conn, p, echo=lambda _m: None)
             found = hygiene.findings(conn)
+            hosted = hosted_lint.findings(conn, [m.path for m in migrations.local_migrations(p)])
     for rule, obj in found:
         click.echo(f"hygiene: {rule}: {obj}")
-    if found or failed:
-        raise KoeponError(f"lint failed ({len(found)} hygiene finding(s))")
+    for finding in hosted:
+        click.echo(f"hosted: {finding}")
+    if found or hosted or failed:
+        raise KoeponError(f"lint failed ({len(found)} hygiene finding(s), "
+                          f"{len(hosted)} finding(s) hosted Supabase would refuse)")
     click.echo("lint clean")
 
 

@@ -44,13 +44,16 @@ def dbname(url: str) -> str:
 def create_database(admin_url: str, name: str, template: str | None = None) -> str:
     """Create `name` as `admin_url`'s user; the URL returned connects as the application's
     `postgres` role on the private cluster (the tooling superuser only does housekeeping)."""
+    url = app_url(with_dbname(admin_url, name))
     with connect(admin_url, autocommit=True) as conn:
         q = sql.SQL("create database {}").format(sql.Identifier(name))
         if template:
-            q = sql.SQL("create database {} template {}").format(
-                sql.Identifier(name), sql.Identifier(template))
+            q += sql.SQL(" template {}").format(sql.Identifier(template))
+        if url != with_dbname(admin_url, name):
+            # Owned by `postgres`, as hosted's database is (its init scripts ran as postgres).
+            q += sql.SQL(" owner postgres")
         conn.execute(q)
-    return app_url(with_dbname(admin_url, name))
+    return url
 
 
 def drop_database(admin_url: str, name: str) -> None:

@@ -78,14 +78,19 @@ begin
   end if;
   for t in select * from supautils_local.policy_grant_tables()
   loop
-    -- ALTER OWNER folds the new owner's own grant into its ownership: keep what postgres
-    -- held so that giving the table back restores it exactly.
+    -- ALTER OWNER folds the new owner's own grants into its ownership, on the table and on
+    -- the sequences it owns: keep what postgres held so that giving it back restores it.
     insert into supautils_local.policy_grant_loans (tbl, owner, postgres_privileges)
     select c.oid, c.relowner::regrole,
            coalesce((select string_agg(a.privilege_type || case when a.is_grantable then '*' else '' end, ',')
                      from aclexplode(c.relacl) a
                      where a.grantee = 'postgres'::regrole), '')
-    from pg_catalog.pg_class c where c.oid = t
+    from pg_catalog.pg_class c
+    where c.oid = t
+       or c.oid in (select d.objid from pg_catalog.pg_depend d
+                    where d.classid = 'pg_catalog.pg_class'::regclass and d.refobjid = t
+                      and d.deptype in ('a', 'i'))
+         and c.relkind = 'S'
     on conflict (tbl) do nothing;
     execute format('alter table %s owner to postgres', t);
   end loop;
@@ -100,12 +105,19 @@ declare
   l record;
   p text;
 begin
-  for l in select * from supautils_local.policy_grant_loans
+  -- Tables first (their sequences follow them), then postgres's own grants on each.
+  for l in select lo.* from supautils_local.policy_grant_loans lo
+           join pg_catalog.pg_class c on c.oid = lo.tbl where c.relkind <> 'S'
   loop
     execute format('alter table %s owner to %I', l.tbl, l.owner::text);
+  end loop;
+  for l in select lo.*, c.relkind from supautils_local.policy_grant_loans lo
+           join pg_catalog.pg_class c on c.oid = lo.tbl
+  loop
     foreach p in array string_to_array(l.postgres_privileges, ',')
     loop
-      execute format('grant %s on %s to postgres %s', rtrim(p, '*'), l.tbl,
+      execute format('grant %s on %s %s to postgres %s', rtrim(p, '*'),
+                     case when l.relkind = 'S' then 'sequence' else 'table' end, l.tbl,
                      case when p like '%*' then 'with grant option' else '' end);
     end loop;
   end loop;
