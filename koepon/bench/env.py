@@ -15,7 +15,7 @@ import urllib.request
 
 import psycopg
 
-from .. import testing
+from .. import platform, testing
 from ..settings import JWT_SECRET
 from . import data
 
@@ -47,7 +47,8 @@ class BenchDB:
                 self.has_catalog = True
             else:
                 self.has_catalog = False
-            conn.execute("create extension if not exists pg_stat_statements")
+            # Pre-installed on hosted (schema extensions); `postgres` may not create it itself.
+            platform.ensure_extension(conn, "pg_stat_statements")
 
     def connect(self, **kw) -> psycopg.Connection:
         return psycopg.connect(self.url, autocommit=True, **kw)
