@@ -90,11 +90,16 @@ def superuser(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
 def ensure_extension(conn: psycopg.Connection, name: str, schema: str = "extensions") -> None:
     """Install an extension hosted lets `postgres` create (supautils' privileged_extensions,
     e.g. pgtap) through the tooling superuser, as supautils runs it as supabase_admin there."""
-    found = conn.execute("select 1 from pg_extension where extname = %s", (name,)).fetchone()
-    if found is None:
+    if conn.execute("select 1 from pg_extension where extname = %s", (name,)).fetchone():
+        return
+    stmt = sql.SQL("create extension if not exists {} with schema {}").format(
+        sql.Identifier(name), sql.Identifier(schema))
+    try:
+        with conn.transaction():
+            conn.execute(stmt)  # hosted (supautils) or a superuser connection
+    except psycopg.errors.InsufficientPrivilege:
         with superuser(conn) as su:
-            su.execute(sql.SQL("create extension if not exists {} with schema {}").format(
-                sql.Identifier(name), sql.Identifier(schema)))
+            su.execute(stmt)
 
 
 def apply(conn: psycopg.Connection, paths: Paths) -> bool:
