@@ -208,8 +208,8 @@ def db_lint(ctx, no_sqlfluff):
     for finding in hosted:
         click.echo(f"hosted: {finding}")
     if found or hosted or failed:
-        raise KoeponError(f"lint failed ({len(found)} hygiene finding(s), "
-                          f"{len(hosted)} finding(s) hosted Supabase would refuse)")
+        raise KoeponError(f"lint failed ({len(found)} hygiene finding(s)), "
+                          f"{len(hosted)} finding(s) hosted Supabase would refuse")
     click.echo("lint clean")
 
 
