@@ -12,6 +12,8 @@ from pathlib import Path
 DB_PORT = int(os.environ.get("KOEPON_DB_PORT", "54322"))
 API_PORT = 54321
 PAYMENTS_PORT = 54329
+# The fake Stripe and KOMOJU APIs `koepon up` runs for the payment service (local only).
+FAKES_PORT = 54328
 LOCAL_DB_URL = f"postgresql://postgres:postgres@127.0.0.1:{DB_PORT}/postgres"
 # As on hosted Supabase, `postgres` is not a superuser in the private cluster: migrations, seed
 # and tests run as that role. The cluster's bootstrap superuser is `supabase_admin` (hosted's
@@ -55,7 +57,8 @@ class Paths:
 
     @property
     def platform_sql(self) -> Path:
-        return self.root / "sql" / "platform"
+        """The Supabase base a plain Postgres lacks: part of the local stand-in, not the product."""
+        return self.root / "koepon" / "localstack" / "platform"
 
     @property
     def state(self) -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from koepon import testing
+from koepon.db import testing
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +39,7 @@ def fresh_db_url() -> str:
 @pytest.fixture(scope="module")
 def api_url(seeded_db_url) -> str:
     """The local API serving this module's seeded database, on an ephemeral port."""
-    from koepon.api.testing import running_api
+    from koepon.localstack.api.testing import running_api
 
     with running_api(seeded_db_url) as url:
         yield url

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from koepon import pgtap, testing
+from koepon.db import pgtap, testing
 from koepon.settings import paths
 
 PG_PROVE = shutil.which("pg_prove")

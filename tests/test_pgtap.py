@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from koepon import pgtap, testing
+from koepon.db import pgtap, testing
 from koepon.settings import paths
 
 FILES = pgtap.files(paths().pgtap)

@@ -52,15 +52,4 @@ def create_app(config: Config | Mapping[str, str] | None = None) -> Flask:
     app.register_blueprint(payments.bp)
     app.register_blueprint(stripe_webhook.bp)
     app.register_blueprint(komoju_webhook.bp)
-
-    if config.serve_fakes:
-        # Local stack only: the fake provider APIs live in this process under /_fake.
-        from werkzeug.middleware.dispatcher import DispatcherMiddleware
-
-        from koepon.fakes.providers import create_fake_app
-
-        fake = create_fake_app(
-            stripe_webhook=(config.self_url + "/webhooks/stripe", config.stripe_webhook_secret),
-            komoju_webhook=(config.self_url + "/webhooks/komoju", config.komoju_webhook_secret))
-        app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {"/_fake": fake})
     return app

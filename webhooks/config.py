@@ -1,10 +1,12 @@
 """Configuration from the environment, validated once at start-up.
 
 Required: SUPABASE_URL, SUPABASE_SERVICE_ROLE_KEY, SUPABASE_JWT_SECRET, STRIPE_WEBHOOK_SECRET,
-KOMOJU_WEBHOOK_SECRET (the service refuses to start without the webhook secrets: an unsigned
-payload is never trusted). STRIPE_SECRET_KEY / KOMOJU_SECRET_KEY: when unset, the service runs
-against the local fake providers (`sk_test_local`, STRIPE_API_BASE / KOMOJU_API_BASE pointing
-at the fakes) and says so in its log. Live keys never point at a fake.
+KOMOJU_WEBHOOK_SECRET, STRIPE_SECRET_KEY, KOMOJU_SECRET_KEY (the service refuses to start without
+any of them: an unsigned payload is never trusted, and a missing provider key must not quietly
+turn into a fake provider in production). The local stack asks for the fake providers
+explicitly: the local test keys (`sk_test_local`, `sk_test_local_komoju`) together with
+STRIPE_API_BASE / KOMOJU_API_BASE pointing at the fakes; the service says so in its log. Live
+keys never point at a fake.
 """
 
 from __future__ import annotations
@@ -32,10 +34,6 @@ class Config:
     komoju_webhook_secret: str
     stripe_api_base: str | None = None
     komoju_api_base: str | None = None
-    # Mount the fake provider APIs under /_fake (local stack only).
-    serve_fakes: bool = False
-    # This service's own base URL (the fakes deliver their webhooks to it).
-    self_url: str = ""
     # Seconds: the whole answer to a provider must come back within 1 s.
     api_timeout: float = 0.8
     provider_timeout: float = 10.0
@@ -70,35 +68,24 @@ class Config:
         if not self.stripe_is_fake and not self.stripe_secret_key.startswith(("sk_", "rk_")):
             raise ConfigError("STRIPE_SECRET_KEY must be a Stripe secret key (sk_… or rk_…)")
         if self.stripe_is_fake and not self.stripe_api_base:
-            raise ConfigError("STRIPE_SECRET_KEY is not set and there is no local fake (STRIPE_API_BASE)")
+            raise ConfigError("STRIPE_SECRET_KEY is the local test key and there is no local fake (STRIPE_API_BASE)")
         if self.komoju_is_fake and not self.komoju_api_base:
-            raise ConfigError("KOMOJU_SECRET_KEY is not set and there is no local fake (KOMOJU_API_BASE)")
-        if self.serve_fakes and not self.self_url:
-            raise ConfigError("serving the fake providers needs this service's own URL")
+            raise ConfigError("KOMOJU_SECRET_KEY is the local test key and there is no local fake (KOMOJU_API_BASE)")
         return self
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, self_url: str = "", **overrides) -> Config:
-        """Reads the environment; missing provider keys select the local fakes (and say so): at
-        STRIPE_API_BASE / KOMOJU_API_BASE when set, else served by this process at `self_url`."""
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> Config:
+        """Reads the environment as it is: nothing is filled in for a missing key (validate refuses)."""
         env = os.environ if env is None else env
-        self_url = self_url.rstrip("/")
         notes: list[str] = []
         stripe_key = env.get("STRIPE_SECRET_KEY", "")
         komoju_key = env.get("KOMOJU_SECRET_KEY", "")
         stripe_base = env.get("STRIPE_API_BASE") or None
         komoju_base = env.get("KOMOJU_API_BASE") or None
-        serve_fakes = False
-        if not stripe_key:
-            stripe_key = LOCAL_STRIPE_KEY
-            if not stripe_base and self_url:
-                stripe_base, serve_fakes = f"{self_url}/_fake/stripe", True
-            notes.append(f"STRIPE_SECRET_KEY is not set: using the local fake Stripe API at {stripe_base}")
-        if not komoju_key:
-            komoju_key = LOCAL_KOMOJU_KEY
-            if not komoju_base and self_url:
-                komoju_base, serve_fakes = f"{self_url}/_fake/komoju", True
-            notes.append(f"KOMOJU_SECRET_KEY is not set: using the local fake KOMOJU API at {komoju_base}")
+        if stripe_key == LOCAL_STRIPE_KEY:
+            notes.append(f"STRIPE_SECRET_KEY is the local test key: using the local fake Stripe API at {stripe_base}")
+        if komoju_key == LOCAL_KOMOJU_KEY:
+            notes.append(f"KOMOJU_SECRET_KEY is the local test key: using the local fake KOMOJU API at {komoju_base}")
         cfg = cls(
             supabase_url=env.get("SUPABASE_URL", "").rstrip("/"),
             supabase_service_role_key=env.get("SUPABASE_SERVICE_ROLE_KEY", ""),
@@ -107,7 +94,6 @@ class Config:
             stripe_webhook_secret=env.get("STRIPE_WEBHOOK_SECRET", ""),
             komoju_secret_key=komoju_key,
             komoju_webhook_secret=env.get("KOMOJU_WEBHOOK_SECRET", ""),
-            stripe_api_base=stripe_base, komoju_api_base=komoju_base, serve_fakes=serve_fakes,
-            self_url=self_url, notes=tuple(notes),
+            stripe_api_base=stripe_base, komoju_api_base=komoju_base, notes=tuple(notes),
         )
         return replace(cfg, **overrides)

@@ -339,7 +339,7 @@ begin
 end
 $$;
 comment on function private.service_expire_orders() is
-  'security definer: the body of public.service_expire_orders; it takes the caller from the JWT (auth.uid()), never a user id argument, and checks the caller''s role itself.';
+  'security definer: the body of public.service_expire_orders (service role only: only service_role may execute it); expires every pending order past its deadline, 500 at a time (private.expire_orders).';
 revoke all on function private.service_expire_orders() from public, anon;
 grant execute on function private.service_expire_orders() to service_role;
 
@@ -642,7 +642,7 @@ begin
 end
 $$;
 comment on function private.service_fulfill_order(uuid, text, text, integer, text) is
-  'security definer: the body of public.service_fulfill_order; it takes the caller from the JWT (auth.uid()), never a user id argument, and checks the caller''s role itself.';
+  'security definer: the body of public.service_fulfill_order (service role only: only service_role may execute it); the payment service calls it for a verified provider event, and it fulfils the order at now() with fresh randomness.';
 revoke all on function private.service_fulfill_order(uuid, text, text, integer, text) from public, anon;
 grant execute on function private.service_fulfill_order(uuid, text, text, integer, text) to service_role;
 
@@ -699,7 +699,7 @@ begin
 end
 $$;
 comment on function private.service_fail_order(uuid, text) is
-  'security definer: the body of public.service_fail_order; it takes the caller from the JWT (auth.uid()), never a user id argument, and checks the caller''s role itself.';
+  'security definer: the body of public.service_fail_order (service role only: only service_role may execute it); marks a pending order failed or expired at now().';
 revoke all on function private.service_fail_order(uuid, text) from public, anon;
 grant execute on function private.service_fail_order(uuid, text) to service_role;
 

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from postgrest.exceptions import APIError
 
-from koepon.api.auth import REUSE_INTERVAL
+from koepon.localstack.api.auth import REUSE_INTERVAL
 from koepon.settings import ANON_KEY, SERVICE_ROLE_KEY
 from supabase import create_client
 
@@ -109,7 +109,7 @@ def test_storage_signed_url_as_service_role_then_download(api_url):
 
 
 def test_signed_url_expires(api_url):
-    from koepon.api.tokens import sign
+    from koepon.localstack.api.tokens import sign
     from koepon.settings import JWT_SECRET
 
     token = sign({"url": "rewards/x.txt", "exp": int(time.time()) - 5}, JWT_SECRET)

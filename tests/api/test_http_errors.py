@@ -9,7 +9,7 @@ import jwt
 import psycopg
 import pytest
 
-from koepon.api.errors import status_for
+from koepon.localstack.api.errors import status_for
 from koepon.settings import ANON_KEY, JWT_SECRET
 
 NOW = int(time.time())

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from koepon.api.testing import running_api
+from koepon.localstack.api.testing import running_api
 from koepon.settings import ANON_KEY, JWT_SECRET, SERVICE_ROLE_KEY
 
 FIXTURE = Path(__file__).with_name("sql") / "rest_fixture.sql"

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+API = ROOT / "koepon" / "localstack" / "api" / "__main__.py"
 
 
 def _sql_defines(name: str) -> bool:
@@ -20,9 +21,9 @@ def _sql_defines(name: str) -> bool:
 PREREQUISITES = {
     "fulfil-sql": lambda: _sql_defines("service_fulfill_order"),
     "hot-gacha": lambda: _sql_defines("service_fulfill_order"),
-    "order-http": lambda: _sql_defines("create_order") and (ROOT / "koepon" / "api" / "__main__.py").exists(),
-    "catalog-http": lambda: _sql_defines("get_gacha") and (ROOT / "koepon" / "api" / "__main__.py").exists(),
-    "exchange-race": lambda: _sql_defines("exchange_medals") and (ROOT / "koepon" / "api" / "__main__.py").exists(),
+    "order-http": lambda: _sql_defines("create_order") and API.exists(),
+    "catalog-http": lambda: _sql_defines("get_gacha") and API.exists(),
+    "exchange-race": lambda: _sql_defines("exchange_medals") and API.exists(),
     "webhook": lambda: _sql_defines("service_fulfill_order") and (ROOT / "webhooks" / "__main__.py").exists(),
     "scale": lambda: all(_sql_defines(f) for f in ("get_medal_balances", "list_my_rewards", "get_gacha",
                                                    "get_order")),

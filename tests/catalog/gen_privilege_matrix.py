@@ -4,7 +4,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 TARGET = HERE.parent.parent / "supabase" / "tests" / "database" / "10_catalog_privileges.test.sql"
-setup = (HERE / "privilege_fixture.sql").read_text()
+setup = ("-- Personas (fixed ids) and a probe that runs SQL as one of them: "
+         "supabase/tests/catalog_fixture.sql.\nselect tests.catalog_personas();\n")
 D = "'10000000-0000-4000-d000-000000000001'"
 P = "'10000000-0000-4000-d000-000000000002'"
 DI = "'10000000-0000-4000-e000-000000000001'"

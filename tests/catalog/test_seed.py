@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from koepon.stack_cli import DEMO_LOGINS
+from koepon.localstack.seed import DEMO_LOGINS
 
 
 @pytest.fixture(scope="module")
@@ -15,7 +15,7 @@ def conn(seeded_db_url):
 
 
 def test_every_printed_login_signs_in_with_its_password(conn):
-    for _role, email, password in DEMO_LOGINS:
+    for _role, (email, password, _uid) in DEMO_LOGINS:
         row = conn.execute(
             "select encrypted_password = extensions.crypt(%s, encrypted_password), "
             "exists (select 1 from auth.identities i where i.user_id = u.id and i.provider = 'email') "

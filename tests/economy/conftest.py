@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import psycopg
 import pytest
-
-FIXTURE_SQL = (Path(__file__).parent / "fixture.sql").read_text()
 
 
 @pytest.fixture(scope="module")
 def econ_url(db_url: str) -> str:
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        conn.execute(FIXTURE_SQL)
+    """The module's database; the economy fixture (supabase/tests/economy_fixture.sql) is installed
+    in every test database with the test helpers."""
     return db_url

@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 from economy_helpers import make_gacha
 
-from koepon import fairness
 from koepon.cli import main
+from koepon.tools import fairness
 
 SEED = bytes(range(32))
 

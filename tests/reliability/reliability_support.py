@@ -13,21 +13,9 @@ import httpx
 import jwt
 import psycopg
 
+# The seed's demo logins and fixed ids, under the names the tests import from here.
+from koepon.localstack.seed import *  # noqa: F403
 from koepon.settings import ANON_KEY, JWT_SECRET, SERVICE_ROLE_KEY
-
-# The seed's demo logins (supabase/seed.sql).
-ADMIN = ("admin@koepon.local", "koepon-admin-pass", "00000000-0000-4000-a000-000000000001")
-HOSHI = ("hoshi@koepon.local", "koepon-vtuber-pass", "00000000-0000-4000-a000-000000000002")
-LUNA = ("luna@koepon.local", "koepon-vtuber-pass", "00000000-0000-4000-a000-000000000003")
-APPLICANT = ("applicant@koepon.local", "koepon-fan-pass", "00000000-0000-4000-a000-000000000004")
-FAN = ("fan@koepon.local", "koepon-fan-pass", "00000000-0000-4000-a000-000000000005")
-MINOR = ("minor@koepon.local", "koepon-fan-pass", "00000000-0000-4000-a000-000000000006")
-HOSHI_VTUBER = "00000000-0000-4000-b000-000000000001"
-LUNA_VTUBER = "00000000-0000-4000-b000-000000000002"
-HOSHI_GACHA = "00000000-0000-4000-d000-000000000001"
-LUNA_GACHA = "00000000-0000-4000-d000-000000000002"
-LUNA_DRAFT_GACHA = "00000000-0000-4000-d000-000000000004"
-HOSHI_EXCHANGE_UNLIMITED = "00000000-0000-4000-f000-000000000001"
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -138,7 +126,7 @@ def table_counts(db_url: str, schema: str = "app") -> dict[str, int]:
         return {n: conn.execute(f'select count(*) from {schema}."{n}"').fetchone()[0] for n in names}
 
 
-def forged_service_tokens(uid: str = FAN[2]) -> dict[str, str]:
+def forged_service_tokens(uid: str = FAN[2]) -> dict[str, str]:  # noqa: F405
     """Tokens that must never be taken for a signed-in user (payment service, API)."""
     wrong = "not-the-project-secret-but-long-enough-to-look-real"
     return {

@@ -1,9 +1,9 @@
-"""Crash suite: soak load (koepon/soak.py) while the Postgres postmaster, the local API and the
+"""Crash suite: soak load (koepon/tools/soak/) while the Postgres postmaster, the local API and the
 payment service are each killed with SIGKILL mid-request and restarted; the provider keeps
 retrying its deliveries (503 / no answer) until they are answered.
 
 Afterwards: no half-fulfilled order, every order the provider paid fulfilled exactly once, every
-invariant holds (koepon/invariants.py).
+invariant holds (koepon/tools/invariants.py).
 
 The Postgres that is killed is a DEDICATED throwaway cluster (initdb in a temp directory, an
 ephemeral port, as the `postgres` OS user when run as root): never the shared one on 54322.
@@ -21,17 +21,18 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from koepon import migrations
-from koepon.cluster import Cluster, bindir
+from koepon.db import migrations
+from koepon.db.cluster import Cluster, bindir
+from koepon.localstack.services import free_port
 from koepon.settings import paths
-from koepon.soak import Soak, SoakStack, free_port, print_report
+from koepon.tools.soak import Soak, SoakStack, print_report
 
 SECONDS = float(os.environ.get("KOEPON_CRASH_SECONDS", "30"))
 
 
 @dataclass
 class _ClusterPaths:
-    """What koepon.cluster.Cluster needs: where the data directory lives."""
+    """What koepon.db.cluster.Cluster needs: where the data directory lives."""
     pgdata_parent: Path
 
     @property

@@ -34,6 +34,9 @@ from reliability_support import (
 )
 from schemathesis import GenerationMode
 
+# The same predicate the local Auth uses to refuse a NUL in JSON (PostgreSQL cannot store it).
+from koepon.localstack.api.auth import _has_nul
+
 EXAMPLES = int(os.environ.get("KOEPON_FUZZ_EXAMPLES", "12"))
 RPC_EXAMPLES = int(os.environ.get("KOEPON_FUZZ_RPC_EXAMPLES", "100"))
 PROFILE = {"deadline": None, "database": None, "derandomize": True,
@@ -120,16 +123,6 @@ def _fuzz_operation(api, client, op, documented, failures, counts, known):
                 failures[label] = f"{problem}\n    body={raw!r:.300} query={query!r:.200}"
 
         run()
-
-
-def _has_nul(value) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
 
 
 def test_nul_bytes_in_arguments_are_4xx(api, clients, seeded_db_url):

@@ -1,6 +1,6 @@
 """The soak, bounded (30 s by default; KOEPON_SOAK_SECONDS): fans, VTubers, an admin and the
 payment provider doing random valid and invalid operations through the local API and signed
-webhooks against their own database and processes; then every invariant (koepon/invariants.py).
+webhooks against their own database and processes; then every invariant (koepon/tools/invariants.py).
 
 `koepon soak --minutes M` runs the same engine longer and prints the figures.
 """
@@ -12,8 +12,8 @@ import os
 import psycopg
 import pytest
 
-from koepon import invariants
-from koepon.soak import Soak, SoakStack, print_report
+from koepon.tools import invariants
+from koepon.tools.soak import Soak, SoakStack, print_report
 
 SECONDS = float(os.environ.get("KOEPON_SOAK_SECONDS", "30"))
 

@@ -17,15 +17,9 @@ import psycopg
 import pytest
 from reliability_support import FAN, HOSHI_GACHA, raise_rate_limits, sign_in, sign_up
 
+from koepon.localstack.fakes import events as ev
+from koepon.localstack.fakes.serve import running_payments
 from koepon.settings import KOMOJU_WEBHOOK_SECRET, STRIPE_WEBHOOK_SECRET
-
-try:
-    from koepon.fakes import events as ev
-    from koepon.fakes.serve import running_payments
-except ImportError:  # pragma: no cover - the payment service lands separately
-    running_payments = None
-
-pytestmark = pytest.mark.skipif(running_payments is None, reason="payment service not in the repo yet")
 
 
 @pytest.fixture(scope="module")

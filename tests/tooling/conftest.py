@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,10 +19,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from koepon import db, testing
+from koepon import db
+from koepon.db import testing
+from koepon.localstack.services import free_port  # noqa: F401  (the tooling tests import it from here)
 
 ROOT = Path(__file__).resolve().parents[2]
 KOEPON = Path(sys.executable).with_name("koepon")
+PLATFORM = "koepon/localstack/platform"  # the platform base, relative to the project root
 
 
 @dataclass
@@ -74,8 +76,9 @@ class Project:
 
 
 def copy_project(dest: Path, migrations: bool = True, pgtap: bool = True) -> Project:
-    """Copy sql/ and supabase/ (optionally without the real migrations or pgTAP files)."""
+    """Copy sql/, supabase/ and the platform base (optionally without the real migrations or pgTAP files)."""
     shutil.copytree(ROOT / "sql", dest / "sql")
+    shutil.copytree(ROOT / PLATFORM, dest / PLATFORM)
     ignore = []
     if not migrations:
         ignore.append("migrations")
@@ -92,7 +95,7 @@ def copy_project(dest: Path, migrations: bool = True, pgtap: bool = True) -> Pro
 def committed_project(dest: Path) -> Project:
     """sql/, supabase/ and .sqlfluff as committed (HEAD): the real tree, without anyone's
     uncommitted work in progress in the shared checkout."""
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "HEAD", "sql", "supabase", ".sqlfluff"],
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "HEAD", "sql", "supabase", PLATFORM, ".sqlfluff"],
                              capture_output=True, check=True)
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
     (dest / "supabase" / "migrations").mkdir(parents=True, exist_ok=True)
@@ -129,7 +132,7 @@ def base_project(tmp_root, empty_db) -> Project:
     project = copy_project(tmp_root, migrations=False, pgtap=False)
     project.write("supabase/seed.sql", "-- no demo data in tooling tests\n")
     for path in (project.root / "sql").iterdir():
-        if path.is_dir() and path.name != "platform":
+        if path.is_dir():
             shutil.rmtree(path)
     project.db_url = empty_db
     return project
@@ -149,12 +152,6 @@ def history(url: str) -> list[tuple[str, str, list[str]]]:
     return [tuple(r) for r in query(
         url, "select version, name, statements from supabase_migrations.schema_migrations "
              "order by version")]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def one_line_error(res: subprocess.CompletedProcess) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from koepon import sqlsplit
+from koepon.db import sqlsplit
 
 from .conftest import history, one_line_error, query
 

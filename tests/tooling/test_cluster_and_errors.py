@@ -13,7 +13,7 @@ import socket
 import psycopg
 import pytest
 
-from koepon.cluster import Cluster
+from koepon.db.cluster import Cluster
 from koepon.errors import KoeponError
 from koepon.settings import Paths
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from koepon.cluster import LAYOUT_MARKER, Cluster, bindir
+from koepon.db.cluster import LAYOUT_MARKER, Cluster, bindir
 from koepon.settings import Paths
 
 from .conftest import free_port

@@ -2,7 +2,7 @@
 and every pgTAP file run as the non-superuser `postgres`.
 
 Each fact is one that changes behaviour and that the base once got wrong; the sources are
-cited in sql/platform/*.sql.
+cited in koepon/localstack/platform/*.sql.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from koepon import db, migrations, pgtap, testing
+from koepon import db
+from koepon.db import migrations, pgtap, testing
 from koepon.settings import paths
 
 

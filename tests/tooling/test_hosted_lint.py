@@ -1,11 +1,11 @@
-"""`koepon db lint`'s rules for what hosted Supabase refuses (koepon/hosted_lint.py)."""
+"""`koepon db lint`'s rules for what hosted Supabase refuses (koepon/db/hosted_lint.py)."""
 
 from __future__ import annotations
 
 import psycopg
 import pytest
 
-from koepon import hosted_lint, migrations
+from koepon.db import hosted_lint, migrations
 from koepon.settings import paths
 
 # What a superuser-free server would say about a setting: enough of pg_settings for the rules.

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
-from koepon import db, platform, schema_diff
+from koepon import db
+from koepon.db import platform_base as platform
+from koepon.db import schema_diff
 from koepon.settings import Paths
 
 from .conftest import ROOT, execute, history, query
@@ -56,7 +58,7 @@ def test_platform_base_is_applied_once_by_migrate(base_project):
                            "order by 1)") == [(["postgres"],)]
 
     # sql/platform changed since: migrate says so, and does not re-apply it on its own
-    (p.root / "sql" / "platform" / "99_extra.sql").write_text("create schema if not exists extra;\n")
+    (p.root / "koepon" / "localstack" / "platform" / "99_extra.sql").write_text("create schema if not exists extra;\n")
     p.add("20260101000200_noop.sql", "select 1;\n")
     res = p.koepon("db", "migrate")
     assert res.returncode == 0, res.stderr

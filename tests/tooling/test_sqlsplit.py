@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from koepon.sqlsplit import normalise, split
+from koepon.db.sqlsplit import normalise, split
 
 
 def texts(sql: str) -> list[str]:

@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
+from koepon.localstack.services import free_port
+
 KOEPON = [str(Path(sys.executable).with_name("koepon"))]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _koepon(*args: str, db_url: str) -> subprocess.CompletedProcess:
@@ -33,7 +28,7 @@ def test_status_reports_the_named_server():
 def test_up_against_a_named_server_that_does_not_answer_fails_without_starting_anything():
     # Nothing listens on this port: `koepon up` must try that server (and fail clearly),
     # not fall back to starting the private cluster and serving it instead.
-    url = f"postgresql://postgres:postgres@127.0.0.1:{_free_port()}/postgres"
+    url = f"postgresql://postgres:postgres@127.0.0.1:{free_port()}/postgres"
     res = _koepon("up", db_url=url)
     assert res.returncode != 0
     assert "Traceback" not in res.stderr

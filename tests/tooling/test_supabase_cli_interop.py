@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from koepon import db, migrations, platform, schema_diff, sqlsplit
+from koepon import db
+from koepon.db import migrations, schema_diff, sqlsplit
+from koepon.db import platform_base as platform
 from koepon.settings import Paths
 
 from .conftest import committed_project, history

@@ -1,15 +1,14 @@
-"""Payments fixtures: a database with the economy test fixture, and calling the inbox as service_role."""
+"""Payments fixtures: a gacha made with the economy test fixture (installed in every test database),
+and calling the inbox as service_role."""
 
 from __future__ import annotations
 
 import json
 import uuid
-from pathlib import Path
 
 import psycopg
 import pytest
 
-FIXTURE_SQL = (Path(__file__).parent.parent / "economy" / "fixture.sql").read_text()
 ITEMS = [{"name": "n", "rarity": "N", "rate_ppm": 700000}, {"name": "r", "rarity": "R", "rate_ppm": 300000}]
 
 
@@ -19,7 +18,6 @@ class Shop:
     def __init__(self, url: str):
         self.url = url
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(FIXTURE_SQL)
             self.vtuber = str(conn.execute("select econ_test.vtuber(%s)",
                                            (f"v-{uuid.uuid4().hex[:8]}@example.com",)).fetchone()[0])
             self.gacha = str(conn.execute("select econ_test.gacha(%s, %s)",

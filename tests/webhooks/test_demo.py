@@ -1,8 +1,8 @@
 """`koepon demo` end to end against stacks on ephemeral ports.
 
-Stripe: the payment service exactly as `koepon up` runs it (`python -m webhooks --port N`, gunicorn,
-no provider keys, so the fake providers are served in-process under /_fake). KOMOJU: the service
-and the fakes in threads (koepon.fakes.serve).
+Stripe: the payment service and the fake providers exactly as `koepon up` runs them (`python -m webhooks
+--port N` under gunicorn, `python -m koepon.localstack.fakes`, the service configured only by the
+environment `koepon up` gives it). KOMOJU: the service and the fakes in threads (koepon.localstack.fakes.serve).
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,11 +18,11 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from koepon.api.storage import ensure_demo_bytes
-from koepon.api.testing import running_api
 from koepon.cli import main
-from koepon.fakes.serve import free_port, running_payments
-from koepon.stack_cli import service_env
+from koepon.localstack import services
+from koepon.localstack.api.storage import ensure_demo_bytes
+from koepon.localstack.api.testing import running_api
+from koepon.localstack.fakes.serve import running_payments
 
 
 @pytest.fixture(scope="module")
@@ -36,15 +35,17 @@ def api(seeded_db_url):
 
 @pytest.fixture(scope="module")
 def gunicorn_service(api, seeded_db_url, tmp_path_factory):
-    port = free_port()
+    port, fakes_port = services.free_port(), services.free_port()
+    url, fakes_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{fakes_port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "KOMOJU_", "SUPABASE_"))}
-    env.update(service_env(seeded_db_url))
-    env["SUPABASE_URL"] = api
-    log = tmp_path_factory.mktemp("webhooks") / "webhooks.log"
+    env.update(services.service_env(seeded_db_url))
+    env.update(services.payments_env(api, fakes_url))
+    logs = tmp_path_factory.mktemp("webhooks")
+    log = logs / "webhooks.log"
+    fakes = services.spawn(services.fakes_argv(fakes_port, url), logs / "fakes.log", env, fakes_url + "/health")
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "webhooks", "--port", str(port)], env=env, stdout=out,
+        proc = subprocess.Popen(services.payments_argv(port), env=env, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -56,8 +57,9 @@ def gunicorn_service(api, seeded_db_url, tmp_path_factory):
                 time.sleep(0.1)
         yield url, log
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=15)
+        for p in (proc, fakes):
+            os.killpg(p.pid, signal.SIGTERM)
+            p.wait(timeout=15)
 
 
 def _check(result):
@@ -73,7 +75,7 @@ def test_koepon_demo_against_the_service_as_koepon_up_runs_it(api, gunicorn_serv
     url, log = gunicorn_service
     _check(CliRunner().invoke(main, ["demo", "--api-url", api, "--url", url]))
     text = log.read_text()
-    assert "STRIPE_SECRET_KEY is not set: using the local fake Stripe API" in text
+    assert "using the local fake Stripe API" in text
     assert "charge.refunded" in text, "the fake Stripe delivered the refund event to the service"
 
 

@@ -8,7 +8,7 @@ import threading
 import psycopg
 import pytest
 
-from koepon.fakes import events as ev
+from koepon.localstack.fakes import events as ev
 
 
 def _state(shop, order_id):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -11,10 +14,11 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
-from koepon.api.testing import running_api
 from koepon.cli import main
-from koepon.fakes import events as ev
-from koepon.fakes.serve import free_port, local_env, running_payments, serving
+from koepon.localstack.api.testing import running_api
+from koepon.localstack.fakes import events as ev
+from koepon.localstack.fakes.serve import running_payments, serving
+from koepon.localstack.services import free_port, payments_env
 from koepon.settings import ANON_KEY, KOMOJU_WEBHOOK_SECRET, STRIPE_WEBHOOK_SECRET
 from supabase import create_client
 from webhooks.app import create_app
@@ -53,13 +57,14 @@ def _post_event(url, provider, event, *, secret=None, ts=None, body=None, header
 # Configuration
 # ---------------------------------------------------------------------------------------
 def _env(**kw):
-    env = local_env("http://127.0.0.1:9", "http://127.0.0.1:9")
+    env = payments_env("http://127.0.0.1:9", "http://127.0.0.1:9")
     env.update(kw)
     return {k: v for k, v in env.items() if v is not None}
 
 
 @pytest.mark.parametrize("missing", ["STRIPE_WEBHOOK_SECRET", "KOMOJU_WEBHOOK_SECRET", "SUPABASE_URL",
-                                     "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_JWT_SECRET"])
+                                     "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_JWT_SECRET",
+                                     "STRIPE_SECRET_KEY", "KOMOJU_SECRET_KEY"])
 def test_refuses_to_start_without_a_secret(missing):
     with pytest.raises(ConfigError, match=missing):
         create_app(_env(**{missing: None}))
@@ -75,19 +80,30 @@ def test_refuses_unsafe_configuration():
         create_app(_env(STRIPE_API_BASE=None))
 
 
-def test_local_defaults_use_the_fakes_and_say_so():
-    cfg = Config.from_env(_env(STRIPE_API_BASE=None, KOMOJU_API_BASE=None), self_url="http://127.0.0.1:5")
-    assert cfg.stripe_is_fake and cfg.komoju_is_fake and cfg.serve_fakes
-    assert cfg.stripe_api_base == "http://127.0.0.1:5/_fake/stripe"
-    assert any("STRIPE_SECRET_KEY is not set" in n for n in cfg.notes)
+def test_the_fakes_are_used_only_when_asked_for_and_say_so():
+    cfg = Config.from_env(_env(STRIPE_API_BASE="http://127.0.0.1:5/stripe"))
+    assert cfg.stripe_is_fake and cfg.komoju_is_fake
+    assert cfg.stripe_api_base == "http://127.0.0.1:5/stripe"
+    assert any("using the local fake Stripe API at http://127.0.0.1:5/stripe" in n for n in cfg.notes)
     real = Config.from_env(_env(STRIPE_SECRET_KEY="sk_test_real", STRIPE_API_BASE=None, KOMOJU_SECRET_KEY="k"))
-    assert not real.stripe_is_fake and real.stripe_api_base is None and not real.serve_fakes
-    app = create_app(cfg)
-    client = app.test_client()
+    assert not real.stripe_is_fake and real.stripe_api_base is None and not real.notes
+    client = create_app(cfg).test_client()
     assert client.get("/health").get_json()["stripe"] == "fake"
-    # The fakes are mounted in-process for the local stack.
+    # The payment service never serves the fakes itself: they are their own server.
     assert client.post("/_fake/stripe/v1/payment_intents", data={"amount": "1000", "currency": "jpy"},
-                       headers={"Authorization": "Bearer sk_test_local"}).status_code == 200
+                       headers={"Authorization": "Bearer sk_test_local"}).status_code == 404
+
+
+@pytest.mark.parametrize("missing", ["STRIPE_SECRET_KEY", "KOMOJU_SECRET_KEY"])
+def test_the_service_refuses_to_start_without_a_provider_key(missing, tmp_path):
+    """Fail closed: a production service with a key missing exits at start, with the reason,
+    instead of quietly talking to fake providers."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "KOMOJU_", "SUPABASE_"))}
+    env.update(_env(**{missing: None, "STRIPE_API_BASE": None, "KOMOJU_API_BASE": None}))
+    res = subprocess.run([sys.executable, "-m", "webhooks", "--port", str(free_port())], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode != 0
+    assert f"webhooks: refusing to start without {missing}" in res.stderr
 
 
 # ---------------------------------------------------------------------------------------
@@ -161,7 +177,7 @@ def test_komoju_signature_cases(stack):
 
 def test_database_unreachable_is_503_within_a_second():
     dead = f"http://127.0.0.1:{free_port()}"
-    app = create_app(local_env(dead, dead))
+    app = create_app(payments_env(dead, dead))
     with serving(app) as url:
         [event] = ev.stripe_outcome_events(str(uuid.uuid4()), 1000, "succeeded")
         started = time.monotonic()

@@ -24,7 +24,7 @@ select ok(exists (select 1 from pg_trigger where tgrelid = 'auth.users'::regclas
 select ok((select count(*) from pg_trigger where tgrelid = 'app.audit_log'::regclass and not tgisinternal) = 3,
           'audit_log: chain, no update/delete, no truncate triggers');
 
--- hygiene (koepon/hygiene.py)
+-- hygiene (koepon/db/hygiene.py)
 select is_empty($$ select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace
                    where n.nspname = 'public' and c.relkind in ('r', 'p', 'm', 'f') $$, 'no table in public');
 select is_empty($$ select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace

@@ -2,75 +2,14 @@
 begin;
 select plan(31);
 
--- Economy test fixture (pgTAP files and pytest load it): a VTuber with a published gacha.
-create schema if not exists econ_test;
-grant usage on schema econ_test to anon, authenticated, service_role;
-
--- A fan with a birth date (adult), returns the user id.
-create or replace function econ_test.fan(p_email text, p_birth date default date '1990-01-01') returns uuid
-language plpgsql as $$
-declare v uuid;
-begin
-  v := tests.create_user(p_email);
-  update app.profiles set birth_date = p_birth where user_id = v;
-  return v;
-end $$;
-
--- An approved VTuber, returns app.vtubers.id.
-create or replace function econ_test.vtuber(p_email text, p_name text default 'Vee') returns uuid
-language plpgsql as $$
-declare u uuid; v uuid;
-begin
-  u := tests.create_user(p_email);
-  insert into app.user_roles (user_id, role) values (u, 'vtuber') on conflict do nothing;
-  insert into app.vtubers (user_id, name, status, approved_at) values (u, p_name, 'approved', now()) returning id into v;
-  return v;
-end $$;
-
--- A published gacha. p_items: [{"name":..,"rarity":..,"rate_ppm":..,"stock":..}, ...] in sort order.
-create or replace function econ_test.gacha(
-  p_vtuber uuid, p_items jsonb, p_cap integer default null, p_pity_pulls integer default null,
-  p_pity_rarity text default null, p_price_single integer default 100, p_price_ten integer default 1000,
-  p_medals integer default 10, p_bonus integer default 0
-) returns uuid
-language plpgsql as $$
-declare g uuid; e jsonb; n integer := 0;
-begin
-  insert into app.gachas (vtuber_id, title, price_single, price_ten, medals_per_pull, ten_pull_bonus_medals,
-                          start_at, end_at, total_pull_cap, pity_pulls, pity_rarity)
-  values (p_vtuber, 'G', p_price_single, p_price_ten, p_medals, p_bonus, timestamptz '2026-01-01 00:00+00',
-          timestamptz '2099-01-01 00:00+00', p_cap, p_pity_pulls, p_pity_rarity)
-  returning id into g;
-  for e in select x from jsonb_array_elements(p_items) x loop
-    insert into app.gacha_items (gacha_id, name, rarity, rate_ppm, stock, content_path, sort_order)
-    values (g, e ->> 'name', e ->> 'rarity', (e ->> 'rate_ppm')::integer, (e ->> 'stock')::integer,
-            'g/' || (e ->> 'name') || '.png', n);
-    n := n + 1;
-  end loop;
-  update app.gachas set status = 'published' where id = g;
-  return g;
-end $$;
-
-create or replace function econ_test.exchange_item(
-  p_vtuber uuid, p_cost integer, p_stock integer default null, p_limit integer default null,
-  p_daily integer default null
-) returns uuid
-language sql as $$
-  insert into app.exchange_items (vtuber_id, name, medal_cost, total_stock, per_fan_limit, per_fan_daily_limit,
-                                  content_path)
-  values (p_vtuber, 'X', p_cost, p_stock, p_limit, p_daily, 'x/item.png') returning id
-$$;
+-- The economy fixture (supabase/tests/economy_fixture.sql) is installed with the test helpers.
 
 create schema edges_t;
 grant usage on schema edges_t to anon, authenticated, service_role;
-create table edges_t.ids (k text primary key, v uuid not null);
-grant select on edges_t.ids to anon, authenticated, service_role;
-create function edges_t.id(p_k text) returns uuid language sql stable as $$ select v from edges_t.ids where k = p_k $$;
-grant execute on function edges_t.id(text) to anon, authenticated, service_role;
 -- An order for fan k at time t (JST literal), single or ten pull.
 create function edges_t.buy(p_k text, p_n integer, p_key text, p_t timestamptz) returns jsonb
 language sql as $$
-  select private.create_order(edges_t.id(p_k), edges_t.id('g'), p_n, p_key, p_t, extensions.gen_random_bytes(32), 'cs')
+  select private.create_order(econ_test.id(p_k), econ_test.id('g'), p_n, p_key, p_t, extensions.gen_random_bytes(32), 'cs')
 $$;
 
 -- The error an SQL text raises, as {sqlstate, message, detail, hint}.
@@ -93,9 +32,9 @@ language sql as $$
                                'pi_' || p_k || '_' || p_key, p_n * 100, 'JPY', p_t, extensions.gen_random_bytes(32), 'cs')
 $$;
 
-insert into edges_t.ids values ('v', econ_test.vtuber('v@t'));
-insert into edges_t.ids values
-  ('g', econ_test.gacha(edges_t.id('v'), '[{"name":"a","rarity":"N","rate_ppm":1000000}]')),
+insert into econ_test.ids values ('v', econ_test.vtuber('v@t'));
+insert into econ_test.ids values
+  ('g', econ_test.gacha(econ_test.id('v'), '[{"name":"a","rarity":"N","rate_ppm":1000000}]')),
   ('adult', econ_test.fan('adult@t')),
   ('m13', econ_test.fan('m13@t', date '2013-06-01')),
   ('m17', econ_test.fan('m17@t', date '2009-06-01')),
@@ -118,7 +57,7 @@ select lives_ok($$ select edges_t.buy('adult', 10, 'a' || n, timestamptz '2026-1
 -- ---- under 13: refused ----
 select throws_ok($$ select edges_t.buy('kid', 1, 'k1', timestamptz '2026-11-25 12:00+09') $$, 'PT422',
                  'minor_under_13_cannot_purchase', 'an 11-year-old cannot buy');
-select is((select count(*)::integer from app.orders where user_id = edges_t.id('kid')), 0, '... and no order exists');
+select is((select count(*)::integer from app.orders where user_id = econ_test.id('kid')), 0, '... and no order exists');
 select throws_ok($$ select edges_t.buy('nobirth', 1, 'n1', timestamptz '2026-11-25 12:00+09') $$, 'PT422',
                  'birth_date_required', 'no birth date, no first purchase');
 
@@ -181,12 +120,12 @@ select lives_ok($$ select edges_t.paid('m17', 1, 'q3', timestamptz '2026-11-25 1
                 'raising the cap in the table lets the order through');
 
 -- ---- the fan's own view ----
-select tests.authenticate_as(edges_t.id('m17'));
+select tests.authenticate_as(econ_test.id('m17'));
 select is(public.get_my_spending_limits() - 'spent_this_month_jpy' - 'spent_today_jpy' - 'remaining_jpy'
           - 'daily_cap_jpy',
           '{"birth_date_set": true, "capped": true, "can_purchase": true, "monthly_cap_jpy": 10000}'::jsonb,
           'get_my_spending_limits: capped, with the caps');
-select tests.authenticate_as(edges_t.id('adult'));
+select tests.authenticate_as(econ_test.id('adult'));
 select is(public.get_my_spending_limits(), '{"birth_date_set": true, "capped": false}'::jsonb, 'adults: not capped');
 
 select * from finish();

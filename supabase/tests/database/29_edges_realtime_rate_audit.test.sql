@@ -2,96 +2,25 @@
 begin;
 select plan(24);
 
--- Economy test fixture (pgTAP files and pytest load it): a VTuber with a published gacha.
-create schema if not exists econ_test;
-grant usage on schema econ_test to anon, authenticated, service_role;
-
--- A fan with a birth date (adult), returns the user id.
-create or replace function econ_test.fan(p_email text, p_birth date default date '1990-01-01') returns uuid
-language plpgsql as $$
-declare v uuid;
-begin
-  v := tests.create_user(p_email);
-  update app.profiles set birth_date = p_birth where user_id = v;
-  return v;
-end $$;
-
--- An approved VTuber, returns app.vtubers.id.
-create or replace function econ_test.vtuber(p_email text, p_name text default 'Vee') returns uuid
-language plpgsql as $$
-declare u uuid; v uuid;
-begin
-  u := tests.create_user(p_email);
-  insert into app.user_roles (user_id, role) values (u, 'vtuber') on conflict do nothing;
-  insert into app.vtubers (user_id, name, status, approved_at) values (u, p_name, 'approved', now()) returning id into v;
-  return v;
-end $$;
-
--- A published gacha. p_items: [{"name":..,"rarity":..,"rate_ppm":..,"stock":..}, ...] in sort order.
-create or replace function econ_test.gacha(
-  p_vtuber uuid, p_items jsonb, p_cap integer default null, p_pity_pulls integer default null,
-  p_pity_rarity text default null, p_price_single integer default 100, p_price_ten integer default 1000,
-  p_medals integer default 10, p_bonus integer default 0
-) returns uuid
-language plpgsql as $$
-declare g uuid; e jsonb; n integer := 0;
-begin
-  insert into app.gachas (vtuber_id, title, price_single, price_ten, medals_per_pull, ten_pull_bonus_medals,
-                          start_at, end_at, total_pull_cap, pity_pulls, pity_rarity)
-  values (p_vtuber, 'G', p_price_single, p_price_ten, p_medals, p_bonus, timestamptz '2026-01-01 00:00+00',
-          timestamptz '2099-01-01 00:00+00', p_cap, p_pity_pulls, p_pity_rarity)
-  returning id into g;
-  for e in select x from jsonb_array_elements(p_items) x loop
-    insert into app.gacha_items (gacha_id, name, rarity, rate_ppm, stock, content_path, sort_order)
-    values (g, e ->> 'name', e ->> 'rarity', (e ->> 'rate_ppm')::integer, (e ->> 'stock')::integer,
-            'g/' || (e ->> 'name') || '.png', n);
-    n := n + 1;
-  end loop;
-  update app.gachas set status = 'published' where id = g;
-  return g;
-end $$;
-
-create or replace function econ_test.exchange_item(
-  p_vtuber uuid, p_cost integer, p_stock integer default null, p_limit integer default null,
-  p_daily integer default null
-) returns uuid
-language sql as $$
-  insert into app.exchange_items (vtuber_id, name, medal_cost, total_stock, per_fan_limit, per_fan_daily_limit,
-                                  content_path)
-  values (p_vtuber, 'X', p_cost, p_stock, p_limit, p_daily, 'x/item.png') returning id
-$$;
+-- The economy fixture (supabase/tests/economy_fixture.sql) is installed with the test helpers.
 
 create schema edges_t;
 grant usage on schema edges_t to anon, authenticated, service_role;
-create table edges_t.ids (k text primary key, v uuid not null);
-grant select on edges_t.ids to anon, authenticated, service_role;
-create function edges_t.id(p_k text) returns uuid language sql stable as $$ select v from edges_t.ids where k = p_k $$;
-grant execute on function edges_t.id(text) to anon, authenticated, service_role;
--- A paid, fulfilled order of fan k at time t; returns the order id.
-create function edges_t.paid(p_k text, p_n integer, p_key text, p_t timestamptz) returns uuid
-language sql as $$
-  select (private.fulfill_order(
-            (private.create_order(edges_t.id(p_k), edges_t.id('g'), p_n, p_key, p_t, extensions.gen_random_bytes(32), 'cs')
-             ->> 'order_id')::uuid,
-            'stripe', 'pi_' || p_k || '_' || p_key, p_n * 100, 'JPY', p_t, extensions.gen_random_bytes(32), 'cs')
-          ->> 'order_id')::uuid
-$$;
 
-
-insert into edges_t.ids values ('v', econ_test.vtuber('v@t'));
-insert into edges_t.ids values
-  ('g', econ_test.gacha(edges_t.id('v'), '[{"name":"ssr","rarity":"SSR","rate_ppm":100000},
+insert into econ_test.ids values ('v', econ_test.vtuber('v@t'));
+insert into econ_test.ids values
+  ('g', econ_test.gacha(econ_test.id('v'), '[{"name":"ssr","rarity":"SSR","rate_ppm":100000},
                                            {"name":"r","rarity":"R","rate_ppm":300000},
                                            {"name":"n1","rarity":"N","rate_ppm":300000},
                                            {"name":"n2","rarity":"N","rate_ppm":300000}]', null, 5, 'SSR')),
   ('f', econ_test.fan('f@t')), ('f2', econ_test.fan('f2@t'));
 create table edges_t.snap (who text primary key, a jsonb);
 grant select, insert on edges_t.snap to anon, authenticated;
-select edges_t.paid('f', 10, 'k' || n, now()) from generate_series(1, 20) n;
-select edges_t.paid('f2', 10, 'j' || n, now()) from generate_series(1, 10) n;
+select econ_test.paid('f', 10, 'k' || n, now()) from generate_series(1, 20) n;
+select econ_test.paid('f2', 10, 'j' || n, now()) from generate_series(1, 10) n;
 insert into edges_t.snap select 'truth', jsonb_object_agg(x.name, x.c)
   from (select i.name, count(p.id) as c from app.gacha_items i left join app.pulls p on p.gacha_item_id = i.id
-        where i.gacha_id = edges_t.id('g') group by i.name) x;
+        where i.gacha_id = econ_test.id('g') group by i.name) x;
 
 -- ---- Realtime ----
 select is((select array_agg(tablename::text order by tablename::text collate "C") from pg_publication_tables
@@ -107,7 +36,7 @@ select lives_ok($$ do $d$
       end if;
     end loop;
   end $d$ $$, 'the guarded publication step re-runs');
-select tests.authenticate_as(edges_t.id('f'));
+select tests.authenticate_as(econ_test.id('f'));
 select is((select count(distinct user_id)::integer from app.pulls), 1, 'RLS: a fan''s Realtime stream holds only their pulls');
 select is((select count(distinct user_id)::integer from app.orders), 1, '... and only their orders');
 
@@ -126,29 +55,29 @@ select is(private.chi_square_test('[{"expected": 20, "observed": 10}, {"expected
           '{"statistic": 10, "df": 2, "min_expected": 20, "reliable": true}'::jsonb, 'Pearson statistic');
 
 -- ---- get_rate_audit ----
-select lives_ok($$ insert into edges_t.snap select 'anon', public.get_rate_audit(edges_t.id('g')) $$,
+select lives_ok($$ insert into edges_t.snap select 'anon', public.get_rate_audit(econ_test.id('g')) $$,
                 'anyone (anon) can audit a published gacha');
-select is((public.get_rate_audit(edges_t.id('g')) ->> 'draws')::bigint + (public.get_rate_audit(edges_t.id('g')) ->> 'pity_draws')::bigint,
+select is((public.get_rate_audit(econ_test.id('g')) ->> 'draws')::bigint + (public.get_rate_audit(econ_test.id('g')) ->> 'pity_draws')::bigint,
           300::bigint, 'it counts every draw of every fan');
 select is((select jsonb_object_agg(e ->> 'name', (e ->> 'observed')::bigint + (e ->> 'pity_draws')::bigint)
-             from jsonb_array_elements(public.get_rate_audit(edges_t.id('g')) -> 'by_item') e),
+             from jsonb_array_elements(public.get_rate_audit(econ_test.id('g')) -> 'by_item') e),
           (select a from edges_t.snap where who = 'truth'),
           'per item counts are the pulls'' counts');
-select is((select (e ->> 'pity_draws')::bigint from jsonb_array_elements(public.get_rate_audit(edges_t.id('g')) -> 'by_rarity') e
+select is((select (e ->> 'pity_draws')::bigint from jsonb_array_elements(public.get_rate_audit(econ_test.id('g')) -> 'by_rarity') e
             where e ->> 'rarity' = 'N'), 0::bigint, 'pity draws (SSR only) are set apart from the tested draws');
-select is(public.get_rate_audit(edges_t.id('g')) -> 'rarity_test' ->> 'df', '2', 'rarity test: 3 rarities, 2 df');
-select is(public.get_rate_audit(edges_t.id('g')) -> 'item_test' ->> 'df', '3', 'item test: 4 items, 3 df');
-select ok((public.get_rate_audit(edges_t.id('g')) -> 'item_test' ->> 'p_value')::double precision
-            = private.chi_square_p_value((public.get_rate_audit(edges_t.id('g')) -> 'item_test' ->> 'statistic')::double precision, 3),
+select is(public.get_rate_audit(econ_test.id('g')) -> 'rarity_test' ->> 'df', '2', 'rarity test: 3 rarities, 2 df');
+select is(public.get_rate_audit(econ_test.id('g')) -> 'item_test' ->> 'df', '3', 'item test: 4 items, 3 df');
+select ok((public.get_rate_audit(econ_test.id('g')) -> 'item_test' ->> 'p_value')::double precision
+            = private.chi_square_p_value((public.get_rate_audit(econ_test.id('g')) -> 'item_test' ->> 'statistic')::double precision, 3),
           'p-value = Q(df/2, statistic/2)');
 select throws_ok($$ select user_id from app.pulls $$, '42501', null, 'anon reads no user, seed or roll of a pull');
-select tests.authenticate_as(edges_t.id('f'));
-select is(public.get_rate_audit(edges_t.id('g')), (select a from edges_t.snap where who = 'anon'),
+select tests.authenticate_as(econ_test.id('f'));
+select is(public.get_rate_audit(econ_test.id('g')), (select a from edges_t.snap where who = 'anon'),
           'a signed-in fan sees the same audit as anon (every fan''s draws, not only their own)');
 select tests.as_postgres();
-update app.gachas set status = 'suspended' where id = edges_t.id('g');
+update app.gachas set status = 'suspended' where id = econ_test.id('g');
 select tests.clear_authentication();
-select throws_ok($$ select public.get_rate_audit(edges_t.id('g')) $$, 'PT404', 'gacha_not_found',
+select throws_ok($$ select public.get_rate_audit(econ_test.id('g')) $$, 'PT404', 'gacha_not_found',
                  'a suspended gacha is not audited publicly');
 select throws_ok($$ select public.get_rate_audit(gen_random_uuid()) $$, 'PT404', 'gacha_not_found', 'unknown gacha');
 

@@ -1,0 +1,38 @@
+"""Run the API in a background thread on an ephemeral port, for tests and tools."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import uvicorn
+
+from ..services import free_port, wait_http
+from .app import create_app
+
+
+@contextlib.contextmanager
+def running_api(db_url: str, storage_root: Path | None = None) -> Iterator[str]:
+    """Yields the base URL (http://127.0.0.1:PORT) of an API serving `db_url`."""
+    import tempfile
+
+    tmp = None
+    if storage_root is None:
+        tmp = tempfile.TemporaryDirectory(prefix="koepon-storage-")
+        storage_root = Path(tmp.name)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(db_url, storage_root=storage_root), host="127.0.0.1",
+                                           port=port, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url + "/health", timeout=30)
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        if tmp:
+            tmp.cleanup()

@@ -1,0 +1,1 @@
+"""Verification and demonstration tools: soak, benchmarks, invariants, fairness, demo, pay."""

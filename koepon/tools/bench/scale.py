@@ -1,0 +1,201 @@
+"""scale: the read paths at 1M fans / 10M pulls / 10M ledger entries / 100k orders a day of history
+(times --scale-factor), against a small-data run of the same queries in the same process.
+
+History is generated with set-based SQL, consistent by construction (every order fulfilled with
+10 pulls, 10 rewards, one pull_grant; the rest of the ledger is admin adjustments whose running
+balances come from a window sum; balances = Σ ledger). The bulk load runs with
+session_replication_role = replica (FK checks and user triggers off) in the benchmark's
+throwaway database only."""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+
+import psycopg
+
+from ...settings import superuser_url
+from .env import BenchDB, has_function
+from .scenarios import Skip, row, target
+from .tools import pgbench
+
+FULL = {"fans": 1_000_000, "orders": 1_000_000, "ledger": 10_000_000}  # orders are 10-pull: 10M pulls
+DAYS = 10  # 100k orders a day at scale factor 1
+
+SCALE_TABLE = """
+create table if not exists bench.so (n integer primary key, order_id uuid not null, user_id uuid not null,
+                                     gacha_id uuid not null, vtuber_id uuid not null, created_at timestamptz not null);
+grant select on bench.so to anon, authenticated, service_role;
+"""
+
+GEN_SQL = """
+set session_replication_role = replica;
+set work_mem = '256MB';
+insert into app.fairness_seeds (user_id, server_seed, server_seed_hash, client_seed, next_nonce)
+select f.user_id, x.seed, encode(sha256(x.seed), 'hex'), 'bench', 0
+  from bench.fans f cross join lateral (select decode(md5(random()::text || f.n) || md5(f.n || random()::text), 'hex')
+                                        as seed) x
+ where f.n between :flo and :fhi;
+insert into bench.so (n, order_id, user_id, gacha_id, vtuber_id, created_at)
+select k.k, gen_random_uuid(), f.user_id, b.gacha_id, b.vtuber_id,
+       now() - interval '1 hour' - random() * interval ':days days'
+  from (select k, :flo + floor((:fhi - :flo + 1) * random() ^ 2)::integer as fn,
+               1 + floor(:ng * random())::integer as gn
+          from generate_series(:olo, :ohi) k) k
+  join bench.fans f on f.n = k.fn join bench.gachas b on b.n = k.gn;
+insert into app.orders (id, user_id, gacha_id, vtuber_id, pull_count, amount_jpy, medals, currency, idempotency_key,
+                        status, provider, provider_payment_id, created_at, expires_at, paid_at, fulfilled_at)
+select so.order_id, so.user_id, so.gacha_id, so.vtuber_id, 10, 1000, 100, 'JPY', 'hist-' || so.n, 'fulfilled',
+       'stripe', 'pi_hist_' || so.n, so.created_at, so.created_at + interval '30 minutes', so.created_at,
+       so.created_at
+  from bench.so so where so.n between :olo and :ohi;
+create temporary table gen_pulls on commit drop as select coalesce(max(id), 0) as before from app.pulls;
+insert into app.pulls (order_id, user_id, gacha_id, gacha_item_id, rarity, seed_id, nonce, roll, rate_table_version,
+                       pity, created_at)
+select so.order_id, so.user_id, so.gacha_id, b.item_id, b.rarity, s.id, so.n::bigint * 10 + g, g * 1000,
+       b.rate_version, false, so.created_at
+  from bench.so so join bench.gachas b on b.gacha_id = so.gacha_id
+  join app.fairness_seeds s on s.user_id = so.user_id and s.active cross join generate_series(0, 9) g
+ where so.n between :olo and :ohi;
+insert into app.user_rewards (user_id, source, pull_id, gacha_item_id, content_bucket, content_path, created_at)
+select p.user_id, 'pull', p.id, p.gacha_item_id, 'rewards', 'bench/history.png', p.created_at
+  from app.pulls p where p.id > (select before from gen_pulls);
+create temporary table gen_ledger on commit drop as
+select so.user_id, so.vtuber_id, 100::bigint as delta, 'pull_grant' as reason, so.order_id, null::text as note,
+       so.created_at
+  from bench.so so where so.n between :olo and :ohi
+union all
+select so.user_id, so.vtuber_id, 5, 'admin_adjustment', null, 'bench history',
+       so.created_at + (a * interval '1 minute')
+  from bench.so so cross join generate_series(1, :adj) a where so.n between :olo and :ohi;
+insert into app.medal_ledger (user_id, vtuber_id, delta, reason, previous_balance, new_balance, order_id, note,
+                              created_at)
+select user_id, vtuber_id, delta, reason, bal - delta, bal, order_id, note, created_at
+  from (select l.*, sum(l.delta) over (partition by l.user_id, l.vtuber_id order by l.created_at, l.reason
+                                       rows unbounded preceding) as bal
+          from gen_ledger l) x
+ order by created_at;
+insert into app.medal_balances (user_id, vtuber_id, balance, updated_at)
+select user_id, vtuber_id, sum(delta), max(created_at) from gen_ledger group by 1, 2;
+set session_replication_role = origin;
+"""
+
+QUERIES = {
+    "get_medal_balances": ("authenticated", "select public.get_medal_balances();"),
+    "list_my_rewards (first page)": ("authenticated", "select public.list_my_rewards(50, 0);"),
+    "get_order": ("authenticated", "select public.get_order(so.order_id) from bench.so so where so.n = :o;"),
+    "get_gacha": ("anon", "select public.get_gacha((select b.gacha_id from bench.gachas b where b.n = :g));"),
+}
+
+SCRIPT = """\\set o random(:olo, :ohi)
+\\set g random(1, :ng)
+begin;
+select set_config('role', '{role}', true),
+       set_config('request.jwt.claims', {claims}, true)
+  from bench.so so where so.n = :o;
+{query}
+commit;
+"""
+
+
+def _script(role: str, query: str) -> str:
+    claims = ("json_build_object('sub', so.user_id, 'role', 'authenticated', 'aud', 'authenticated')::text"
+              if role == "authenticated" else "'{\"role\":\"anon\"}'")
+    return SCRIPT.format(role=role, claims=claims, query=query)
+
+
+def _generate(db: BenchDB, sf: float, ng: int, olo: int) -> tuple[int, int, float]:
+    fans = max(50, round(FULL["fans"] * sf))
+    orders = max(50, round(FULL["orders"] * sf))
+    adj = max(0, FULL["ledger"] // FULL["orders"] - 1)
+    t0 = time.monotonic()
+    flo = db.new_fans(fans)
+    sql = GEN_SQL
+    for k, v in {"flo": flo, "fhi": flo + fans - 1, "olo": olo, "ohi": olo + orders - 1, "ng": ng, "adj": adj,
+                 "days": DAYS}.items():
+        sql = sql.replace(f":{k}", str(v))
+    with db.connect() as conn:
+        with conn.transaction():
+            conn.execute(sql)
+        for t in ("app.orders", "app.pulls", "app.user_rewards", "app.medal_ledger", "app.medal_balances",
+                  "app.fairness_seeds", "bench.so", "auth.users", "app.profiles"):
+            conn.execute(f"vacuum analyze {t}")
+    return olo + orders - 1, fans, time.monotonic() - t0
+
+
+def _measure(db: BenchDB, tag: str, olo: int, ohi: int, ng: int, duration: float, clients: int) -> dict:
+    out = {}
+    for name, (role, query) in QUERIES.items():
+        out[name] = pgbench(db.url, _script(role, query), f"{name} ({tag})", clients, duration,
+                            {"olo": olo, "ohi": ohi, "ng": ng})
+    return out
+
+
+def _plans(db: BenchDB, o: int) -> dict:
+    """auto_explain of every statement the functions run (nested), as notices."""
+    plans = {}
+    # Diagnostics, not the workload: LOAD of a library outside $libdir/plugins and
+    # auto_explain's settings need a superuser, so this session is the tooling superuser's
+    # (the queries themselves still run under the API role each script sets).
+    with psycopg.connect(superuser_url(db.url), autocommit=True) as conn:
+        notices: list[str] = []
+        conn.add_notice_handler(lambda d: notices.append(d.message_primary or ""))
+        conn.execute("load 'auto_explain'")
+        conn.execute("set auto_explain.log_min_duration = 0; set auto_explain.log_nested_statements = on; "
+                     "set auto_explain.log_analyze = on; set auto_explain.log_level = notice; "
+                     "set client_min_messages = notice")
+        for name, (role, query) in QUERIES.items():
+            notices.clear()
+            with conn.transaction():
+                conn.execute(_script(role, query).split("begin;\n", 1)[1].rsplit("commit;", 1)[0]
+                             .replace(":o", str(o)).replace(":g", "1"))
+            text = "\n".join(n for n in notices if "Query Text" in n or "Plan" in n or "Scan" in n)
+            seq = sorted(set(re.findall(r"Seq Scan on (\w+)", text)) - {"gachas", "gacha_items", "vtubers", "fans",
+                                                                          "rate_tables", "so"})
+            big_seq = [t for t in seq if t in ("orders", "pulls", "user_rewards", "medal_ledger", "medal_balances",
+                                               "profiles", "users", "fairness_seeds", "exchanges")]
+            idx = re.findall(r"Index (?:Only )?Scan (?:Backward )?(?:using|on) (\w+)", text)
+            plans[name] = {"index_scans": sorted(set(idx)),
+                           "seq_scans_on_big_tables": big_seq, "plan_excerpt": text[:4000]}
+    return plans
+
+
+def scale(db: BenchDB, opts: dict) -> dict:
+    with db.connect() as conn:
+        for f in ("public.get_medal_balances()", "public.list_my_rewards(integer,integer)",
+                  "public.get_gacha(uuid)", "public.get_order(uuid)"):
+            if not has_function(conn, f):
+                raise Skip(f"{f} is not in the repository yet")
+        conn.execute(SCALE_TABLE)
+        ng = conn.execute("select count(*) from bench.gachas where kind = 'spread'").fetchone()[0]
+    sf = opts["scale_factor"]
+    d = opts["duration"] if opts.get("smoke") else min(opts["duration"], 5)
+    clients = 4
+    small_sf = sf / 100
+    ohi_small, _, t_small = _generate(db, small_sf, ng, 1)
+    small = _measure(db, f"small, sf {small_sf:g}", 1, ohi_small, ng, d, clients)
+    ohi, fans, t_big = _generate(db, sf - small_sf, ng, ohi_small + 1)
+    big = _measure(db, f"sf {sf:g}", ohi_small + 1, ohi, ng, d, clients)
+    with db.connect() as conn:
+        counts = dict(conn.execute("""
+          select 'fans', count(*) from bench.fans union all select 'orders', count(*) from app.orders
+          union all select 'pulls', count(*) from app.pulls
+          union all select 'user_rewards', count(*) from app.user_rewards
+          union all select 'medal_ledger', count(*) from app.medal_ledger
+          union all select 'db_size_mb', pg_database_size(current_database()) / 1048576""").fetchall())
+    plans = _plans(db, ohi)
+    rows, targets = [], []
+    for name in QUERIES:
+        rows += [row(small[name]), row(big[name], small[name])]
+        p95 = big[name].p95_ms
+        targets.append(target(f"{name} p95 ms at sf {sf:g}", p95, "<= 5", p95 is not None and p95 <= 5))
+        targets.append(target(f"{name}: index use, no seq scan on a big table",
+                              ", ".join(plans[name]["index_scans"]) or "none", "index scans only",
+                              bool(plans[name]["index_scans"]) and not plans[name]["seq_scans_on_big_tables"]))
+    return {"rows": rows, "targets": targets, "checks": {"counts": counts, "generate_s": round(t_small + t_big, 1)},
+            "plans": plans,
+            "notes": [f"scale factor {sf:g}: {fans:,} fans with a skewed number of orders (random()^2), "
+                      f"10-pull orders over {DAYS} days, {math.floor(FULL['ledger'] / FULL['orders'])} ledger "
+                      f"entries per order; {clients} pgbench clients, role and claims set as PostgREST does; "
+                      "ratio = small-data throughput kept at scale"]}
