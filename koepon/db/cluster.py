@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..errors import KoeponError
 from ..settings import DB_PORT, SUPERUSER, Paths
+from .ports import ensure_free
 
 MIN_MAJOR = 15
 
@@ -152,12 +153,10 @@ class Cluster:
             shutil.rmtree(self.data)
         if self.running():
             return False
-        # Before initdb: a taken port should not leave a fresh data directory behind.
-        if port_in_use(self.port):
-            raise KoeponError(
-                f"port {self.port} is already taken by another program: stop it, or point "
-                "koepon at that server with --db-url / KOEPON_DB_URL"
-            )
+        # Before initdb: a taken port should not leave a fresh data directory behind. A port held
+        # only by TIME-WAIT is waited out (koepon/ports.py).
+        ensure_free(self.port, "PostgreSQL", taken_hint="stop it, or point koepon at that server with "
+                    "--db-url / KOEPON_DB_URL")
         fresh = not self.initialised()
         if fresh:
             self.init()
