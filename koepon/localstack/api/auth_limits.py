@@ -82,10 +82,12 @@ class AuthLimits:
             # superuser of the private cluster, and `postgres` uses it through the schema's
             # default privileges.
             import psycopg
+            from psycopg.conninfo import make_conninfo
 
-            from ...settings import superuser_url
+            from ...settings import SUPERUSER
 
-            async with await psycopg.AsyncConnection.connect(superuser_url(conn.info.dsn), autocommit=True) as su:
+            url = make_conninfo(conn.info.dsn, user=SUPERUSER, password="")  # any koepon-made cluster
+            async with await psycopg.AsyncConnection.connect(url, autocommit=True) as su:
                 async with su.transaction():
                     await su.execute("set local role supabase_auth_admin")
                     await su.execute(DDL)
