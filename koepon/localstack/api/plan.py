@@ -165,7 +165,7 @@ class Planner:
                     inner = sql.SQL("*") if item.spec == "*" else self._field(item.spec, item.cast, cols, alias)
                     expr = sql.SQL(item.agg + "({})").format(inner)
                     if item.agg_cast:
-                        expr = sql.SQL("{}::{}").format(expr, sql.SQL(item.agg_cast))
+                        expr = sql.SQL("({})::{}").format(expr, sql.SQL(item.agg_cast))
                     selects.append((expr, item.name))
                     continue
                 if item.spec == "count" and "count" not in cols and not item.cast:
@@ -256,7 +256,7 @@ class Planner:
     def _field(self, spec: str, cast: str | None, cols, alias: str) -> sql.Composable:
         expr = qs.field(spec, cols, alias)
         if cast:
-            expr = sql.SQL("{}::{}").format(expr, sql.SQL(cast))
+            expr = sql.SQL("({})::{}").format(expr, sql.SQL(cast))
         return expr
 
     def _child_limit(self, path: tuple[str, ...]) -> sql.Composable | None:

@@ -87,7 +87,7 @@ def parse_select(value: str | None, columns, qualifier: str | None = None) -> sq
         alias, spec, cast = split_field(item, value)
         expr = field(spec, columns, qualifier)
         if cast:
-            expr = sql.SQL("{}::{}").format(expr, sql.SQL(cast))
+            expr = sql.SQL("({})::{}").format(expr, sql.SQL(cast))
         parts.append(sql.SQL("{} as {}").format(expr, sql.Identifier(alias or field_name(spec))))
     return sql.SQL(", ").join(parts)
 
@@ -177,10 +177,8 @@ def condition(column: str, expr: str, columns, params: list,
             params.append(value)
             cond = sql.SQL("{} {} %s").format(col, sql.SQL(QUANT[op]))
         else:
-            items = list_items(value, expr)
-            if op in ("like", "ilike"):
-                items = [v.replace("*", "%") for v in items]
-            params.append(array_literal(items))
+            # `eq(any).{1,2}`: the array literal goes to PostgreSQL as it is.
+            params.append(value)
             cond = sql.SQL("{} {} " + arg + "(%s)").format(col, sql.SQL(QUANT[op]))
     elif op in SIMPLE and arg is None:
         params.append(value)

@@ -37,20 +37,31 @@ insert into public.complex_items values
   (1, 'One', '{"foo":{"int":1,"bar":"baz"}}', '{1}', null),
   (2, 'Two', '{"foo":{"int":1,"bar":"baz"}}', '{1,2}', null),
   (3, 'Three', '{"foo":{"int":1,"bar":"baz"}}', '{1,2,3}', null);
-insert into public.json_arr values (1, '[1, 2, 3]'), (2, '[4, 5, 6]'), (3, '[[9, 8, 7], [6, 5, 4]]'),
-  (4, '[[[1, 6, 3], [4, 5, 6]], [7, 8, 9]]'), (5, '[{"a": "A"}, {"b": "B"}]'),
-  (6, '[{"a": [1,2,3]}, {"b": [4,5]}]'), (7, '{"c": [1,2,3], "d": [4,5]}'),
-  (8, '{"c": [{"d": [4,5,6,7,8]}]}'), (9, '[{"0xy1": [1,{"23-xy-45": [1,{"xy-6": [3]}]}]}]'),
-  (10, '{"!@#$%^&*_d": [{"!@#$%^&*_e": 3}]}');
-insert into public.tsearch values (to_tsvector('simple', 'It''s kind of fun to do the impossible')),
-  (to_tsvector('simple', 'But also fun to do what is possible')),
-  (to_tsvector('simple', 'Fat cats ate rats')),
-  (to_tsvector('simple', 'Lorem ipsum dolor sit amet'));
+insert into public.json_arr values (1, '[1, 2, 3]'), (2, '[4, 5, 6]'), (3, '[[9, 8, 7], [11, 12, 13]]'),
+  (4, '[[[5, 6], 7, 8]]'), (5, '[{"a": "A"}, {"b": "B"}]'), (6, '[{"a": [1,2,3]}, {"b": [4,5]}]'),
+  (7, '{"c": [1,2,3], "d": [4,5]}'), (8, '{"c": [{"d": [4,5,6,7,8]}]}'),
+  (9, '[{"0xy1": [1,{"23-xy-45": [2, {"xy-6": [3]}]}]}]'),
+  (10, '{"!@#$%^&*_a": [{"!@#$%^&*_b": 1}, {"!@#$%^&*_c": [2]}], "!@#$%^&*_d": {"!@#$%^&*_e": 3}}');
+insert into public.tsearch values (to_tsvector('english', 'It''s kind of fun to do the impossible')),
+  (to_tsvector('english', 'But also fun to do what is possible')),
+  (to_tsvector('english', 'Fat cats ate rats')),
+  (to_tsvector('french', 'C''est un peu amusant de faire l''impossible')),
+  (to_tsvector('german', 'Es ist eine Art Spaß, das Unmögliche zu machen'));
+create table public.tsearch_to_tsvector (text_search text, jsonb_search jsonb);
+insert into public.tsearch_to_tsvector (text_search) values ('It''s kind of fun to do the impossible'),
+  ('But also fun to do what is possible'), ('Fat cats ate rats');
+create table public.articles (id integer primary key, body text);
+insert into public.articles values
+  (1, 'No… It''s a thing; it''s like a plan, but with more greatness.'),
+  (2, 'Stop talking, brain thinking. Hush.'),
+  (3, 'It''s a fez. I wear a fez now. Fezes are cool.');
+create table public.no_pk (a text, b text);
+insert into public.no_pk values (null, null), ('1', '0'), ('2', '0');
 insert into public.ranges values (1, '[1,3]'), (2, '[3,6]'), (3, '[6,9]'), (4, '[9,12]');
 
 grant select on public.clients, public.projects, public.users, public.tasks, public.users_tasks,
   public.agents, public.departments, public.family_tree, public.complex_items, public.json_arr,
-  public.tsearch, public.ranges to anon, authenticated;
+  public.tsearch, public.ranges, public.tsearch_to_tsvector, public.articles, public.no_pk to anon, authenticated;
 
 -- A second exposed schema for Accept-Profile / Content-Profile.
 create schema v2;
