@@ -139,7 +139,8 @@ class Planner:
 
     def node(self, rel, alias: str, items: list, path: tuple[str, ...],
              extra_where: list[sql.Composable] | None = None,
-             limit: sql.Composable | None = None, root: bool = False):
+             limit: sql.Composable | None = None, root: bool = False,
+             source: sql.Composable | None = None):
         """(select items as [(expr, name)], FROM…ORDER…LIMIT as SQL, params in text order)."""
         cols = self.columns(rel)
         local = qs.local(self.query, path)
@@ -239,7 +240,7 @@ class Planner:
             else:
                 plain.append((k, v))
         conds_sql += qs.conditions(plain, cols, where_params, alias)
-        text = sql.SQL("from {} {}").format(sql.Identifier(self.schema, rel.name), sql.Identifier(alias))
+        text = sql.SQL("from {} {}").format(source or sql.Identifier(self.schema, rel.name), sql.Identifier(alias))
         text = sql.Composed([text, *joins])
         if conds_sql:
             text = sql.SQL("{} where {}").format(text, sql.SQL(" and ").join(conds_sql))

@@ -6,7 +6,7 @@ import orjson
 import psycopg
 from psycopg import sql
 
-from . import media
+from . import media, prefer
 from . import querystring as qs
 from .errors import ApiError, from_pg, pgrst
 from .schema import Function, SchemaCache
@@ -54,12 +54,7 @@ class Ctx:
 
 
 def parse_prefer(header: str | None) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for part in (header or "").split(","):
-        k, _, v = part.strip().partition("=")
-        if k:
-            out[k.strip()] = v.strip()
-    return out
+    return prefer.parse([header] if header else [])
 
 
 class Rest:
@@ -76,6 +71,7 @@ class Rest:
     def negotiate(self, ctx: Ctx) -> SchemaCache:
         """Pick the schema (profile) and the representation before any SQL runs."""
         cache = self.cache
+        prefer.check(ctx.prefer)
         if ctx.schema is None:
             ctx.schema = media.profile(ctx.method, ctx.headers, cache.schemas)
         if ctx.media is None:
@@ -122,7 +118,8 @@ class Rest:
         return self._pre[1]
 
     async def _run(self, ctx: Ctx, read_only: bool, queries: list[tuple[sql.Composable, list]],
-                   check=None, pre_request: bool = True) -> tuple[list[list], int | None, dict[str, str]]:
+                   check=None, pre_request: bool = True,
+                   rollback: bool = False) -> tuple[list[list], int | None, dict[str, str]]:
         """Run the queries in one transaction, pipelined (one round trip before COMMIT).
 
         Returns each query's rows (or its rowcount as [[n]] when it returns none), and the
@@ -136,7 +133,7 @@ class Rest:
         pre = self._pre_request() if pre_request else None
         try:
             async with self.pool.connection() as conn:
-                async with conn.pipeline(), conn.transaction():
+                async with conn.pipeline(), conn.transaction(force_rollback=rollback):
                     if read_only:
                         await conn.execute(_READ_ONLY)
                     await conn.execute(set_sql, set_values)
@@ -261,69 +258,8 @@ class Rest:
         return await read(self, ctx, name, range_header)
 
     async def write(self, ctx: Ctx, name: str, body):
-        cache = self.negotiate(ctx)
-        rel = self._relation(cache, name)
-        cols = {c.name: c.type for c in rel.columns}
-        target = sql.Identifier(cache.schema, name)
-        params: list = []
-        representation = ctx.prefer.get("return") == "representation"
-
-        def known(key: str) -> sql.Identifier:
-            if key not in cols:
-                raise pgrst(400, "PGRST204", f"Could not find the '{key}' column of '{name}' in the schema cache")
-            return sql.Identifier(key)
-
-        if ctx.method == "POST":
-            rows = body if isinstance(body, list) else [body]
-            if not rows or not all(isinstance(r, dict) for r in rows):
-                raise pgrst(400, "PGRST102", "Empty or invalid json")
-            if ctx.q("columns"):
-                keys = [k.strip() for k in ctx.q("columns").split(",") if k.strip()]
-            else:
-                keys = list(rows[0])
-                if any(set(r) != set(keys) for r in rows[1:]):
-                    raise pgrst(400, "PGRST102", "All object keys must match")
-            idents = sql.SQL(", ").join(known(k) for k in keys)
-            params.append(orjson.dumps(rows).decode())
-            stmt = sql.SQL("insert into {} ({}) select {} from json_populate_recordset(null::{}, %s::json)").format(
-                target, idents, idents, target)
-        elif ctx.method == "PATCH":
-            if not isinstance(body, dict) or not body:
-                raise pgrst(400, "PGRST102", "Empty or invalid json")
-            keys = list(body)
-            idents = sql.SQL(", ").join(known(k) for k in keys)
-            params.append(orjson.dumps(body).decode())
-            filt = qs.where(ctx.query, cols, params)
-            stmt = sql.SQL("update {} set ({}) = (select {} from json_populate_record(null::{}, %s::json)){}").format(
-                target, idents, idents, target, filt)
-        else:
-            filt = qs.where(ctx.query, cols, params)
-            stmt = sql.SQL("delete from {}{}").format(target, filt)
-        if representation or ctx.singular:
-            # RETURNING only when rows are wanted back: then RLS SELECT policies apply, as in PostgREST.
-            select = qs.parse_select(ctx.q("select"), cols)
-            query = sql.SQL("with _w as ({} returning *) select to_jsonb(_t)::text from "
-                            "(select {} from _w _src) _t").format(stmt, select)
-        else:
-            query = stmt
-        check = _singular_check if ctx.singular else None
-        results, status, extra = await self._run(ctx, False, [(query, params)], check)
-        if representation or ctx.singular:
-            rows = [r[0] for r in results[0]]
-            n = len(rows)
-        else:
-            rows, n = [], results[0][0][0]
-        if ctx.method == "PATCH":
-            crange = _content_range(0, n, None)
-        else:
-            crange = f"*/{n}" if ctx.prefer.get("count") == "exact" else "*/*"
-        headers = {"Content-Range": crange, **extra}
-        default = 201 if ctx.method == "POST" else (200 if representation else 204)
-        if not representation:
-            return status or default, None, headers
-        if ctx.singular:
-            return status or default, rows[0].encode(), self._headers(ctx, headers)
-        return status or default, ("[" + ",".join(rows) + "]").encode(), self._headers(ctx, headers)
+        from .write import write
+        return await write(self, ctx, name, body)
 
 
 def _singular_check(results: list[list]) -> None:

@@ -7,6 +7,7 @@ the others are reached with `Accept-Profile` / `Content-Profile`.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from . import relationships as rels
@@ -130,6 +131,7 @@ class SchemaCache:
     profiles: dict[str, SchemaCache] = field(default_factory=dict)
     relationships: dict = field(default_factory=dict)
     aggregates: bool = False
+    tx_override: bool = False
 
     def profile(self, name: str | None) -> SchemaCache:
         return self if not name else self.profiles.get(name, self)
@@ -180,6 +182,8 @@ async def load(conn) -> SchemaCache:
     schemas = tuple(s.strip() for s in auth.get("pgrst.db_schemas", EXPOSED_SCHEMA).split(",") if s.strip())
     pre_request = auth.get("pgrst.db_pre_request") or None
     aggregates = auth.get("pgrst.db_aggregates_enabled", "false").lower() in ("true", "on", "1", "yes")
+    # `Prefer: tx=` is honoured only when db-tx-end allows the override (hosted Supabase: it does not).
+    tx_override = auth.get("pgrst.db_tx_end", "commit").endswith("-allow-override")
     for role, settings in list(role_settings.items()):
         role_settings[role] = {
             k: v for k, v in settings.items()
@@ -193,10 +197,16 @@ async def load(conn) -> SchemaCache:
     pks = {(c.schema, r.name): r.pk for c in profiles.values() for r in c.relations.values() if r.pk}
     relationships = rels.build(fk_rows, dep_rows, views, pks, list(schemas))
     for c in profiles.values():
+        for name, r in list(c.relations.items()):
+            if not r.pk and pks.get((c.schema, name)):
+                # A view's primary key: its columns that come from its table's primary key.
+                c.relations[name] = dataclasses.replace(r, pk=tuple(pks[(c.schema, name)]))
+    for c in profiles.values():
         c.role_settings = role_settings
         c.pre_request = pre_request
         c.schemas = schemas
         c.profiles = profiles
         c.relationships = relationships
         c.aggregates = aggregates
+        c.tx_override = tx_override
     return profiles[schemas[0]]

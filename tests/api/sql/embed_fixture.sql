@@ -74,3 +74,10 @@ grant select on v2.parents to anon, authenticated;
 create view public.test_orders with (security_invoker = true) as
   select id, user_id, gacha_id, status from app.orders;
 grant select on public.test_orders to anon, authenticated;
+
+-- Writes (InsertSpec.hs, UpsertSpec.hs, MaxAffectedSpec.hs): anon may write these test tables.
+create table public.tiobe_pls (name text primary key, rank smallint);
+insert into public.tiobe_pls values ('Java', 1), ('C', 2), ('Python', 4);
+create table public.with_defaults (id int primary key, label text default 'fallback', note text);
+grant select, insert, update, delete on public.tiobe_pls, public.with_defaults, public.projects
+  to anon, authenticated;
