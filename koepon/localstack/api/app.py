@@ -144,7 +144,10 @@ async def health(request: Request) -> Response:
 
 async def rest_root(request: Request) -> Response:
     api = _api(request)
-    api.identify(request)  # a forged or expired token is refused here too (401), as PostgREST does
+    try:
+        api.identify(request)  # a forged or expired token is refused here too (401), as PostgREST does
+    except ApiError as err:  # `/rest/v1` without the slash is routed outside the mount's handlers
+        return await rest_error(request, err)
     base = str(request.base_url).rstrip("/") + "/rest/v1"
     return _json(200, orjson.dumps(openapi.build(api.cache, base)), {"Content-Type": "application/openapi+json"})
 

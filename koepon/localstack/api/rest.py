@@ -207,11 +207,11 @@ class Rest:
         elif not fn.returns_set:
             query = sql.SQL("select to_jsonb(_src)::text from {} _src").format(call)
         elif fn.kind == "composite":
-            cols = {c for c, _ in fn.out_columns} or None
-            filt = qs.where(ctx.query, cols, params)
-            select = qs.parse_select(ctx.q("select"), cols)
-            query = sql.SQL("select to_jsonb(_t)::text from (select {} from {} _src{}{}{}) _t").format(
-                select, call, filt, qs.order(ctx.q("order"), cols, "_src"), self._limit(ctx))
+            from .rpc_read import set_result
+
+            read_only = fn.read_only or ctx.method in ("GET", "HEAD")
+            check = _singular_check if ctx.singular else None
+            return await set_result(self, ctx, cache, fn, call, params, read_only, check)
         else:
             query = sql.SQL("select to_jsonb(_src)::text from {} _src{}").format(call, self._limit(ctx))
         # GET always runs READ ONLY (a writing function then fails with 25006 -> 405).

@@ -81,3 +81,8 @@ insert into public.tiobe_pls values ('Java', 1), ('C', 2), ('Python', 4);
 create table public.with_defaults (id int primary key, label text default 'fallback', note text);
 grant select, insert, update, delete on public.tiobe_pls, public.with_defaults, public.projects
   to anon, authenticated;
+
+-- Functions as RPC (RpcSpec.hs): a set-returning function of a table's row type.
+create function public.getallprojects() returns setof public.projects
+language sql stable as $$ select * from public.projects $$;
+grant execute on function public.getallprojects() to anon, authenticated;
