@@ -35,7 +35,8 @@ def _rows_and_keys(ctx, body, cols: dict[str, str], name: str) -> tuple[list[dic
             raise pgrst(400, "PGRST102", "All object keys must match")
         raise pgrst(400, "PGRST102", "Empty or invalid json")
     if ctx.q("columns"):
-        keys = [k.strip() for k in ctx.q("columns").split(",") if k.strip()]
+        # supabase clients double-quote the names (`columns="name","rank"`), as PostgREST allows
+        keys = [qs._unquote(k.strip()) for k in qs._split_top(ctx.q("columns")) if k.strip()]
     else:
         keys = list(rows[0])
         if any(set(r) != set(keys) for r in rows[1:]):
@@ -127,7 +128,7 @@ async def write(rest, ctx, name: str, body):
             resolution = "merge-duplicates"
         else:
             if ctx.q("on_conflict"):
-                conflict = [c.strip() for c in ctx.q("on_conflict").split(",") if c.strip()]
+                conflict = [qs._unquote(c.strip()) for c in qs._split_top(ctx.q("on_conflict")) if c.strip()]
                 for c in conflict:
                     qs.ident(c, cols)
             if resolution:
