@@ -180,6 +180,12 @@ def test_spread_to_one_lifts_columns(api):
         200, [{"id": 1, "client_name": "Microsoft"}, {"id": 5, "client_name": None}])
 
 
+def test_spread_to_one_with_inner_and_null_filters(api):
+    assert get(api, "/projects?select=id,...clients!inner(name)&clients.name=eq.Apple&order=id") == (
+        200, [{"id": 3, "name": "Apple"}, {"id": 4, "name": "Apple"}])
+    assert get(api, "/projects?select=id,...clients(name)&clients=is.null") == (200, [{"id": 5, "name": None}])
+
+
 def test_spread_to_many_gives_arrays(api):
     # SpreadQueriesSpec: "one-to-many relationships / should spread a column as a json array"
     assert get(api, "/clients?select=client:name,...projects(name)&order=name&projects.order=name") == (

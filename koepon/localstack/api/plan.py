@@ -139,8 +139,7 @@ class Planner:
 
     def node(self, rel, alias: str, items: list, path: tuple[str, ...],
              extra_where: list[sql.Composable] | None = None,
-             limit: sql.Composable | None = None, root: bool = False,
-             source: sql.Composable | None = None):
+             limit: sql.Composable | None = None, source: sql.Composable | None = None):
         """(select items as [(expr, name)], FROM…ORDER…LIMIT as SQL, params in text order)."""
         cols = self.columns(rel)
         local = qs.local(self.query, path)
@@ -192,7 +191,7 @@ class Planner:
             conds = self._join_conditions(rel_info, alias, child_alias)
             c_sel, c_from, c_params = self.node(
                 target, child_alias, item.items, path + (item.name,), conds["where"],
-                self._child_limit(path + (item.name,)), False)
+                self._child_limit(path + (item.name,)))
             inner = sql.SQL("select {} {}").format(
                 sql.SQL(", ").join(sql.SQL("{} as {}").format(e, sql.Identifier(n)) for e, n in c_sel), c_from)
             kind = "inner" if item.join == "inner" else "left"
@@ -201,7 +200,8 @@ class Planner:
             if not shown:
                 sub = sql.SQL("select 1 as body from (select {}) _s limit 1").format(c_from)
             elif rel_info.to_one and item.spread:
-                sub = inner
+                # the marker tells "no related row" from a related row whose spread columns are null
+                sub = sql.SQL("select true as _pgrst_present, _s.* from ({}) _s").format(inner)
                 for _e, n in c_sel:
                     selects.append((sql.Identifier(lat, n), n))
             elif rel_info.to_one:
@@ -221,8 +221,8 @@ class Planner:
                 on = sql.SQL("true")
             elif rel_info.to_one:
                 on = sql.SQL("true")
-                present = sql.SQL("{} is not null").format(sql.Identifier(lat)) if item.spread else \
-                    sql.SQL("{} is not null").format(sql.Identifier(lat, "body"))
+                present = sql.SQL("{} is not null").format(
+                    sql.Identifier(lat, "_pgrst_present" if item.spread else "body"))
             else:
                 first = sql.Identifier(lat, "body" if not item.spread else c_sel[0][1])
                 present = sql.SQL("{} is not null").format(first)
