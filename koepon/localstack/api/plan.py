@@ -22,6 +22,7 @@ from . import relationships
 from .errors import ApiError, pgrst
 
 AGGREGATES = ("count", "sum", "avg", "max", "min")
+_PATH_PART = re.compile(r'^(?:[A-Za-z0-9_ $-]+|"(?:[^"\\]|\\.)*")$')
 
 
 @dataclass
@@ -121,6 +122,9 @@ class Planner:
         """A filter on an embed the select does not name: 400 PGRST108 (QuerySpec)."""
         for key, _v in self.query:
             parts = key.split("->")[0].split(".")
+            if len(parts) > 1 and not all(_PATH_PART.match(p) for p in parts):
+                # PostgREST's tree path: identifiers of letters, digits, `_`, `$`, spaces and dashes
+                raise pgrst(400, "PGRST100", f'"failed to parse tree path ({key})" (line 1, column 1)')
             if parts[-2:] in (["not", "or"], ["not", "and"]):
                 parts = parts[:-2]
             else:
