@@ -294,6 +294,35 @@ def test_view_attacks(world, role):
     assert fingerprint(world["db"]) == before
 
 
+@pytest.mark.parametrize("role", ATTACKERS)
+def test_embedding_attacks(world, role):
+    """Every view embedding every other (plain, !inner, spread, and two levels deep): each embed
+    runs as the caller, so the embedded view's RLS hides the victim's rows and Luna's draft
+    gacha's items there too. Never a 5xx; a refusal is a documented PostgREST code."""
+    client = world["as"][role]
+    markers = _markers(world["ids"], role)
+    names = views(client)
+    before = fingerprint(world["db"])
+    problems, embedded = {}, 0
+    selects = [(v, f"*,{o}{bang}(*)") for v in names for o in names for bang in ("", "!inner")]
+    selects += [(v, f"*,...{o}(*)") for v in names for o in names]
+    selects += [(v, f"*,{o}(*,{p}(*))") for v in names for o in names for p in names if len({v, o, p}) == 3]
+    for view, select in selects:
+        r = client.get(view, select=select, limit="1000")
+        if r.status_code >= 500:
+            problems[f"{view}?select={select}"] = r.text[:200]
+        elif r.status_code == 200:
+            embedded += 1
+            leaked = {m for m in markers if m in r.text}
+            if leaked:
+                problems[f"{view}?select={select}"] = f"leaks {sorted(leaked)}"
+        elif r.json().get("code") not in ("PGRST200", "PGRST201", "42501", "42702"):
+            problems[f"{view}?select={select}"] = f"{r.status_code} {r.text[:200]}"
+    assert problems == {}
+    assert embedded >= 10  # the gachas / gacha_items / vtubers / exchange_items relationships embed
+    assert fingerprint(world["db"]) == before
+
+
 def test_writes_through_read_only_views_are_4xx(world):
     """POST/PATCH/DELETE naming real columns of every view (so the request reaches PostgreSQL) are
     refused before any write: 42501, 401 anonymous / 403 signed in — never the rewriter's 55000."""

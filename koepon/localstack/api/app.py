@@ -114,7 +114,7 @@ class Api:
                 jar.load(request.headers["cookie"])
             cookies = {k: m.value for k, m in jar.items()}
         return Ctx(request.method, path, role, claims, headers, cookies,
-                   list(request.query_params.multi_items()), parse_prefer(request.headers.get("prefer")),
+                   list(request.query_params.multi_items()), parse_prefer(", ".join(request.headers.getlist("prefer"))),
                    request.headers.get("accept", "application/json"))
 
     async def body(self, request: Request) -> bytes:
@@ -164,6 +164,10 @@ async def ready(request: Request) -> Response:
 
 async def rest_root(request: Request) -> Response:
     api = _api(request)
+    try:
+        api.identify(request)  # a forged or expired token is refused here too (401), as PostgREST does
+    except ApiError as err:  # `/rest/v1` without the slash is routed outside the mount's handlers
+        return await rest_error(request, err)
     base = str(request.base_url).rstrip("/") + "/rest/v1"
     return _json(200, orjson.dumps(openapi.build(api.cache, base)), {"Content-Type": "application/openapi+json"})
 
@@ -186,10 +190,10 @@ async def rest(request: Request) -> Response:
             ctx.query = [(k, v) for k, v in ctx.query if k not in names]
             status, body, headers = await api.rest.rpc(ctx, fn, args, None)
         else:
-            raise pgrst(405, "PGRST117", f"Unsupported HTTP method: {request.method}")
+            raise pgrst(405, "PGRST101", f"Cannot use the {request.method} method on RPC")
     elif request.method in ("GET", "HEAD"):
         status, body, headers = await api.rest.read(ctx, name, request.headers.get("range"))
-    elif request.method in ("POST", "PATCH", "DELETE"):
+    elif request.method in ("POST", "PATCH", "PUT", "DELETE"):
         raw = await api.body(request)
         status, body, headers = await api.rest.write(ctx, name, api.parse_json(raw) if raw else None)
     else:

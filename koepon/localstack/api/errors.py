@@ -8,7 +8,7 @@ import orjson
 class ApiError(Exception):
     """An error answered as {code, message, details, hint} with an HTTP status."""
 
-    def __init__(self, status: int, code: str, message: str, details: str | None = None,
+    def __init__(self, status: int, code: str, message: str, details: str | list | None = None,
                  hint: str | None = None, headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status = status

@@ -18,7 +18,7 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CAST = re.compile(r"^[a-z_][a-z0-9_ ]*(\[\])?$")
 
 
-def ident(name: str, columns: set[str] | None = None) -> sql.Identifier:
+def ident(name: str, columns=None) -> sql.Identifier:
     if not _IDENT.match(name):
         raise pgrst(400, "PGRST100", f'"failed to parse identifier" ({name})')
     if columns is not None and name not in columns:
@@ -26,7 +26,56 @@ def ident(name: str, columns: set[str] | None = None) -> sql.Identifier:
     return sql.Identifier(name)
 
 
-def parse_select(value: str | None, columns: set[str] | None) -> sql.Composable:
+_JSON_STEP = re.compile(r"(->>?)((?:(?!->).)+)")
+
+
+def parse_field(spec: str) -> tuple[str, list[tuple[str, str]]]:
+    """`data->a->>0` -> ("data", [("->", "a"), ("->>", "0")])."""
+    m = re.match(r"^((?:(?!->).)+)(.*)$", spec)
+    if not m:
+        raise pgrst(400, "PGRST100", f'"failed to parse field" ({spec})')
+    name, rest = m.group(1), m.group(2)
+    path = []
+    while rest:
+        step = _JSON_STEP.match(rest)
+        if not step:
+            raise pgrst(400, "PGRST100", f'"failed to parse json path" ({spec})')
+        path.append((step.group(1), step.group(2)))
+        rest = rest[step.end():]
+    return name, path
+
+
+def field_name(spec: str) -> str:
+    """The output name PostgREST gives a field: the last JSON key, else the column."""
+    name, path = parse_field(spec)
+    keys = [k for _, k in path if not re.fullmatch(r"-?\d+", k)]
+    return keys[-1] if keys else name
+
+
+def field(spec: str, columns=None, qualifier: str | None = None) -> sql.Composable:
+    """A column, qualified when asked, with its JSON path (`->` / `->>`) applied.
+
+    `columns` maps names to types (or is a set of names); a JSON path on a column that is not
+    json/jsonb goes through to_jsonb() first, as PostgREST does for arrays and composites.
+    """
+    name, path = parse_field(spec)
+    ident(name, columns)
+    col: sql.Composable = sql.Identifier(qualifier, name) if qualifier else sql.Identifier(name)
+    if not path:
+        return col
+    ctype = columns.get(name) if isinstance(columns, dict) else None
+    if ctype is not None and ctype not in ("json", "jsonb"):
+        col = sql.SQL("to_jsonb({})").format(col)
+    for arrow, key in path:
+        if re.fullmatch(r"-?\d+", key):
+            col = sql.SQL("{}" + arrow + "{}").format(col, sql.Literal(int(key)))
+        else:
+            col = sql.SQL("{}" + arrow + "{}").format(col, sql.Literal(key))
+    return col
+
+
+def parse_select(value: str | None, columns, qualifier: str | None = None) -> sql.Composable:
+    """A select list of plain fields (no embedding): used where no relation is embeddable."""
     if not value or value.strip() == "*":
         return sql.SQL("*")
     parts = []
@@ -35,23 +84,26 @@ def parse_select(value: str | None, columns: set[str] | None) -> sql.Composable:
         if item == "*":
             parts.append(sql.SQL("*"))
             continue
-        alias = None
-        if ":" in item and not item.split(":", 1)[0].endswith(":"):
-            head, _, rest = item.partition(":")
-            if not rest.startswith(":"):
-                alias, item = head, rest
-        cast = None
-        if "::" in item:
-            item, _, cast = item.partition("::")
-            if not _CAST.match(cast):
-                raise pgrst(400, "PGRST100", f'"failed to parse select parameter" ({value})')
-        expr: sql.Composable = ident(item, columns)
+        alias, spec, cast = split_field(item, value)
+        expr = field(spec, columns, qualifier)
         if cast:
-            expr = sql.SQL("{}::{}").format(expr, sql.SQL(cast))
-        if alias or cast:
-            expr = sql.SQL("{} as {}").format(expr, ident(alias or item))
-        parts.append(expr)
+            expr = sql.SQL("({})::{}").format(expr, sql.SQL(cast))
+        parts.append(sql.SQL("{} as {}").format(expr, sql.Identifier(alias or field_name(spec))))
     return sql.SQL(", ").join(parts)
+
+
+def split_field(item: str, whole: str) -> tuple[str | None, str, str | None]:
+    """`alias:spec::cast` -> (alias, spec, cast)."""
+    alias = None
+    m = re.match(r"^([^:]+):(?!:)(.*)$", item)
+    if m:
+        alias, item = m.group(1), m.group(2)
+    cast = None
+    if "::" in item:
+        item, _, cast = item.partition("::")
+        if not _CAST.match(cast):
+            raise pgrst(400, "PGRST100", f'"failed to parse select parameter" ({whole})')
+    return alias, item, cast
 
 
 def _split_top(text: str) -> list[str]:
@@ -79,39 +131,97 @@ def _unquote(v: str) -> str:
     return v
 
 
-def condition(column: str, expr: str, columns: set[str] | None, params: list) -> sql.Composable:
-    """`col=op.value` (or `not.op.value`) as SQL with the value appended to params."""
+SIMPLE = {"neq": "<>", "cs": "@>", "cd": "<@", "ov": "&&", "sl": "<<", "sr": ">>",
+          "nxr": "&<", "nxl": "&>", "adj": "-|-"}
+QUANT = {"eq": "=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<=", "like": "like", "ilike": "ilike",
+         "match": "~", "imatch": "~*"}
+FTS = {"fts": "to_tsquery", "plfts": "plainto_tsquery", "phfts": "phraseto_tsquery",
+       "wfts": "websearch_to_tsquery"}
+IS_VALUES = {"null": "null", "not_null": "not null", "true": "true", "false": "false", "unknown": "unknown"}
+_OP = re.compile(r"^(?P<op>[a-z]+)(?:\((?P<arg>[^)]*)\))?$")
+
+
+def array_literal(items: list[str]) -> str:
+    """PostgREST's pgBuildArrayLiteral: every element double-quoted and escaped."""
+    return "{" + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in items) + "}"
+
+
+def list_items(value: str, what: str) -> list[str]:
+    """`(a,"b,c",d)` -> ["a", "b,c", "d"]."""
+    if not (value.startswith("(") and value.endswith(")")):
+        raise pgrst(400, "PGRST100", f'"failed to parse filter ({what})"')
+    inner = value[1:-1]
+    return [_unquote(v.strip()) for v in _split_top(inner)] if inner else []
+
+
+def condition(column: str, expr: str, columns, params: list,
+              qualifier: str | None = None) -> sql.Composable:
+    """`col=op.value` (or `not.op.value`) as SQL with the value appended to params.
+
+    The operators and their SQL are PostgREST's (Query/SqlFragment.hs): values are sent as
+    untyped literals so PostgreSQL reads them as the column's type.
+    """
     negate = False
     if expr.startswith("not."):
         negate, expr = True, expr[4:]
-    op, dot, value = expr.partition(".")
-    if not dot:
+    opspec, dot, value = expr.partition(".")
+    m = _OP.match(opspec)
+    if not dot or not m:
         raise pgrst(400, "PGRST100", f'"failed to parse filter ({expr})" (line 1, column 1)')
-    col = ident(column, columns)
-    if op in OPS:
+    op, arg = m.group("op"), m.group("arg")
+    col = field(column, columns, qualifier)
+    if op in QUANT and arg in (None, "any", "all"):
         if op in ("like", "ilike"):
             value = value.replace("*", "%")
+        if arg is None:
+            params.append(value)
+            cond = sql.SQL("{} {} %s").format(col, sql.SQL(QUANT[op]))
+        else:
+            # `eq(any).{1,2}`: the array literal goes to PostgreSQL as it is.
+            params.append(value)
+            cond = sql.SQL("{} {} " + arg + "(%s)").format(col, sql.SQL(QUANT[op]))
+    elif op in SIMPLE and arg is None:
         params.append(value)
-        cond = sql.SQL("{} {} %s").format(col, sql.SQL(OPS[op]))
-    elif op == "is":
-        lit = {"null": "null", "not_null": "not null", "true": "true", "false": "false",
-               "unknown": "unknown"}.get(value.lower())
+        cond = sql.SQL("{} {} %s").format(col, sql.SQL(SIMPLE[op]))
+    elif op == "is" and arg is None:
+        lit = IS_VALUES.get(value.lower())
         if lit is None:
             raise pgrst(400, "PGRST100", f'"failed to parse filter (is.{value})"')
         cond = sql.SQL("{} is " + lit).format(col)
-    elif op == "in":
-        if not (value.startswith("(") and value.endswith(")")):
-            raise pgrst(400, "PGRST100", f'"failed to parse filter (in.{value})"')
-        items = [_unquote(v.strip()) for v in _split_top(value[1:-1])] if value[1:-1] else []
-        params.append(items)
-        cond = sql.SQL("{}::text = any(%s::text[])").format(col)
+    elif op == "isdistinct" and arg is None:
+        params.append(value)
+        cond = sql.SQL("{} is distinct from %s").format(col)
+    elif op == "in" and arg is None:
+        items = list_items(value, f"in.{value}")
+        if not items:
+            cond = sql.SQL("{} = any('{{}}')").format(col)
+        else:
+            params.append(array_literal(items))
+            cond = sql.SQL("{} = any(%s)").format(col)
+    elif op in FTS:
+        ctype = columns.get(parse_field(column)[0]) if isinstance(columns, dict) else None
+        if ctype in ("text", "character varying", "json", "jsonb") and not parse_field(column)[1]:
+            # PostgREST applies to_tsvector() itself to a text or json column.
+            if arg:
+                params.append(arg)
+                col = sql.SQL("to_tsvector(%s, {})").format(col)
+            else:
+                col = sql.SQL("to_tsvector({})").format(col)
+        if arg is not None:
+            if not arg:
+                raise pgrst(400, "PGRST100", f'"failed to parse filter ({expr})"')
+            params.extend([arg, value])
+            cond = sql.SQL("{} @@ " + FTS[op] + "(%s, %s)").format(col)
+        else:
+            params.append(value)
+            cond = sql.SQL("{} @@ " + FTS[op] + "(%s)").format(col)
     else:
-        raise pgrst(400, "PGRST100", f'"unknown operator ({op})"')
+        raise pgrst(400, "PGRST100", f'"unknown operator ({opspec})"')
     return sql.SQL("not ({})").format(cond) if negate else cond
 
 
-def logic(kind: str, body: str, columns: set[str] | None, params: list,
-          negate: bool = False) -> sql.Composable:
+def logic(kind: str, body: str, columns, params: list, negate: bool = False,
+          qualifier: str | None = None) -> sql.Composable:
     """`or=(a.eq.1,and(b.gt.0,b.lt.9))` and `and=(...)`, nestable."""
     if not (body.startswith("(") and body.endswith(")")):
         raise pgrst(400, "PGRST100", f'"failed to parse logic tree ({body})"')
@@ -120,45 +230,72 @@ def logic(kind: str, body: str, columns: set[str] | None, params: list,
         item = item.strip()
         m = re.match(r"^(not\.)?(or|and)(\(.*\))$", item)
         if m:
-            parts.append(logic(m.group(2), m.group(3), columns, params, bool(m.group(1))))
+            parts.append(logic(m.group(2), m.group(3), columns, params, bool(m.group(1)), qualifier))
             continue
         col, dot, rest = item.partition(".")
         if not dot:
             raise pgrst(400, "PGRST100", f'"failed to parse logic tree ({body})"')
-        parts.append(condition(col, rest, columns, params))
+        parts.append(condition(col, rest, columns, params, qualifier))
     if not parts:
         raise pgrst(400, "PGRST100", '"failed to parse logic tree ()"')
     joined = sql.SQL(f" {kind} ").join(sql.SQL("({})").format(p) for p in parts)
     return sql.SQL("not ({})").format(joined) if negate else sql.SQL("({})").format(joined)
 
 
-def where(query: list[tuple[str, str]], columns: set[str] | None, params: list,
-          skip: set[str] = frozenset()) -> sql.Composable:
+def local(query: list[tuple[str, str]], path: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+    """The query-string items that belong to the resource at `path` (`items.name=…` for ("items",)),
+    with the path taken off their keys."""
+    if not path:
+        return [(k, v) for k, v in query if "." not in k.split("->")[0] or k in ("not.or", "not.and")]
+    prefix = ".".join(path) + "."
+    out = []
+    for k, v in query:
+        if k.startswith(prefix):
+            rest = k[len(prefix):]
+            if "." not in rest.split("->")[0] or rest in ("not.or", "not.and"):
+                out.append((rest, v))
+    return out
+
+
+def conditions(query: list[tuple[str, str]], columns, params: list, qualifier: str | None = None,
+               skip=frozenset()) -> list[sql.Composable]:
     conds = []
     for key, value in query:
         if key in skip:
             continue
         if key in ("or", "and", "not.or", "not.and"):
             neg = key.startswith("not.")
-            conds.append(logic(key.removeprefix("not."), value, columns, params, neg))
+            conds.append(logic(key.removeprefix("not."), value, columns, params, neg, qualifier))
         elif key in RESERVED:
             continue
         else:
-            conds.append(condition(key, value, columns, params))
+            conds.append(condition(key, value, columns, params, qualifier))
+    return conds
+
+
+def where(query: list[tuple[str, str]], columns, params: list,
+          skip=frozenset(), qualifier: str | None = None) -> sql.Composable:
+    conds = conditions(local(query), columns, params, qualifier, skip)
     if not conds:
         return sql.SQL("")
     return sql.SQL(" where ") + sql.SQL(" and ").join(conds)
 
 
-def order(value: str | None, columns: set[str] | None, qualifier: str | None = None) -> sql.Composable:
-    """`order=a.desc.nullslast,b`; qualified so that a select alias never shadows the column."""
-    if not value:
+def order(value: str | None, columns, qualifier: str | None = None) -> sql.Composable:
+    """`order=a.desc.nullslast,data->>k`; qualified so that a select alias never shadows the column."""
+    terms = order_terms(value, columns, qualifier)
+    if not terms:
         return sql.SQL("")
+    return sql.SQL(" order by ") + sql.SQL(", ").join(terms)
+
+
+def order_terms(value: str | None, columns, qualifier: str | None = None) -> list[sql.Composable]:
+    if not value:
+        return []
     terms = []
     for item in _split_top(value):
         bits = item.strip().split(".")
-        col = ident(bits[0], columns)
-        sql_bits = [sql.Identifier(qualifier, bits[0]) if qualifier else col]
+        sql_bits = [field(bits[0], columns, qualifier)]
         for b in bits[1:]:
             if b in ("asc", "desc"):
                 sql_bits.append(sql.SQL(b))
@@ -167,7 +304,7 @@ def order(value: str | None, columns: set[str] | None, qualifier: str | None = N
             else:
                 raise pgrst(400, "PGRST100", f'"failed to parse order ({value})"')
         terms.append(sql.SQL(" ").join(sql_bits))
-    return sql.SQL(" order by ") + sql.SQL(", ").join(terms)
+    return terms
 
 
 def nonneg_int(value: str | None, what: str) -> int | None:

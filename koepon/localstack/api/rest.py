@@ -6,9 +6,10 @@ import orjson
 import psycopg
 from psycopg import sql
 
+from . import media, prefer
 from . import querystring as qs
 from .errors import ApiError, from_pg, pgrst
-from .schema import EXPOSED_SCHEMA, Function, SchemaCache
+from .schema import Function, SchemaCache
 
 MAX_ROWS = 1000
 OBJECT_JSON = "application/vnd.pgrst.object+json"
@@ -32,6 +33,8 @@ class Ctx:
         self.query = query
         self.prefer = prefer
         self.accept = accept
+        self.schema: str | None = None  # the profile, once negotiated
+        self.media: media.Media | None = None
 
     @property
     def anon(self) -> bool:
@@ -39,6 +42,8 @@ class Ctx:
 
     @property
     def singular(self) -> bool:
+        if self.media is not None:
+            return self.media.singular
         return self.accept.startswith(OBJECT_JSON)
 
     def q(self, key: str) -> str | None:
@@ -49,12 +54,7 @@ class Ctx:
 
 
 def parse_prefer(header: str | None) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for part in (header or "").split(","):
-        k, _, v = part.strip().partition("=")
-        if k:
-            out[k.strip()] = v.strip()
-    return out
+    return prefer.parse([header] if header else [])
 
 
 class Rest:
@@ -67,6 +67,23 @@ class Rest:
     @property
     def cache(self) -> SchemaCache:
         return self.cache_ref()
+
+    def negotiate(self, ctx: Ctx) -> SchemaCache:
+        """Pick the schema (profile) and the representation before any SQL runs."""
+        cache = self.cache
+        prefer.check(ctx.prefer)
+        if ctx.schema is None:
+            ctx.schema = media.profile(ctx.method, ctx.headers, cache.schemas)
+        if ctx.media is None:
+            ctx.media = media.negotiate(ctx.accept)
+        return cache.profile(ctx.schema)
+
+    def _headers(self, ctx: Ctx, extra: dict[str, str]) -> dict[str, str]:
+        out = {"Content-Type": ctx.media.content_type}
+        if len(self.cache.schemas) > 1:
+            out["Content-Profile"] = ctx.schema
+        out.update(extra)
+        return out
 
     # ---- the transaction -------------------------------------------------------------------
 
@@ -86,7 +103,7 @@ class Rest:
             self._set_sql[key] = stmt
         claims = dict(ctx.claims)
         claims["role"] = ctx.role
-        values = [f"{EXPOSED_SCHEMA}, extensions", *role_settings.values(), ctx.role,
+        values = [f"{ctx.schema or self.cache.schema}, extensions", *role_settings.values(), ctx.role,
                   orjson.dumps(claims).decode(), ctx.method, ctx.path,
                   orjson.dumps(ctx.headers).decode(), orjson.dumps(ctx.cookies).decode()]
         return stmt, values
@@ -101,7 +118,8 @@ class Rest:
         return self._pre[1]
 
     async def _run(self, ctx: Ctx, read_only: bool, queries: list[tuple[sql.Composable, list]],
-                   check=None, pre_request: bool = True) -> tuple[list[list], int | None, dict[str, str]]:
+                   check=None, pre_request: bool = True,
+                   rollback: bool = False) -> tuple[list[list], int | None, dict[str, str]]:
         """Run the queries in one transaction, pipelined (one round trip before COMMIT).
 
         Returns each query's rows (or its rowcount as [[n]] when it returns none), and the
@@ -115,7 +133,7 @@ class Rest:
         pre = self._pre_request() if pre_request else None
         try:
             async with self.pool.connection() as conn:
-                async with conn.pipeline(), conn.transaction():
+                async with conn.pipeline(), conn.transaction(force_rollback=rollback):
                     if read_only:
                         await conn.execute(_READ_ONLY)
                     await conn.execute(set_sql, set_values)
@@ -138,8 +156,9 @@ class Rest:
 
     # ---- RPC ---------------------------------------------------------------------------
 
-    def _pick(self, name: str, keys: set[str], body_is_object: bool) -> tuple[Function, bool]:
-        fns = self.cache.functions.get(name, [])
+    def _pick(self, cache: SchemaCache, name: str, keys: set[str],
+              body_is_object: bool) -> tuple[Function, bool]:
+        fns = cache.functions.get(name, [])
         matches = [f for f in fns if keys <= f.names and f.required <= keys
                    and not f.single_unnamed_json]
         if body_is_object and len(matches) > 1:
@@ -149,7 +168,7 @@ class Rest:
             return matches[0], False
         if len(matches) > 1:
             raise pgrst(300, "PGRST203", "Could not choose the best candidate function between: "
-                        + ", ".join(f"{EXPOSED_SCHEMA}.{name}({', '.join(a.name for a in f.args)})"
+                        + ", ".join(f"{cache.schema}.{name}({', '.join(a.name for a in f.args)})"
                                     for f in matches),
                         None, "Try renaming the parameters or the function itself in the database so "
                         "function overloading can be resolved")
@@ -159,19 +178,20 @@ class Rest:
         args = ", ".join(sorted(keys))
         hint = None
         if fns:
-            hint = f"Perhaps you meant to call the function {EXPOSED_SCHEMA}.{name}(" + \
+            hint = f"Perhaps you meant to call the function {cache.schema}.{name}(" + \
                 ", ".join(a.name for a in fns[0].args) + ")"
         raise pgrst(404, "PGRST202",
-                    f"Could not find the function {EXPOSED_SCHEMA}.{name}({args}) in the schema cache",
-                    f"Searched for the function {EXPOSED_SCHEMA}.{name} with parameters {args} or with "
+                    f"Could not find the function {cache.schema}.{name}({args}) in the schema cache",
+                    f"Searched for the function {cache.schema}.{name} with parameters {args} or with "
                     "a single unnamed json/jsonb parameter, but no matches were found in the schema cache.",
                     hint)
 
     async def rpc(self, ctx: Ctx, name: str, args: dict | None, raw_body: bytes | None):
+        cache = self.negotiate(ctx)
         keys = set(args.keys()) if isinstance(args, dict) else set()
-        fn, whole_body = self._pick(name, keys, isinstance(args, dict))
+        fn, whole_body = self._pick(cache, name, keys, isinstance(args, dict))
         params: list = []
-        target = sql.Identifier(EXPOSED_SCHEMA, name)
+        target = sql.Identifier(cache.schema, name)
         if whole_body:
             params.append((raw_body or b"{}").decode())
             call = sql.SQL("{}(%s::{})").format(target, sql.SQL(fn.args[0].type))
@@ -187,11 +207,11 @@ class Rest:
         elif not fn.returns_set:
             query = sql.SQL("select to_jsonb(_src)::text from {} _src").format(call)
         elif fn.kind == "composite":
-            cols = {c for c, _ in fn.out_columns} or None
-            filt = qs.where(ctx.query, cols, params)
-            select = qs.parse_select(ctx.q("select"), cols)
-            query = sql.SQL("select to_jsonb(_t)::text from (select {} from {} _src{}{}{}) _t").format(
-                select, call, filt, qs.order(ctx.q("order"), cols, "_src"), self._limit(ctx))
+            from .rpc_read import set_result
+
+            read_only = fn.read_only or ctx.method in ("GET", "HEAD")
+            check = _singular_check if ctx.singular else None
+            return await set_result(self, ctx, cache, fn, call, params, read_only, check)
         else:
             query = sql.SQL("select to_jsonb(_src)::text from {} _src{}").format(call, self._limit(ctx))
         # GET always runs READ ONLY (a writing function then fails with 25006 -> 405).
@@ -202,12 +222,13 @@ class Rest:
             return status or 204, None, headers
         values = [r[0] for r in results[0]]
         if ctx.singular and fn.returns_set:
-            return status or 200, (values[0] or "null").encode(), headers
+            return status or 200, (values[0] or "null").encode(), self._headers(ctx, headers)
         if fn.returns_set:
             body = ("[" + ",".join(v if v is not None else "null" for v in values) + "]").encode()
-            return status or 200, body, {"Content-Range": _content_range(0, len(values), None), **headers}
+            return status or 200, body, self._headers(
+                ctx, {"Content-Range": _content_range(0, len(values), None), **headers})
         value = values[0] if values else None
-        return status or 200, (value or "null").encode(), headers
+        return status or 200, (value or "null").encode(), self._headers(ctx, headers)
 
     def _limit(self, ctx: Ctx, rng: tuple | None = None) -> sql.Composable:
         limit = qs.nonneg_int(ctx.q("limit"), "limit")
@@ -226,104 +247,19 @@ class Rest:
 
     # ---- relations ---------------------------------------------------------------------
 
-    def _relation(self, name: str):
-        rel = self.cache.relations.get(name)
+    def _relation(self, cache: SchemaCache, name: str):
+        rel = cache.relations.get(name)
         if rel is None:
-            raise pgrst(404, "PGRST205", f"Could not find the table '{EXPOSED_SCHEMA}.{name}' in the schema cache")
+            raise pgrst(404, "PGRST205", f"Could not find the table '{cache.schema}.{name}' in the schema cache")
         return rel
 
     async def read(self, ctx: Ctx, name: str, range_header: str | None):
-        rel = self._relation(name)
-        cols = {c.name for c in rel.columns}
-        params: list = []
-        target = sql.Identifier(EXPOSED_SCHEMA, name)
-        filt = qs.where(ctx.query, cols, params)
-        rng = qs.parse_range(range_header)
-        select = qs.parse_select(ctx.q("select"), cols)
-        body_q = sql.SQL("select to_jsonb(_t)::text from (select {} from {} _src{}{}{}) _t").format(
-            select, target, filt, qs.order(ctx.q("order"), cols, "_src"), self._limit(ctx, rng))
-        queries = [(body_q, params)]
-        want_count = ctx.prefer.get("count") in ("exact", "planned", "estimated")
-        if want_count:
-            queries.append((sql.SQL("select count(*) from {} _src{}").format(target, filt), params))
-        results, status, extra = await self._run(ctx, True, queries)
-        rows = [r[0] for r in results[0]]
-        total = results[1][0][0] if want_count else None
-        offset = rng[0] if rng else (qs.nonneg_int(ctx.q("offset"), "offset") or 0)
-        if ctx.singular:
-            _singular_check([results[0]])
-            return status or 200, rows[0].encode(), extra
-        if total is not None and offset > 0 and offset >= total and not rows:
-            raise pgrst(416, "PGRST103", "Requested range not satisfiable",
-                        f"An offset of {offset} was requested, but there are only {total} rows.")
-        headers = {"Content-Range": _content_range(offset, len(rows), total), **extra}
-        if status is None:
-            status = 206 if (total is not None and len(rows) < total) else 200
-        return status, ("[" + ",".join(rows) + "]").encode(), headers
+        from .read import read
+        return await read(self, ctx, name, range_header)
 
     async def write(self, ctx: Ctx, name: str, body):
-        rel = self._relation(name)
-        cols = {c.name for c in rel.columns}
-        target = sql.Identifier(EXPOSED_SCHEMA, name)
-        params: list = []
-        representation = ctx.prefer.get("return") == "representation"
-
-        def known(key: str) -> sql.Identifier:
-            if key not in cols:
-                raise pgrst(400, "PGRST204", f"Could not find the '{key}' column of '{name}' in the schema cache")
-            return sql.Identifier(key)
-
-        if ctx.method == "POST":
-            rows = body if isinstance(body, list) else [body]
-            if not rows or not all(isinstance(r, dict) for r in rows):
-                raise pgrst(400, "PGRST102", "Empty or invalid json")
-            if ctx.q("columns"):
-                keys = [k.strip() for k in ctx.q("columns").split(",") if k.strip()]
-            else:
-                keys = list(rows[0])
-                if any(set(r) != set(keys) for r in rows[1:]):
-                    raise pgrst(400, "PGRST102", "All object keys must match")
-            idents = sql.SQL(", ").join(known(k) for k in keys)
-            params.append(orjson.dumps(rows).decode())
-            stmt = sql.SQL("insert into {} ({}) select {} from json_populate_recordset(null::{}, %s::json)").format(
-                target, idents, idents, target)
-        elif ctx.method == "PATCH":
-            if not isinstance(body, dict) or not body:
-                raise pgrst(400, "PGRST102", "Empty or invalid json")
-            keys = list(body)
-            idents = sql.SQL(", ").join(known(k) for k in keys)
-            params.append(orjson.dumps(body).decode())
-            filt = qs.where(ctx.query, cols, params)
-            stmt = sql.SQL("update {} set ({}) = (select {} from json_populate_record(null::{}, %s::json)){}").format(
-                target, idents, idents, target, filt)
-        else:
-            filt = qs.where(ctx.query, cols, params)
-            stmt = sql.SQL("delete from {}{}").format(target, filt)
-        if representation or ctx.singular:
-            # RETURNING only when rows are wanted back: then RLS SELECT policies apply, as in PostgREST.
-            select = qs.parse_select(ctx.q("select"), cols)
-            query = sql.SQL("with _w as ({} returning *) select to_jsonb(_t)::text from "
-                            "(select {} from _w _src) _t").format(stmt, select)
-        else:
-            query = stmt
-        check = _singular_check if ctx.singular else None
-        results, status, extra = await self._run(ctx, False, [(query, params)], check)
-        if representation or ctx.singular:
-            rows = [r[0] for r in results[0]]
-            n = len(rows)
-        else:
-            rows, n = [], results[0][0][0]
-        if ctx.method == "PATCH":
-            crange = _content_range(0, n, None)
-        else:
-            crange = f"*/{n}" if ctx.prefer.get("count") == "exact" else "*/*"
-        headers = {"Content-Range": crange, **extra}
-        default = 201 if ctx.method == "POST" else (200 if representation else 204)
-        if not representation:
-            return status or default, None, headers
-        if ctx.singular:
-            return status or default, rows[0].encode(), headers
-        return status or default, ("[" + ",".join(rows) + "]").encode(), headers
+        from .write import write
+        return await write(self, ctx, name, body)
 
 
 def _singular_check(results: list[list]) -> None:

@@ -1,8 +1,16 @@
-"""The schema cache: exposed functions and relations of `public`, role settings, config."""
+"""The schema cache: exposed functions, relations and relationships, role settings, config.
+
+The exposed schemas are PostgREST's `db-schemas`, read from the in-database setting
+`pgrst.db_schemas` on the `authenticator` role (default `public`); the first is the default,
+the others are reached with `Accept-Profile` / `Content-Profile`.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+
+from . import relationships as rels
 
 EXPOSED_SCHEMA = "public"
 
@@ -112,10 +120,21 @@ class Relation:
 
 @dataclass
 class SchemaCache:
+    """What one exposed schema serves; `profiles` holds every exposed schema's cache (this one first)."""
+
     functions: dict[str, list[Function]] = field(default_factory=dict)
     relations: dict[str, Relation] = field(default_factory=dict)
     role_settings: dict[str, dict[str, str]] = field(default_factory=dict)
     pre_request: str | None = None
+    schema: str = EXPOSED_SCHEMA
+    schemas: tuple[str, ...] = (EXPOSED_SCHEMA,)
+    profiles: dict[str, SchemaCache] = field(default_factory=dict)
+    relationships: dict = field(default_factory=dict)
+    aggregates: bool = False
+    tx_override: bool = False
+
+    def profile(self, name: str | None) -> SchemaCache:
+        return self if not name else self.profiles.get(name, self)
 
 
 def _function(row) -> Function:
@@ -135,29 +154,59 @@ def _function(row) -> Function:
     return Function(name, vol, retset, rettype, kind, parsed, outs, comment)
 
 
-async def load(conn) -> SchemaCache:
-    cache = SchemaCache()
-    cur = await conn.execute(_FUNCTIONS, (EXPOSED_SCHEMA,))
+async def _load_schema(conn, schema: str) -> SchemaCache:
+    cache = SchemaCache(schema=schema)
+    cur = await conn.execute(_FUNCTIONS, (schema,))
     for row in await cur.fetchall():
         fn = _function(row)
         cache.functions.setdefault(fn.name, []).append(fn)
-    cur = await conn.execute(_RELATIONS, (EXPOSED_SCHEMA,))
+    cur = await conn.execute(_RELATIONS, (schema,))
     for name, kind, comment, columns, pk in await cur.fetchall():
         cols = tuple(Column(c["name"], c["type"], c["nullable"], c["has_default"], c["comment"])
                      for c in columns)
         cache.relations[name] = Relation(name, kind, comment, cols, tuple(pk))
+    return cache
+
+
+async def load(conn) -> SchemaCache:
     cur = await conn.execute(_USERSET)
     userset = {r[0] for r in await cur.fetchall()}
+    role_settings: dict[str, dict[str, str]] = {}
     cur = await conn.execute(_ROLE_SETTINGS)
     for role, _db_specific, config in await cur.fetchall():
-        settings = cache.role_settings.setdefault(role, {})
+        settings = role_settings.setdefault(role, {})
         for item in config or ():
             key, _, value = item.partition("=")
             settings[key] = value
-    auth = cache.role_settings.get("authenticator", {})
-    cache.pre_request = auth.get("pgrst.db_pre_request") or None
-    for role, settings in list(cache.role_settings.items()):
-        cache.role_settings[role] = {
+    auth = role_settings.get("authenticator", {})
+    schemas = tuple(s.strip() for s in auth.get("pgrst.db_schemas", EXPOSED_SCHEMA).split(",") if s.strip())
+    pre_request = auth.get("pgrst.db_pre_request") or None
+    aggregates = auth.get("pgrst.db_aggregates_enabled", "false").lower() in ("true", "on", "1", "yes")
+    # `Prefer: tx=` is honoured only when db-tx-end allows the override (hosted Supabase: it does not).
+    tx_override = auth.get("pgrst.db_tx_end", "commit").endswith("-allow-override")
+    for role, settings in list(role_settings.items()):
+        role_settings[role] = {
             k: v for k, v in settings.items()
             if not k.startswith("pgrst.") and k != "search_path" and (k in userset or "." in k)}
-    return cache
+    profiles = {s: await _load_schema(conn, s) for s in schemas}
+    cur = await conn.execute(rels.FK_RELS)
+    fk_rows = await cur.fetchall()
+    cur = await conn.execute(rels.VIEW_KEY_DEPS, {"schemas": list(schemas)})
+    dep_rows = await cur.fetchall()
+    views = {(c.schema, r.name) for c in profiles.values() for r in c.relations.values() if r.kind in ("v", "m")}
+    pks = {(c.schema, r.name): r.pk for c in profiles.values() for r in c.relations.values() if r.pk}
+    relationships = rels.build(fk_rows, dep_rows, views, pks, list(schemas))
+    for c in profiles.values():
+        for name, r in list(c.relations.items()):
+            if not r.pk and pks.get((c.schema, name)):
+                # A view's primary key: its columns that come from its table's primary key.
+                c.relations[name] = dataclasses.replace(r, pk=tuple(pks[(c.schema, name)]))
+    for c in profiles.values():
+        c.role_settings = role_settings
+        c.pre_request = pre_request
+        c.schemas = schemas
+        c.profiles = profiles
+        c.relationships = relationships
+        c.aggregates = aggregates
+        c.tx_override = tx_override
+    return profiles[schemas[0]]
