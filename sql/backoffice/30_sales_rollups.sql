@@ -4,9 +4,10 @@
 -- entry per fulfilled order, append-only, indexed by a BRIN index on created_at).
 --
 -- The watermark: each run adds the rows stamped in [through, hi) and moves `through` to hi.
--- Rows are stamped with their transaction's time, so hi stays a few seconds behind now() and
--- behind the start of every transaction still open in this database (pg_stat_activity): no row
--- stamped before hi can still appear, and each row is added exactly once.
+-- Rows are stamped with their transaction's start time (now()), so hi stays behind the start of
+-- every transaction still open in this database (pg_stat_activity): no row stamped before hi can
+-- still appear, and each row is added exactly once. Two more seconds of margin cover a session
+-- whose start the job's role could not see.
 
 create or replace function private.jst_date(p_at timestamptz) returns date
 language sql immutable parallel safe
@@ -22,7 +23,7 @@ set search_path = ''
 as $$
 declare
   v_from timestamptz;
-  v_hi timestamptz := p_now - interval '5 seconds';
+  v_hi timestamptz := p_now - interval '2 seconds';
   v_open timestamptz;
   v_rows bigint := 0;
   v_n bigint;

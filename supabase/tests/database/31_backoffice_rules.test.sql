@@ -68,7 +68,7 @@ from app.sales_daily;
 -- ---------------------------------------------------------------------------------------
 -- Rollups: first up to the end of January (JST), then the rest
 -- ---------------------------------------------------------------------------------------
-select is(private.refresh_rollups('2026-02-01 00:00:05+09') ->> 'through', '2026-01-31T15:00:00+00:00',
+select is(private.refresh_rollups('2026-02-01 00:00:02+09') ->> 'through', '2026-01-31T15:00:00+00:00',
           'the watermark stops a few seconds before the run');
 select set_eq('select * from actual_sales',
               $$select * from expected_sales where jst_date < '2026-02-01'
@@ -80,7 +80,7 @@ select is((select sum(gross_jpy)::integer from app.sales_daily where vtuber_id =
 -- ---- payouts: close January ----
 select throws_ok($$ select private.close_payout_month('2026-02-01', econ_test.id('admin'), '2026-02-10 00:00+09') $$,
                  'PT409', 'month_not_over', 'a month closes only after it ended');
-select is(private.close_payout_month('2026-01-01', econ_test.id('admin'), '2026-02-01 00:00:05+09') ->> 'statements',
+select is(private.close_payout_month('2026-01-01', econ_test.id('admin'), '2026-02-01 00:00:02+09') ->> 'statements',
           '2', 'closing January writes one statement per VTuber with sales');
 select is((select jsonb_build_object('gross', gross_jpy, 'refunds', refunds_jpy, 'chargebacks', chargebacks_jpy,
                                      'net', net_jpy, 'bps', share_bps, 'share', vtuber_share_jpy,
@@ -158,7 +158,7 @@ select tests.as_postgres();
 select is((select jan_before.* = s.* from jan_before join app.payout_statements s using (id)
            where jan_before.vtuber_id = econ_test.id('v')), true,
           'the closed January statement is unchanged after a later refund of a January sale');
-select is(private.close_payout_month('2026-02-01', null, '2026-03-01 00:00:05+09') ->> 'statements', '1',
+select is(private.close_payout_month('2026-02-01', null, '2026-03-01 00:00:02+09') ->> 'statements', '1',
           'February closes: a statement for V only (W had no sales and nothing carried in)');
 select is((select jsonb_build_object('gross', gross_jpy, 'refunds', refunds_jpy, 'chargebacks', chargebacks_jpy,
                                      'net', net_jpy, 'share', vtuber_share_jpy, 'balance', balance_jpy,
