@@ -24,7 +24,7 @@ from . import openapi, schema
 from .auth import Auth, AuthError
 from .errors import ApiError, pgrst
 from .rest import Ctx, Rest, parse_prefer
-from .storage import Storage, StorageError
+from .storage import Storage, StorageError, upload_mimetype
 from .tokens import JwtVerifier
 
 log = logging.getLogger("koepon.localstack.api")
@@ -241,10 +241,11 @@ async def storage_endpoint(request: Request) -> Response:
     if kind == "object" and name and request.method in ("POST", "PUT"):
         role, claims = api.identify(request)
         ctx = api.ctx(request, "/storage", role, claims)
-        data = _file_bytes(request.headers.get("content-type", ""), await request.body())
+        raw = await request.body()
+        data = _file_bytes(request.headers.get("content-type", ""), raw)
         upsert = request.headers.get("x-upsert", "false") == "true" or request.method == "PUT"
         result = await api.storage.upload(ctx, bucket, name, data,
-                                          request.headers.get("content-type", "application/octet-stream"), upsert)
+                                          upload_mimetype(request.headers.get("content-type", ""), raw), upsert)
         return _json(200, orjson.dumps(result))
     raise StorageError(404, "not_found", "Not found")
 

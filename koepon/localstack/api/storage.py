@@ -79,6 +79,7 @@ class Storage:
     async def upload(self, ctx, bucket: str, name: str, data: bytes, content_type: str, upsert: bool) -> dict:
         _check(bucket, name)
         owner = ctx.claims.get("sub")
+        await self._enforce_bucket_limits(bucket, data, content_type)
 
         q = ("insert into storage.objects (bucket_id, name, owner, owner_id, metadata) "
              "values (%s, %s, %s, %s, %s) ")
@@ -104,6 +105,43 @@ class Storage:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
         return {"Key": f"{bucket}/{name}", "Id": str(object_id)}
+
+
+    async def _enforce_bucket_limits(self, bucket: str, data: bytes, content_type: str) -> None:
+        """The bucket's file_size_limit and allowed_mime_types, refused with Storage's answers."""
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute(
+                "select file_size_limit, allowed_mime_types from storage.buckets where id = %s", [bucket])).fetchone()
+        if row is None:
+            return  # the insert's foreign key answers 404 Bucket not found, as before
+        limit, allowed = row
+        if limit is not None and len(data) > limit:
+            raise StorageError(413, "Payload too large", "The object exceeded the maximum allowed size")
+        mimetype = content_type.split(";")[0].strip().lower()
+        if allowed and not any(_mime_matches(mimetype, pattern.lower()) for pattern in allowed):
+            raise StorageError(415, "invalid_mime_type", f"mime type {mimetype} is not supported")
+
+
+def _mime_matches(mimetype: str, pattern: str) -> bool:
+    """Storage's allowed_mime_types entries: exact types or a family wildcard such as image/*."""
+    if pattern.endswith("/*"):
+        return mimetype.startswith(pattern[:-1])
+    return mimetype == pattern
+
+
+def upload_mimetype(content_type: str, body: bytes) -> str:
+    """The uploaded file's type: a multipart form's file part carries its own Content-Type."""
+    if not content_type.startswith("multipart/form-data"):
+        return content_type or "application/octet-stream"
+    from email import policy
+    from email.parser import BytesParser
+
+    msg = BytesParser(policy=policy.default).parsebytes(
+        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
+    for part in msg.iter_parts():
+        if part.get_filename() is not None:
+            return part.get_content_type()
+    return "application/octet-stream"
 
 
 def ensure_demo_bytes(db_url: str, root: Path) -> int:
