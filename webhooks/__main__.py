@@ -14,6 +14,7 @@ import sys
 
 from gunicorn.app.base import BaseApplication
 
+from . import observability
 from .app import create_app
 from .config import Config, ConfigError
 
@@ -38,8 +39,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=int(os.environ.get("WEBHOOKS_WORKERS", "2")))
     parser.add_argument("--threads", type=int, default=8)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    observability.configure_logging()
+    multiproc = observability.prepare_multiprocess_metrics()
 
     try:
         config = Config.from_env(os.environ)
@@ -51,6 +52,9 @@ def main(argv: list[str] | None = None) -> None:
     _Gunicorn(app, {"bind": f"{args.host}:{args.port}", "workers": args.workers, "threads": args.threads,
                     "worker_class": "gthread", "timeout": 30, "graceful_timeout": 5,
                     "accesslog": None, "errorlog": "-", "loglevel": "info",
+                    "logconfig_dict": observability.logging_config(),
+                    "post_worker_init": lambda worker: observability.metrics().threads.set(args.threads),
+                    "child_exit": lambda _server, worker: multiproc(worker.pid),
                     # One control socket per user would be shared by every instance: none.
                     "control_socket_disable": True}).run()
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from flask import Flask
 
-from . import errors
+from . import errors, observability, web
 from .blueprints._inbox import RecordedEvents
 from .config import Config
 from .db import Database
@@ -45,11 +45,17 @@ def create_app(config: Config | Mapping[str, str] | None = None) -> Flask:
         komoju=Komoju(config, config.komoju_api_base),
     )
     errors.init_app(app)
+    observability.init_app(app, config.metrics_token)
+    web.init_app(app, config.cors_origins)
+    svc = app.extensions["koepon"]
+    observability.instrument_provider(svc.stripe, "stripe", ("create_payment_intent", "refund"))
+    observability.instrument_provider(svc.komoju, "komoju", ("create_session", "refund"))
 
-    from .blueprints import health, komoju_webhook, payments, stripe_webhook
+    from .blueprints import health, komoju_webhook, openapi, payments, stripe_webhook
 
     app.register_blueprint(health.bp)
     app.register_blueprint(payments.bp)
     app.register_blueprint(stripe_webhook.bp)
     app.register_blueprint(komoju_webhook.bp)
+    app.register_blueprint(openapi.bp)
     return app

@@ -38,6 +38,10 @@ class Config:
     api_timeout: float = 0.8
     provider_timeout: float = 10.0
     webhook_tolerance: int = 300
+    # Browser origins allowed to call /payments/* (CORS); none: no CORS headers at all.
+    cors_origins: tuple[str, ...] = ()
+    # Bearer token /metrics asks for; empty: /metrics is open (keep it off the internet then).
+    metrics_token: str = ""
     notes: tuple[str, ...] = field(default=())
 
     @property
@@ -95,5 +99,8 @@ class Config:
             komoju_secret_key=komoju_key,
             komoju_webhook_secret=env.get("KOMOJU_WEBHOOK_SECRET", ""),
             stripe_api_base=stripe_base, komoju_api_base=komoju_base, notes=tuple(notes),
+            cors_origins=tuple(o.strip().rstrip("/") for o in env.get("PAYMENTS_CORS_ORIGINS", "").split(",")
+                               if o.strip()),
+            metrics_token=env.get("PAYMENTS_METRICS_TOKEN", ""),
         )
         return replace(cfg, **overrides)

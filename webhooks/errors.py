@@ -7,7 +7,7 @@ import logging
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
-from .db import RpcError, Unavailable
+from .db import RpcError, ServerFault, Unavailable
 from .providers import ProviderError
 
 log = logging.getLogger("webhooks")
@@ -30,7 +30,15 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(RpcError)
     def _rpc(exc: RpcError):
-        return jsonify(body(exc.code, exc.detail)), exc.status
+        resp = jsonify(body(exc.code, exc.detail))
+        if exc.status == 429:
+            resp.headers["Retry-After"] = str(exc.retry_after or 60)
+        return resp, exc.status
+
+    @app.errorhandler(ServerFault)
+    def _fault(exc: ServerFault):
+        # Not the request's fault: a fixed deployment answers the same request (providers retry).
+        return jsonify(body("server_error", f"the database refused the call ({exc.sqlstate})")), 500
 
     @app.errorhandler(Unavailable)
     def _unavailable(exc: Unavailable):

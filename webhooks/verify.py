@@ -25,7 +25,8 @@ def stripe_event(raw: bytes, header: str | None, secret: str, tolerance: int = 3
     try:
         payload = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise BadBody("the body is not UTF-8") from exc
+        # Checked before the signature (the stripe library verifies text): not known to be Stripe's.
+        raise BadSignature("the body is not UTF-8, so it cannot carry Stripe's signature") from exc
     try:
         stripe.WebhookSignature.verify_header(payload, header, secret, tolerance)
     except stripe.SignatureVerificationError as exc:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..errors import KoeponError
 from ..settings import DB_PORT, Paths
+from .ports import ensure_free
 
 MIN_MAJOR = 15
 
@@ -115,12 +116,10 @@ class Cluster:
         """Start the cluster; False if it was already running."""
         if self.running():
             return False
-        # Before initdb: a taken port should not leave a fresh data directory behind.
-        if port_in_use(self.port):
-            raise KoeponError(
-                f"port {self.port} is already taken by another program: stop it, or point "
-                "koepon at that server with --db-url / KOEPON_DB_URL"
-            )
+        # Before initdb: a taken port should not leave a fresh data directory behind. A port held
+        # only by TIME-WAIT is waited out (koepon/ports.py).
+        ensure_free(self.port, "PostgreSQL", taken_hint="stop it, or point koepon at that server with "
+                    "--db-url / KOEPON_DB_URL")
         if not self.initialised():
             self.init()
         sockdir = str(self.data)

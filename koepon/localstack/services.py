@@ -22,7 +22,7 @@ from pathlib import Path
 
 from webhooks.config import LOCAL_KOMOJU_KEY, LOCAL_STRIPE_KEY
 
-from ..db.cluster import port_in_use
+from ..db.ports import ensure_free
 from ..errors import KoeponError
 from ..settings import (
     API_PORT,
@@ -123,7 +123,9 @@ def services() -> list[Service]:
 def service_env(db_url: str) -> dict[str, str]:
     """What `koepon up` passes to its services: the database for the API, everything for payments."""
     return {"KOEPON_DB_URL": db_url, "KOEPON_JWT_SECRET": JWT_SECRET,
-            **payments_env(f"http://127.0.0.1:{API_PORT}", f"http://127.0.0.1:{FAKES_PORT}")}
+            **payments_env(f"http://127.0.0.1:{API_PORT}", f"http://127.0.0.1:{FAKES_PORT}"),
+            # The console (port 54323) calls /payments/* from the browser.
+            "PAYMENTS_CORS_ORIGINS": "http://127.0.0.1:54323,http://localhost:54323"}
 
 
 def _pidfile(paths: Paths, svc: Service) -> Path:
@@ -158,9 +160,8 @@ def healthy(svc: Service) -> bool:
 def start(paths: Paths, svc: Service, env: dict[str, str], timeout: float = 30) -> bool:
     if pid_of(paths, svc) and healthy(svc):
         return False
-    if port_in_use(svc.port):
-        raise KoeponError(f"port {svc.port} for the {svc.name} service is taken by another "
-                          "program: stop it and run `koepon up` again")
+    # Another server on the port is refused at once; one held by TIME-WAIT is waited out (db/ports.py).
+    ensure_free(svc.port, f"the {svc.name} service")
     run = paths.state / "run"
     run.mkdir(parents=True, exist_ok=True)
     proc = spawn(list(svc.argv), run / f"{svc.name}.log", env)

@@ -65,8 +65,10 @@ def test_signed_url_works_only_right_after_an_authorised_download(api_url, rewar
     assert (err.value.code, err.value.message) == ("PT404", "reward_not_found")
 
 
-def test_create_order_is_limited_to_five_a_minute_over_http(api_url, reward):
+def test_create_order_is_limited_to_five_a_minute_over_http(api_url, seeded_db_url, reward):
     fan = _signed_in(api_url, *FAN)
+    balances = fan.rpc("get_medal_balances", {}).execute().data
+    assert balances, "the seed fan holds medals (the reward fixture paid an order)"
     for _ in range(5):
         fan.rpc("create_order", {"p_gacha_id": GACHA, "p_pull_count": 1,
                                  "p_idempotency_key": uuid.uuid4().hex}).execute()
@@ -78,9 +80,21 @@ def test_create_order_is_limited_to_five_a_minute_over_http(api_url, reward):
                    headers={"apikey": ANON_KEY, "Authorization": f"Bearer {fan.auth.get_session().access_token}"},
                    json={"p_gacha_id": GACHA, "p_pull_count": 1, "p_idempotency_key": uuid.uuid4().hex})
     assert r.status_code == 429 and r.json()["message"] == "rate_limited"
-    # reads through GET are checked but not counted: the fan's other calls still work
-    assert fan.rpc("get_medal_balances", {}).execute().data is not None
-    # the payment service is never limited
-    svc = create_client(api_url, SERVICE_ROLE_KEY)
-    for _ in range(30):
-        svc.rpc("service_sweep_rate_limits", {}).execute()
+    # Only the create_order bucket is exhausted: the fan's other calls still answer, the same as before.
+    assert fan.rpc("get_medal_balances", {}).execute().data == balances
+    # The payment service (service_role) is never limited: with every rule at 1 a minute, 30 calls
+    # in a row all answer and count nothing.
+    with psycopg.connect(seeded_db_url, autocommit=True) as conn:
+        rules = conn.execute("select bucket, per_minute from app.rate_limit_rules").fetchall()
+        hits = conn.execute("select count(*) from app.rate_limit_hits").fetchone()[0]
+        conn.execute("update app.rate_limit_rules set per_minute = 1")
+    try:
+        svc = create_client(api_url, SERVICE_ROLE_KEY)
+        answers = [svc.rpc("service_sweep_rate_limits", {}).execute().data for _ in range(30)]
+        assert len(answers) == 30 and all(isinstance(a["deleted"], int) for a in answers)
+    finally:
+        with psycopg.connect(seeded_db_url, autocommit=True) as conn:
+            for bucket, per_minute in rules:
+                conn.execute("update app.rate_limit_rules set per_minute = %s where bucket = %s", (per_minute, bucket))
+    with psycopg.connect(seeded_db_url) as conn:
+        assert conn.execute("select count(*) from app.rate_limit_hits").fetchone()[0] <= hits

@@ -12,31 +12,39 @@ RATES = [("a", "N", 600_000), ("b", "R", 300_000), ("c", "SR", 89_900), ("d", "S
 DRAWS = 200_000
 
 
-def test_chi_square_accepts_the_published_odds(econ_url):
-    entries = [[name, rarity, rate] for name, rarity, rate in RATES]
-    with psycopg.connect(econ_url) as conn:
-        # The same functions the fulfilment uses: fair_roll (rejection sampling) then pick_entry.
-        rows = conn.execute(
-            """select private.pick_entry(%s::jsonb,
-                        private.fair_roll(extensions.digest('koepon statistics', 'sha256'), 'stats', n, 1000000)) ->> 0,
-                      count(*)
-                 from generate_series(0, %s - 1) n group by 1""",
-            (json.dumps(entries), DRAWS)).fetchall()
+def _draw(conn, rates, draws: int) -> list[int]:
+    """Counts per item of `draws` rolls through the functions the fulfilment uses: fair_roll
+    (rejection sampling) then pick_entry."""
+    entries = [[name, rarity, rate] for name, rarity, rate in rates]
+    rows = conn.execute(
+        """select private.pick_entry(%s::jsonb,
+                    private.fair_roll(extensions.digest('koepon statistics', 'sha256'), 'stats', n, 1000000)) ->> 0,
+                  count(*)
+             from generate_series(0, %s - 1) n group by 1""",
+        (json.dumps(entries), draws)).fetchall()
     observed = dict(rows)
-    assert sum(observed.values()) == DRAWS
-    obs = [observed.get(name, 0) for name, _r, _p in RATES]
+    assert sum(observed.values()) == draws
+    return [observed.get(name, 0) for name, _r, _p in rates]
+
+
+def test_chi_square_accepts_the_published_odds(econ_url):
+    with psycopg.connect(econ_url) as conn:
+        obs = _draw(conn, RATES, DRAWS)
     exp = [DRAWS * rate / 1_000_000 for _n, _r, rate in RATES]
     stat, p = chisquare(obs, exp)
     assert p > 0.001, (obs, exp, stat, p)
     assert obs[-1] > 0, "the 100 ppm item must be drawable"
 
 
-def test_a_skewed_table_is_rejected():
-    """The same test on deliberately wrong odds fails: the statistic has power at this sample size."""
-    obs = [DRAWS * r / 1_000_000 for _n, _r, r in RATES]
-    obs[0] -= 1000
-    obs[1] += 1000
-    assert chisquare(obs, [DRAWS * r / 1_000_000 for _n, _r, r in RATES]).pvalue < 0.001
+def test_a_draw_with_other_odds_than_published_is_caught(econ_url):
+    """Koepon's own draw, fed a table 2 points off the published odds (N 58% instead of 60%, R 32%
+    instead of 30%), fails the same check: the check has power against odds that were changed."""
+    shifted = [("a", "N", 580_000), ("b", "R", 320_000), *RATES[2:]]
+    draws = 50_000
+    with psycopg.connect(econ_url) as conn:
+        obs = _draw(conn, shifted, draws)
+    published = [draws * rate / 1_000_000 for _n, _r, rate in RATES]
+    assert chisquare(obs, published).pvalue < 0.001, obs
 
 
 def test_pity_fires_exactly_at_its_pull(econ_url):

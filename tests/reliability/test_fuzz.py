@@ -88,9 +88,10 @@ def test_schemathesis_every_operation(api, clients, seeded_db_url, role):
         _fuzz_operation(api, client, op, documented, failures, counts, known)
     assert failures == {}, "\n".join(f"{k}: {v}" for k, v in failures.items())
     assert len(counts) == len(operations)
-    assert sum(counts.values()) >= 200, "issue 8 asks for at least 200 examples per role in CI"
+    assert sum(counts.values()) >= 200, "at least 200 examples per role in CI"
+    assert known.get("unsent", 0) < sum(counts.values()) / 10, f"{known.get('unsent')} examples were never sent"
     print(f"schemathesis as {role}: {len(operations)} operations, {sum(counts.values())} examples, "
-          f"{known.get('nul', 0)} with NUL bytes")
+          f"{known.get('nul', 0)} with NUL bytes, {known.get('unsent', 0)} the HTTP client refused to send")
 
 
 def _fuzz_operation(api, client, op, documented, failures, counts, known):
@@ -116,8 +117,16 @@ def _fuzz_operation(api, client, op, documented, failures, counts, known):
             try:
                 r = client.http.request(case.method, "/rest/v1" + case.formatted_path, params=query,
                                         content=raw, headers={**headers, "Content-Type": "application/json"})
-            except httpx.HTTPError:
-                return  # a request the HTTP client itself refuses to send (illegal header/URL)
+            except (httpx.LocalProtocolError, httpx.InvalidURL):
+                # The HTTP client itself refuses to send it (illegal header or URL): nothing reached
+                # the API. Counted, so a suite where that is most examples shows up.
+                known["unsent"] = known.get("unsent", 0) + 1
+                return
+            except httpx.HTTPError as exc:
+                # A timeout or a dropped connection is the API failing to answer: a failure.
+                if label not in failures:
+                    failures[label] = f"no answer: {type(exc).__name__}: {exc}\n    body={raw!r:.300}"
+                return
             problem = acceptable(r, documented)
             if problem and label not in failures:
                 failures[label] = f"{problem}\n    body={raw!r:.300} query={query!r:.200}"
@@ -233,16 +242,37 @@ def test_hypothesis_rpc_arguments(api, clients, seeded_db_url, fn):
 
 
 def test_no_partial_write_on_refusal_mid_transaction(api, clients, seeded_db_url):
-    """A 10-pull on a gacha whose remaining capacity covers only part of it: refused whole."""
+    """A 10-pull refused after create_order has written: the order row is inserted, then the
+    capacity counters are reserved one by one, and an item with 5 units left refuses the 10th pull
+    (gacha_sold_out). Every write of that transaction is gone: no order, no reservation, no shard."""
     fan = clients["fan"]
     with psycopg.connect(seeded_db_url, autocommit=True) as conn:
-        conn.execute("update app.gachas set total_pull_cap = null where id = %s", (HOSHI_GACHA,))
-    before = table_counts(seeded_db_url)
-    r = fan.rpc("create_order", {"p_gacha_id": HOSHI_GACHA, "p_pull_count": 10,
-                                 "p_idempotency_key": "x" * 201})
-    assert r.status_code == 400 and r.json()["message"] == "invalid_idempotency_key"
+        item = str(conn.execute("select id from app.gacha_items where gacha_id = %s order by id limit 1",
+                                (HOSHI_GACHA,)).fetchone()[0])
+        # Published items are frozen by a trigger; the test's own setup goes around it.
+        conn.execute("set session_replication_role = replica")
+        conn.execute("update app.gacha_items set stock = 5 where id = %s", (item,))
+    try:
+        before = table_counts(seeded_db_url)
+        r = fan.rpc("create_order", {"p_gacha_id": HOSHI_GACHA, "p_pull_count": 10,
+                                     "p_idempotency_key": uuid.uuid4().hex})
+        assert r.status_code == 409 and r.json()["message"] == "gacha_sold_out", r.text
+        after = table_counts(seeded_db_url)
+        assert {t: (before[t], after[t]) for t in before if after[t] != before[t]} == {}
+        # The same order for one pull fits in the 5 units: the refusal above was the capacity, after
+        # the insert, not the arguments.
+        one = fan.rpc("create_order", {"p_gacha_id": HOSHI_GACHA, "p_pull_count": 1,
+                                       "p_idempotency_key": uuid.uuid4().hex})
+        assert one.status_code == 200, one.text
+        with psycopg.connect(seeded_db_url) as conn:
+            left = conn.execute("select sum(remaining) from app.stock_shards where counter_id = %s",
+                                (item,)).fetchone()[0]
+        assert left == 4
+    finally:
+        with psycopg.connect(seeded_db_url, autocommit=True) as conn:
+            conn.execute("set session_replication_role = replica")
+            conn.execute("update app.gacha_items set stock = null where id = %s", (item,))
+            conn.execute("delete from app.stock_shards where counter_id = %s", (item,))
     r = fan.rpc("exchange_medals", {"p_exchange_item_id": HOSHI_EXCHANGE_UNLIMITED, "p_quantity": 10,
                                     "p_idempotency_key": uuid.uuid4().hex})
     assert r.status_code == 409 and r.json()["message"] == "insufficient_medals", r.text
-    after = table_counts(seeded_db_url)
-    assert {t: after[t] - before[t] for t in MONEY_TABLES if after[t] != before[t]} == {}

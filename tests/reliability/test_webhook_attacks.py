@@ -152,7 +152,7 @@ def test_replay_of_a_processed_event_fulfils_once(stack, fan):
 
 def test_body_edited_after_signing_is_refused(stack, fan):
     order_id, amount = _order(fan, pulls=10)
-    pi = _pi(stack, fan, order_id)
+    pi = _pi(stack, fan, order_id)  # the expensive order has a real PaymentIntent the swap could aim at
     cheap_id, cheap_amount = _order(fan)
     event = _paid(cheap_id, cheap_amount, "pi_" + uuid.uuid4().hex[:24])
     body = ev.dumps(event)
@@ -175,9 +175,15 @@ def test_body_edited_after_signing_is_refused(stack, fan):
     r = httpx.post(f"{stack[1]}/webhooks/komoju", content=kbody.replace('"captured"', '"authorized"', 1).encode(),
                    headers=kheaders)
     assert r.status_code == 400 and r.json()["code"] == "invalid_signature", r.text
-    assert _state(stack[2], order_id)["status"] == "pending"
-    assert _state(stack[2], cheap_id)["status"] == "pending"
-    assert pi
+    assert _state(stack[2], order_id) == UNPAID, "the order the swapped body aimed at is not paid"
+    with psycopg.connect(stack[2]) as conn:
+        attached = conn.execute("select payment_ref from app.payments where order_id = %s", (order_id,)).fetchone()
+    assert attached == (pi,), "the PaymentIntent the swap aimed at was attached to it"
+    assert _state(stack[2], cheap_id) == UNPAID
+    with psycopg.connect(stack[2]) as conn:
+        recorded = conn.execute("select count(*) from app.payment_events where event_id = any(%s)",
+                                ([event["id"], kev["id"]],)).fetchone()[0]
+    assert recorded == 0, "a refused delivery records nothing"
 
 
 @pytest.mark.parametrize("provider", ["stripe", "komoju"])
@@ -234,6 +240,11 @@ def test_event_naming_a_foreign_order_is_flagged_not_retried_forever(stack, fan)
     assert _state(stack[2], own_id) == UNPAID
     # ...and the event is acknowledged (recorded, flagged), not answered 5xx for ever.
     assert r.status_code == 200, r.text
+    assert r.json()["outcome"] == "flagged_payment_order_mismatch", r.text
+    with psycopg.connect(stack[2]) as conn:
+        flagged = conn.execute("select flagged, flag_reason from app.payments where order_id = %s and provider = "
+                               "'stripe'", (own_id,)).fetchone()
+    assert flagged == (True, "payment_order_mismatch")
 
 
 def test_unsigned_payment_endpoints_need_a_real_user(stack, fan):

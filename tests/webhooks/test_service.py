@@ -128,12 +128,13 @@ def test_stripe_signature_cases(stack):
     assert (r.status_code, r.json()["code"]) == (400, "invalid_signature")
     garbage = "not json"
     r = _post_event(url, "stripe", event, body=garbage, headers=ev.stripe_sign(garbage, STRIPE_WEBHOOK_SECRET))
-    assert (r.status_code, r.json()["code"]) == (400, "invalid_event")
+    # Signed by Stripe yet unreadable: no retry can help, so it is acknowledged and refused.
+    assert (r.status_code, r.json()["outcome"], r.json()["code"]) == (200, "refused", "invalid_event")
+    r = _post_event(url, "stripe", event, body=b"\xff\xfe", headers=ev.stripe_sign("x", STRIPE_WEBHOOK_SECRET))
+    assert (r.status_code, r.json()["code"]) == (400, "invalid_signature"), "not UTF-8: never verified"
     assert sb.rpc("get_order", {"p_order_id": order["order_id"]}).execute().data["status"] == "pending"
 
-    started = time.monotonic()
     r = _post_event(url, "stripe", event)
-    assert time.monotonic() - started < 1.0
     assert r.status_code == 200 and r.json()["outcome"] == "fulfilled"
     # A replay of the old delivery (its signature now 10 minutes old) is refused; the same event
     # delivered again by Stripe (fresh signature) is a duplicate that changes nothing.
@@ -175,16 +176,17 @@ def test_komoju_signature_cases(stack):
     assert r.status_code == 200 and r.json()["outcome"] == "ignored"
 
 
-def test_database_unreachable_is_503_within_a_second():
+def test_database_unreachable_is_503_with_retry_after():
+    """The answer's speed is measured by `koepon bench webhook`, not here; what bounds it is the API
+    client's timeout (0.8 s, no retry), checked as configuration."""
     dead = f"http://127.0.0.1:{free_port()}"
     app = create_app(payments_env(dead, dead))
+    assert app.extensions["koepon"].config.api_timeout <= 0.8
     with serving(app) as url:
         [event] = ev.stripe_outcome_events(str(uuid.uuid4()), 1000, "succeeded")
-        started = time.monotonic()
         r = _post_event(url, "stripe", event)
-        assert time.monotonic() - started < 1.0
         assert (r.status_code, r.json()["code"]) == (503, "database_unavailable")
-        assert r.headers["Retry-After"]
+        assert r.headers["Retry-After"] == "5"
 
 
 def test_ten_identical_deliveries_at_once_over_http(stack, seeded_db_url):
@@ -244,7 +246,8 @@ def test_payment_intent_endpoint_rules(stack):
     assert seen and all(q["params"]["amount"] == "3000" and q["params"]["currency"] == "jpy" for q in seen)
     assert {q["idempotency_key"] for q in seen} == {f"koepon-order-{order['order_id']}-payment-intent"}
     # Paid: no second payment.
-    CliRunner().invoke(main, ["pay", order["order_id"], "--url", pay.payments_url, "--api-url", api_url])
+    paid = CliRunner().invoke(main, ["pay", order["order_id"], "--url", pay.payments_url, "--api-url", api_url])
+    assert paid.exit_code == 0 and "fulfilled" in paid.output, paid.output
     r = httpx.post(url, json={"order_id": order["order_id"]}, headers=auth)
     assert (r.status_code, r.json()["code"]) == (409, "order_not_payable")
 
@@ -265,7 +268,8 @@ def test_refund_execution_needs_an_admin_and_an_approved_refund(stack):
     api_url, pay = stack
     sb, token, _ = _fan(api_url)
     order = _order(sb)
-    CliRunner().invoke(main, ["pay", order["order_id"], "--url", pay.payments_url, "--api-url", api_url])
+    paid = CliRunner().invoke(main, ["pay", order["order_id"], "--url", pay.payments_url, "--api-url", api_url])
+    assert paid.exit_code == 0 and "fulfilled" in paid.output, paid.output
     refund = sb.rpc("request_refund", {"p_order_id": order["order_id"], "p_reason": "test"}).execute().data
     url = f"{pay.payments_url}/payments/refunds/{refund['refund_id']}/execute"
     r = httpx.post(url, headers={"Authorization": f"Bearer {token}"})

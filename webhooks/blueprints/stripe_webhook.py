@@ -6,7 +6,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 from .. import verify
 from ..errors import Problem
-from ._inbox import record
+from ._inbox import record, refuse_unreadable
 
 bp = Blueprint("stripe_webhook", __name__)
 
@@ -21,5 +21,6 @@ def stripe_webhook():
     except verify.BadSignature as exc:
         raise Problem(400, "invalid_signature", str(exc)) from exc
     except verify.BadBody as exc:
-        raise Problem(400, "invalid_event", str(exc)) from exc
+        # Signed by the provider, yet unreadable: a retry can never help (see _inbox.refuse_unreadable).
+        return jsonify(refuse_unreadable("stripe", raw, str(exc)))
     return jsonify(record(svc, "stripe", event))

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from http.cookies import SimpleCookie
 from pathlib import Path
 
@@ -29,6 +30,8 @@ from .tokens import JwtVerifier
 
 log = logging.getLogger("koepon.localstack.api")
 MAX_BODY = 1024 * 1024
+# /ready: seconds within which a pooled connection must answer `select 1`.
+READY_TIMEOUT = 0.5
 CORS_EXPOSE = ("Content-Encoding, Content-Location, Content-Range, Content-Type, Date, Location, Server, "
                "Transfer-Encoding, Range-Unit")
 
@@ -140,6 +143,22 @@ def _api(request: Request) -> Api:
 
 async def health(request: Request) -> Response:
     return _json(200, b'{"status":"ok"}')
+
+
+async def ready(request: Request) -> Response:
+    # Ready: a pooled connection answers a query within READY_TIMEOUT seconds.
+    api = _api(request)
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(READY_TIMEOUT):
+            async with api.pool.connection() as conn:
+                await conn.execute("select 1")
+    except Exception as exc:  # any failure means "not ready"; the reason goes into the answer
+        return _json(503, orjson.dumps({"status": "unavailable", "database": "unreachable",
+                                        "reason": (str(exc) or type(exc).__name__)[:200]}),
+                     {"Retry-After": "5"})
+    return _json(200, orjson.dumps({"status": "ready", "database": "ok", "pool": api.pool.get_stats(),
+                                    "database_ms": round((time.perf_counter() - started) * 1000, 1)}))
 
 
 async def rest_root(request: Request) -> Response:
@@ -285,6 +304,7 @@ def create_app(db_url: str | None = None, jwt_secret: str | None = None,
 
     app = Starlette(routes=[
         Route("/health", health),
+        Route("/ready", ready),
         Route("/rest/v1", rest_root, methods=["GET", "HEAD"]),
         _mount("/rest/v1", api, [Route("/", rest_root, methods=["GET", "HEAD"]),
                                  Route("/{name:path}", rest, methods=METHODS)],

@@ -168,6 +168,12 @@ def komoju_sign(body: str | bytes, secret: str, *, event: dict | None = None) ->
     return headers
 
 
+def komoju_payment_id(session_id: str) -> str:
+    """The id of the payment a fan makes through a session: derived from the session's id, so the
+    fake KOMOJU API knows the payments of the sessions it created (and refunds only those)."""
+    return hashlib.sha256(f"komoju-payment:{session_id}".encode()).hexdigest()[:25]
+
+
 def sign(provider: str, body: str, secret: str, *, event: dict | None = None,
          timestamp: int | None = None) -> dict[str, str]:
     """The headers the provider sends with `body`: Stripe's timestamped signature, or KOMOJU's HMAC
@@ -180,7 +186,7 @@ def sign(provider: str, body: str, secret: str, *, event: dict | None = None,
 def komoju_outcome_events(order_id: str, amount: int, outcome: str, *, payment_id: str | None = None,
                           session_id: str | None = None) -> list[dict]:
     """The events KOMOJU sends for one outcome of paying an order (konbini: authorized, then captured)."""
-    pid = payment_id or secrets.token_hex(13)[:25]
+    pid = payment_id or (komoju_payment_id(session_id) if session_id else secrets.token_hex(13)[:25])
     if outcome == "succeeded":
         return [komoju_event("payment.authorized", komoju_payment(order_id, amount, status="authorized",
                                                                   payment_id=pid, session_id=session_id)),

@@ -14,6 +14,7 @@ GET /_requests lists the requests received (method, path, idempotency key, param
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 import time
 
@@ -39,7 +40,7 @@ def create_fake_app(stripe_webhook: tuple[str, str] | None = None,
                     komoju_webhook: tuple[str, str] | None = None, deliver_delay: float = 0.05) -> Flask:
     app = Flask("koepon-fake-providers")
     lock = threading.Lock()
-    state: dict = {"idem": {}, "pi": {}, "sessions": {}, "komoju_payments": {}, "requests": []}
+    state: dict = {"idem": {}, "pi": {}, "sessions": {}, "komoju_payments": {}, "requests": [], "refunded": {}}
 
     def deliver(target: tuple[str, str] | None, provider: str, event: dict) -> None:
         if not target:
@@ -72,8 +73,13 @@ def create_fake_app(stripe_webhook: tuple[str, str] | None = None,
                 state["idem"][(scope, key)] = result
             return result
 
-    def stripe_error(status: int, message: str, code: str = "parameter_invalid"):
-        return jsonify({"error": {"type": "invalid_request_error", "code": code, "message": message}}), status
+    def stripe_error(status: int, message: str, code: str = "parameter_invalid", param: str | None = None):
+        # Stripe's error object: {"error": {code, doc_url, message, param, request_log_url, type}}.
+        return jsonify({"error": {
+            "code": code, "doc_url": f"https://stripe.com/docs/error-codes/{code.replace('_', '-')}",
+            "message": message, "param": param,
+            "request_log_url": f"https://dashboard.stripe.com/test/logs/req_{secrets.token_hex(7)}",
+            "type": "invalid_request_error"}}), status
 
     def stripe_auth():
         auth = request.headers.get("Authorization", "")
@@ -108,39 +114,58 @@ def create_fake_app(stripe_webhook: tuple[str, str] | None = None,
 
     @app.post("/stripe/v1/refunds")
     def stripe_refund():
+        """As strict as Stripe: an unknown PaymentIntent is 404 resource_missing; more than what remains
+        is 400 amount_too_large, and nothing left at all is 400 charge_already_refunded. The fake
+        knows the PaymentIntents it created (the payment service creates every one); it takes them as
+        paid, since the fan's confirmation happens in Stripe.js, which the fake does not run."""
         if not stripe_auth():
             return stripe_error(401, "Invalid API Key provided", "api_key_invalid")
         p = _stripe_params()
-        pi_id = p.get("payment_intent", "")
-        # A PaymentIntent the fake did not create (paid through `koepon pay`) is taken as paid.
-        pi = state["pi"].get(pi_id)
-        try:
-            amount = int(p["amount"]) if "amount" in p else (pi["amount"] if pi else 0)
-        except ValueError:
-            return stripe_error(400, "Invalid integer: amount")
-        if not pi_id.startswith("pi_") or amount <= 0:
-            return stripe_error(400, "Invalid payment_intent or amount")
         key = request.headers.get("Idempotency-Key")
-        fresh = not (key and ("refund", key) in state["idem"])
+        with lock:
+            if key and ("refund", key) in state["idem"]:
+                # A retry with the same key gets the first answer, whatever happened since (Stripe).
+                return jsonify({k: v for k, v in state["idem"][("refund", key)].items() if k != "_event"})
+        pi_id = p.get("payment_intent", "")
+        if not pi_id:
+            return stripe_error(400, "Missing required param: payment_intent.", "parameter_missing", "payment_intent")
+        pi = state["pi"].get(pi_id)
+        if pi is None:
+            return stripe_error(404, f"No such payment_intent: '{pi_id}'", "resource_missing", "payment_intent")
+        refunded = state["refunded"].get(pi_id, 0)
+        remaining = pi["amount"] - refunded
+        try:
+            amount = int(p["amount"]) if "amount" in p else remaining
+        except ValueError:
+            return stripe_error(400, "Invalid integer: " + p["amount"], "parameter_invalid_integer", "amount")
+        if remaining <= 0:
+            return stripe_error(400, f"Charge ch_{pi_id[3:]} has already been refunded.", "charge_already_refunded")
+        if amount <= 0:
+            return stripe_error(400, "This value must be greater than or equal to 1.", "parameter_invalid_integer",
+                                "amount")
+        if amount > remaining:
+            # Stripe's two wordings: before any refund, and after a partial one.
+            limit = (f"charge amount (¥{remaining:,})" if refunded == 0
+                     else f"unrefunded amount on charge (¥{remaining:,})")
+            return stripe_error(400, f"Refund amount (¥{amount:,}) is greater than {limit}", "amount_too_large",
+                                "amount")
 
         def make():
-            base = pi or ev.stripe_payment_intent(p.get("metadata", {}).get("order_id", ""), amount, pi_id=pi_id,
-                                                  metadata={})
-            base = {**base, "status": "succeeded", "amount_received": base["amount"]}
+            base = {**state["pi"][pi_id], "status": "succeeded"}
+            base["amount_received"] = base["amount"]
             state["pi"][pi_id] = base
-            refunded = state.setdefault("refunded", {}).get(pi_id, 0) + amount
-            state["refunded"][pi_id] = refunded
+            total = state["refunded"].get(pi_id, 0) + amount
+            state["refunded"][pi_id] = total
             refund = ev.stripe_refund(base, amount, metadata=p.get("metadata"))
-            refund["_event"] = ev.stripe_event("charge.refunded", ev.stripe_charge(base, amount_refunded=refunded))
+            refund["_event"] = ev.stripe_event("charge.refunded", ev.stripe_charge(base, amount_refunded=total))
             return refund
         refund = idempotent("refund", make)
-        if fresh:
-            deliver(stripe_webhook, "stripe", refund["_event"])
+        deliver(stripe_webhook, "stripe", refund["_event"])
         return jsonify({k: v for k, v in refund.items() if k != "_event"})
 
     # -- KOMOJU ----------------------------------------------------------------------------------
-    def komoju_error(status: int, code: str, message: str):
-        return jsonify({"error": {"code": code, "message": message, "param": None}}), status
+    def komoju_error(status: int, code: str, message: str, param: str | None = None):
+        return jsonify({"error": {"code": code, "message": message, "param": param}}), status
 
     def komoju_auth():
         auth = request.authorization
@@ -171,21 +196,44 @@ def create_fake_app(stripe_webhook: tuple[str, str] | None = None,
         s = state["sessions"].get(sid)
         return jsonify(s) if s else komoju_error(404, "not_found", "The requested resource could not be found")
 
+    def komoju_known_payment(pid: str) -> dict | None:
+        """A payment of a session this fake created (its id is derived from the session's, see
+        events.komoju_payment_id), or one it has refunded before."""
+        if pid in state["komoju_payments"]:
+            return state["komoju_payments"][pid]
+        for s in state["sessions"].values():
+            if ev.komoju_payment_id(s["id"]) == pid:
+                order_id = (s.get("metadata") or {}).get("order_id", "")
+                return ev.komoju_payment(order_id, s["amount"], payment_id=pid, session_id=s["id"])
+        return None
+
     @app.post("/komoju/api/v1/payments/<pid>/refund")
     def komoju_refund(pid):
+        """As strict as KOMOJU: an unknown payment is 404 not_found; a refund of more than remains is
+        422 unprocessable_entity on `amount` (KOMOJU documents no refund-specific code, only its
+        generic ones), all in KOMOJU's error object {"error": {code, message, param}}."""
         if not komoju_auth():
             return komoju_error(401, "unauthorized", "The secret key is invalid")
         body = request.get_json(silent=True) or {}
-        amount = body.get("amount")
-        if not isinstance(amount, int) or amount <= 0:
-            return komoju_error(422, "bad_request", "amount must be a positive integer")
         key = request.headers.get("Idempotency-Key")
-        fresh = not (key and ("komoju_refund", key) in state["idem"])
+        with lock:
+            if key and ("komoju_refund", key) in state["idem"]:
+                return jsonify(state["idem"][("komoju_refund", key)]["payment"])
+            known = komoju_known_payment(pid)
+        if known is None:
+            return komoju_error(404, "not_found", "The requested resource could not be found but may be available "
+                                "again in the future")
+        amount = body.get("amount", known["amount"] - known.get("amount_refunded", 0))
+        if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+            return komoju_error(422, "bad_request", "amount must be a positive integer", param="amount")
+        remaining = known["amount"] - known.get("amount_refunded", 0)
+        if amount > remaining:
+            return komoju_error(422, "unprocessable_entity",
+                                f"The refund amount ({amount}) exceeds the refundable amount ({remaining})",
+                                param="amount")
 
         def make():
-            # A payment the fake did not see (paid through `koepon pay`) is taken as captured.
-            pay = state["komoju_payments"].get(pid) or ev.komoju_payment("", amount, payment_id=pid)
-            pay = json.loads(json.dumps(pay))
+            pay = json.loads(json.dumps(komoju_known_payment(pid)))
             pay["refunds"] = [*pay.get("refunds", []), ev.komoju_refund(pay, amount)]
             pay["amount_refunded"] = sum(r["amount"] for r in pay["refunds"])
             full = pay["amount_refunded"] >= pay["amount"]
@@ -194,8 +242,7 @@ def create_fake_app(stripe_webhook: tuple[str, str] | None = None,
             return {"payment": pay, "_event": ev.komoju_event("payment.refunded" if full else
                                                               "payment.refund.created", pay)}
         result = idempotent("komoju_refund", make)
-        if fresh:
-            deliver(komoju_webhook, "komoju", result["_event"])
+        deliver(komoju_webhook, "komoju", result["_event"])
         return jsonify(result["payment"])
 
     @app.get("/health")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import uuid
 
 from ...localstack.fakes import events as ev
 from ...settings import SERVICE_ROLE_KEY
@@ -77,7 +76,7 @@ class ProviderActions:
                 ob.send("stripe", e2, delay=1.5 + d())
                 self.rec.fault("provider refunds (partial, full)")
         else:
-            pid = uuid.uuid4().hex[:25]
+            pid = ev.komoju_payment_id(job.ref)  # the payment KOMOJU makes for that session
             authorized, captured = ev.komoju_outcome_events(oid, amt, "succeeded", payment_id=pid, session_id=job.ref)
             if s == "komoju_konbini_late":
                 ob.send("komoju", authorized, delay=d())

@@ -1,7 +1,7 @@
 -- Rate limits: the pre-request hook's windows, driven with explicit times through
 -- private.check_request_at(p_now), as PostgREST would call it (role, claims, path, headers set).
 begin;
-select plan(37);
+select plan(43);
 
 select tests.create_user('rl1@t', '{}', '00000000-0000-4000-8000-0000000000a1');
 select tests.create_user('rl2@t', '{}', '00000000-0000-4000-8000-0000000000a2');
@@ -24,7 +24,15 @@ select ok(not has_function_privilege('anon', 'public.service_sweep_rate_limits()
           and has_function_privilege('service_role', 'public.service_sweep_rate_limits()', 'execute'),
           'only service_role sweeps');
 select is((select jsonb_object_agg(bucket, per_minute) from app.rate_limit_rules),
-          '{"ip": 20, "user": 100, "create_order": 5, "exchange_medals": 10}'::jsonb, 'the limits');
+          '{"ip": 20, "user": 100, "create_order": 5, "exchange_medals": 10, "payments": 20}'::jsonb, 'the limits');
+select ok(not has_function_privilege('anon', 'public.service_take_payment_request(uuid)', 'execute')
+          and not has_function_privilege('authenticated', 'public.service_take_payment_request(uuid)', 'execute')
+          and has_function_privilege('service_role', 'public.service_take_payment_request(uuid)', 'execute'),
+          'only service_role counts payment-service requests');
+select ok(not has_function_privilege('anon', 'public.service_ping()', 'execute')
+          and not has_function_privilege('authenticated', 'public.service_ping()', 'execute')
+          and has_function_privilege('service_role', 'public.service_ping()', 'execute'),
+          'only service_role pings');
 
 -- ---- a signed-in user: 100 per minute, sliding window ----
 select tests.authenticate_as('00000000-0000-4000-8000-0000000000a1');
@@ -112,6 +120,20 @@ select is((select count(*)::integer from app.rate_limit_hits
             where window_start < timestamptz '2026-11-25 12:00:00+00'), 0, 'nothing stale remains');
 select is((select count(*)::integer from app.rate_limit_hits
             where window_start = timestamptz '2026-11-25 12:00:00+00'), 2, 'the previous minute is kept');
+
+-- ---- the payment service's per-fan limit (service_take_payment_request) ----
+select tests.clear_authentication();
+select tests.authenticate_as_service_role();
+select lives_ok($$ select private.take_payment_request('00000000-0000-4000-8000-0000000000b7',
+                                                       timestamptz '2026-11-25 13:00:00+00' + n * interval '1 second')
+                    from generate_series(1, 20) n $$, 'twenty requests of one fan in a minute');
+select throws_ok($$ select private.take_payment_request('00000000-0000-4000-8000-0000000000b7',
+                                                        timestamptz '2026-11-25 13:00:30+00') $$,
+                 'PT429', 'rate_limited', 'the 21st is refused');
+select is((select sum(hits)::integer from app.rate_limit_hits
+            where subject = 'u:00000000-0000-4000-8000-0000000000b7' and bucket = 'payments'), 20,
+          'counted as that fan''s in the payments bucket');
+select is(auth.uid(), null, 'the service''s own claims are back after the call');
 
 -- ---- read-only transactions (GET, STABLE functions): checked, not counted ----
 select tests.as_postgres();
