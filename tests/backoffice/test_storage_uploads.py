@@ -9,7 +9,7 @@ import httpx
 import pytest
 from storage3.exceptions import StorageApiError
 
-from koepon.localstack.seed import FAN, HOSHI, HOSHI_VTUBER, LUNA_VTUBER
+from koepon.localstack.seed import FAN, HOSHI, HOSHI_VTUBER, LUNA, LUNA_VTUBER
 from koepon.settings import ANON_KEY
 from supabase import create_client
 
@@ -60,3 +60,33 @@ def test_oversize_and_wrong_type_get_storage_answers(api_url):
     ok = httpx.post(f"{api_url}/storage/v1/object/avatars/{HOSHI_VTUBER}/a.png", content=b"\x89PNG",
                     headers={**headers, "Content-Type": "image/png"})
     assert ok.status_code == 200, ok.text
+
+
+def test_list_move_copy_remove_and_public_urls(api_url):
+    vt = _signed_in(api_url, HOSHI)
+    folder = f"{HOSHI_VTUBER}/t{uuid.uuid4().hex[:8]}"
+    bucket = vt.storage.from_("rewards")
+    bucket.upload(f"{folder}/a.mp3", b"A", {"content-type": "audio/mpeg"})
+    bucket.upload(f"{folder}/sub/b.mp3", b"B", {"content-type": "audio/mpeg"})
+    listed = bucket.list(folder)
+    assert [(e["name"], e["id"] is None) for e in listed] == [("sub", True), ("a.mp3", False)]
+    bucket.move(f"{folder}/a.mp3", f"{folder}/moved.mp3")
+    bucket.copy(f"{folder}/moved.mp3", f"{folder}/copy.mp3")
+    assert sorted(e["name"] for e in bucket.list(folder)) == ["copy.mp3", "moved.mp3", "sub"]
+    assert bucket.download(f"{folder}/copy.mp3") == b"A"
+    # Another VTuber sees nothing under this prefix and can neither move nor delete it.
+    luna = _signed_in(api_url, LUNA).storage.from_("rewards")
+    assert luna.list(folder) == []
+    with pytest.raises(StorageApiError):
+        luna.move(f"{folder}/copy.mp3", f"{LUNA_VTUBER}/stolen.mp3")
+    assert luna.remove([f"{folder}/copy.mp3"]) == []
+    removed = bucket.remove([f"{folder}/copy.mp3", f"{folder}/moved.mp3"])
+    assert sorted(r["name"] for r in removed) == [f"{folder}/copy.mp3", f"{folder}/moved.mp3"]
+    assert [e["name"] for e in bucket.list(folder)] == ["sub"]
+    # Public URLs serve the public avatars bucket to anyone, never the private content bucket.
+    avatars = vt.storage.from_("avatars")
+    avatars.upload(f"{HOSHI_VTUBER}/face.png", b"\x89PNG face", {"content-type": "image/png", "upsert": "true"})
+    url = avatars.get_public_url(f"{HOSHI_VTUBER}/face.png")
+    assert httpx.get(url).content == b"\x89PNG face"
+    private = httpx.get(bucket.get_public_url(f"{folder}/sub/b.mp3"))
+    assert private.status_code == 400 and private.json()["error"] == "Bucket not found"
