@@ -180,7 +180,14 @@ begin
     'gacha_id', o.gacha_id, 'vtuber_id', o.vtuber_id, 'pull_count', o.pull_count, 'amount_jpy', o.amount_jpy,
     'currency', o.currency, 'medals', o.medals, 'idempotency_key', o.idempotency_key,
     'refunded_jpy', o.refunded_jpy, 'created_at', o.created_at, 'expires_at', o.expires_at,
-    'paid_at', o.paid_at, 'fulfilled_at', o.fulfilled_at);
+    'paid_at', o.paid_at, 'fulfilled_at', o.fulfilled_at,
+    -- The draw the order is bound to (null for orders of the first protocol).
+    'seed_id', o.seed_id, 'first_nonce', o.first_nonce, 'rate_table_version', o.rate_table_version,
+    'pity_rate_table_version', o.pity_rate_table_version);
+  if o.seed_id is not null then
+    v := v || (select jsonb_build_object('server_seed_hash', s.server_seed_hash, 'client_seed', s.client_seed)
+                 from app.fairness_seeds s where s.id = o.seed_id);
+  end if;
   if p_details and o.status = 'fulfilled' then
     v := v || jsonb_build_object('pulls', coalesce((
       select jsonb_agg(jsonb_build_object('pull_id', p.id, 'gacha_item_id', p.gacha_item_id, 'item_name', i.name,
@@ -198,7 +205,8 @@ begin
 end
 $$;
 comment on function private.order_json(uuid, timestamptz, boolean) is
-  'security definer: an order as JSON (pulls, rewards and medals once fulfilled; pending past expiry reads expired).';
+  'security definer: an order as JSON with the draw it is bound to (seed, nonces, rate tables); pulls, rewards '
+  'and medals once fulfilled; pending past expiry reads expired.';
 revoke all on function private.order_json(uuid, timestamptz, boolean) from public;
 
 create or replace function private.create_order(
@@ -217,6 +225,8 @@ declare
   v_amount integer;
   v_medals integer;
   v_seed app.fairness_seeds;
+  v_base text;
+  v_pity text;
 begin
   if p_pull_count is null or p_pull_count not in (1, 10) then
     raise exception using errcode = 'PT400', message = 'invalid_pull_count', detail = 'p_pull_count is 1 or 10';
@@ -263,14 +273,28 @@ begin
     v_medals := 10 * v_gacha.medals_per_pull + v_gacha.ten_pull_bonus_medals;
   end if;
   perform private.check_spending_cap(p_user, v_amount, p_now);
-  -- The seed the draw will use exists (and its hash can be shown) before anything is paid.
-  v_seed := private.ensure_fairness_seed(p_user, p_server_seed, p_client_seed, p_now);
+  -- The draw is bound here, before anything is paid: the published rate tables, and the fan's
+  -- seed pair (activated now from the seed committed earlier if the fan has none, with the
+  -- client seed the caller derived from the fan's request) with the next p_pull_count nonces.
+  -- The seed row is the fan's own: only the same fan's concurrent orders wait for it.
+  select max(l.version) filter (where not l.pity), max(l.version) filter (where l.pity) into v_base, v_pity
+    from app.rate_table_log l where l.gacha_id = p_gacha_id;
+  if v_base is null or (v_gacha.pity_pulls is not null and v_pity is null) then
+    -- A gacha published before the log existed (and missed by the backfill): publish it now.
+    perform private.publish_rate_tables(p_gacha_id, p_now);
+    select max(l.version) filter (where not l.pity), max(l.version) filter (where l.pity) into v_base, v_pity
+      from app.rate_table_log l where l.gacha_id = p_gacha_id;
+  end if;
+  v_seed := private.lock_seed_for_order(p_user, p_client_seed, p_server_seed, p_now);
   begin
     insert into app.orders (user_id, gacha_id, vtuber_id, pull_count, amount_jpy, medals, currency,
-                            idempotency_key, status, created_at, expires_at)
+                            idempotency_key, status, created_at, expires_at, seed_id, first_nonce,
+                            rate_table_version, pity_rate_table_version)
     values (p_user, p_gacha_id, v_gacha.vtuber_id, p_pull_count, v_amount, v_medals, 'JPY',
-            p_idempotency_key, 'pending', p_now, p_now + interval '30 minutes')
+            p_idempotency_key, 'pending', p_now, p_now + interval '30 minutes', v_seed.id, v_seed.next_nonce,
+            v_base, v_pity)
     returning id into v_order_id;
+    update app.fairness_seeds s set next_nonce = next_nonce + p_pull_count where s.id = v_seed.id;
     perform private.reserve_order_capacity(v_order_id, p_gacha_id, p_pull_count);
   exception when unique_violation then
     -- The same key committed concurrently: answer as a replay would.
@@ -284,12 +308,12 @@ begin
     end if;
     return private.order_json(v_existing.id, p_now, true) || jsonb_build_object('created', false);
   end;
-  return private.order_json(v_order_id, p_now, true)
-         || jsonb_build_object('created', true, 'seed_id', v_seed.id, 'server_seed_hash', v_seed.server_seed_hash);
+  return private.order_json(v_order_id, p_now, true) || jsonb_build_object('created', true);
 end
 $$;
 comment on function private.create_order(uuid, uuid, integer, text, timestamptz, bytea, text) is
-  'security definer: the order core (time and seed randomness passed in): snapshot, checks, reservations.';
+  'security definer: the order core (time passed in; p_server_seed commits the next seed and p_client_seed '
+  'activates a pair if the fan has none): snapshot, checks, draw binding, reservations.';
 revoke all on function private.create_order(uuid, uuid, integer, text, timestamptz, bytea, text) from public;
 
 create or replace function private.create_order(p_gacha_id uuid, p_pull_count integer, p_idempotency_key text) returns jsonb
@@ -299,8 +323,12 @@ as $$
 declare
   v_uid uuid := private.require_user();
 begin
+  -- Without an active pair, the client seed is derived from the fan's own request (the
+  -- idempotency key their device chose), never chosen by the server: see docs/fairness.md.
   return private.create_order(v_uid, p_gacha_id, p_pull_count, p_idempotency_key, now(),
-                              extensions.gen_random_bytes(32), encode(extensions.gen_random_bytes(16), 'hex'));
+                              extensions.gen_random_bytes(32),
+                              encode(extensions.digest(convert_to(coalesce(p_idempotency_key, ''), 'UTF8'), 'sha256'),
+                                     'hex'));
 end
 $$;
 comment on function private.create_order(uuid, integer, text) is
@@ -316,9 +344,14 @@ as $$
 $$;
 comment on function public.create_order(uuid, integer, text) is
   'Creates a pending order of 1 or 10 pulls with the price and medals computed here, reserving the total-pull '
-  'cap and item stock for 30 minutes; the same key returns the same order (created: false). Errors: not_authenticated (PT401), account_suspended (PT403), '
+  'cap and item stock for 30 minutes, and binds its draw before payment: seed_id, server_seed_hash, client_seed, '
+  'first_nonce (the order owns first_nonce .. first_nonce + pull_count - 1), rate_table_version and '
+  'pity_rate_table_version (published tables, get_rate_table). Without an active seed pair the committed next '
+  'seed is activated with client seed hex(SHA-256(p_idempotency_key)). The same key returns the same order '
+  '(created: false). Errors: not_authenticated (PT401), account_suspended (PT403), '
   'invalid_pull_count, invalid_idempotency_key (PT400), gacha_not_found (PT404), gacha_not_on_sale, '
-  'gacha_sold_out, idempotency_key_reused (PT409), birth_date_required, spending_cap_exceeded (PT422).';
+  'gacha_sold_out, idempotency_key_reused, fairness_seed_not_committed (PT409), birth_date_required, '
+  'spending_cap_exceeded (PT422).';
 revoke all on function public.create_order(uuid, integer, text) from public, anon;
 grant execute on function public.create_order(uuid, integer, text) to authenticated;
 
@@ -456,6 +489,8 @@ declare
   v_rolls bigint[] := '{}';
   v_pitys boolean[] := '{}';
   v_consumed jsonb;
+  -- An order bound at creation owns its nonces; one of the first protocol takes the seed's next.
+  v_first bigint := coalesce(p_order.first_nonce, p_seed.next_nonce);
 begin
   -- Each table as arrays: item ids, rarities and cumulative rates in draw order.
   select array_agg((x.e ->> 0)::uuid order by x.n), array_agg(x.e ->> 1 order by x.n), array_agg(x.c order by x.n)
@@ -479,7 +514,7 @@ begin
     -- The entry whose cumulative range holds the roll (private.pick_entry over arrays).
     v_k := 1;
     if v_is_pity then
-      v_roll := private.fair_roll(p_seed.server_seed, p_seed.client_seed, p_seed.next_nonce + n,
+      v_roll := private.fair_roll(p_seed.server_seed, p_seed.client_seed, v_first + n,
                                   p_pity_table.total_ppm);
       while v_k <= cardinality(v_p_cum) and v_roll >= v_p_cum[v_k] loop
         v_k := v_k + 1;
@@ -490,7 +525,7 @@ begin
       v_items := v_items || v_p_ids[v_k];
       v_rarity := v_p_rar[v_k];
     else
-      v_roll := private.fair_roll(p_seed.server_seed, p_seed.client_seed, p_seed.next_nonce + n, p_base.total_ppm);
+      v_roll := private.fair_roll(p_seed.server_seed, p_seed.client_seed, v_first + n, p_base.total_ppm);
       while v_k <= cardinality(v_b_cum) and v_roll >= v_b_cum[v_k] loop
         v_k := v_k + 1;
       end loop;
@@ -511,7 +546,7 @@ begin
   with pu as (
     insert into app.pulls (order_id, user_id, gacha_id, gacha_item_id, rarity, seed_id, nonce, roll,
                            rate_table_version, pity, created_at)
-    select p_order.id, p_order.user_id, p_gacha.id, u.item, u.rarity, p_seed.id, p_seed.next_nonce + u.n - 1,
+    select p_order.id, p_order.user_id, p_gacha.id, u.item, u.rarity, p_seed.id, v_first + u.n - 1,
            u.roll, case when u.pity then p_pity_table.version else p_base.version end, u.pity, p_now
       from unnest(v_items, v_rars, v_rolls, v_pitys) with ordinality as u (item, rarity, roll, pity, n)
      order by u.n
@@ -524,7 +559,9 @@ begin
     from (select u.item, count(*)::integer as units from unnest(v_items) as u (item) group by u.item) x
     join app.gacha_items i on i.id = x.item
    where i.stock is not null;
-  update app.fairness_seeds s set next_nonce = next_nonce + p_order.pull_count where s.id = p_seed.id;
+  if p_order.first_nonce is null then
+    update app.fairness_seeds s set next_nonce = next_nonce + p_order.pull_count where s.id = p_seed.id;
+  end if;
   if v_has_pity then
     update app.pity_counters c set streak = v_streak
      where c.user_id = p_order.user_id and c.gacha_id = p_gacha.id;
@@ -582,17 +619,33 @@ begin
   end if;
   -- Lock order: everything the draw waits for (rate tables being recorded, the fan's seed) is
   -- taken before any stock shard, so a fulfilment never waits for them while holding a shard.
-  -- Each rate table is recorded once here and handed to the draw.
   select * into v_gacha from app.gachas g where g.id = o.gacha_id;
-  v_base := private.rate_table(o.gacha_id, false);
-  if v_gacha.pity_pulls is not null then
-    v_pity_table := private.rate_table(o.gacha_id, true);
-  end if;
-  select * into v_seed from app.fairness_seeds s where s.user_id = o.user_id and s.active for update;
-  if not found then
-    -- No seed yet (or it was rotated meanwhile): create or find it, then lock it.
-    v_seed := private.ensure_fairness_seed(o.user_id, p_server_seed, p_client_seed, p_now);
-    select * into v_seed from app.fairness_seeds s where s.id = v_seed.id for update;
+  if o.seed_id is not null then
+    -- Bound at creation: the committed seed, nonces and published tables, never the live items.
+    -- The lock keeps a rotation from revealing the seed while this draw runs, and (as before
+    -- draws were bound) serialises one fan's fulfilments, which take the pity counter and the
+    -- shards in an order that is only safe one at a time per fan.
+    select * into v_seed from app.fairness_seeds s where s.id = o.seed_id for update;
+    if not v_seed.active then
+      -- The outcome was public before the payment: drawing now would let a payer choose to pay
+      -- only for good outcomes. The provider's money goes back instead.
+      raise exception using errcode = 'PT409', message = 'order_cannot_be_fulfilled',
+        detail = format('the order was %s and its seed has been revealed since: refund the payment', o.status);
+    end if;
+    select * into v_base from app.rate_tables t where t.version = o.rate_table_version;
+    if o.pity_rate_table_version is not null then
+      select * into v_pity_table from app.rate_tables t where t.version = o.pity_rate_table_version;
+    end if;
+  else
+    -- An order of the first protocol (created before draws were bound): each rate table is
+    -- recorded here and the fan's active pair is used from its next nonce.
+    v_base := private.rate_table(o.gacha_id, false);
+    if v_gacha.pity_pulls is not null then
+      v_pity_table := private.rate_table(o.gacha_id, true);
+    end if;
+    v_seed := private.lock_seed_for_order(o.user_id,
+                                          encode(extensions.digest(convert_to(o.idempotency_key, 'UTF8'), 'sha256'), 'hex'),
+                                          p_server_seed, p_now);
   end if;
   if o.status <> 'pending' then
     -- Paid after expiry or failure: the provider is authoritative, so honour it if capacity allows.
@@ -627,7 +680,8 @@ begin
 end
 $$;
 comment on function private.fulfill_order(uuid, text, text, integer, text, timestamptz, bytea, text) is
-  'security definer: exactly-once fulfilment under the order''s row lock: draws, rewards, medals, stock.';
+  'security definer: exactly-once fulfilment under the order''s row lock: draws (with the seed, nonces and rate '
+  'tables bound at creation), rewards, medals, stock; refuses an order whose seed was revealed before payment.';
 revoke all on function private.fulfill_order(uuid, text, text, integer, text, timestamptz, bytea, text) from public;
 
 create or replace function private.service_fulfill_order(
@@ -657,7 +711,7 @@ $$;
 comment on function public.service_fulfill_order(uuid, text, text, integer, text) is
   'Service (payment confirmation): fulfils the order exactly once whatever the number of calls: draws every pull, '
   'puts the items in the reward box, credits the medals, marks it fulfilled; honoured even if the gacha ended '
-  '(or the order expired, while capacity allows). Returns {order_id, status, fulfilled, provider, '
+  '(or the order expired, while capacity allows and its seed is still unrevealed). Returns {order_id, status, fulfilled, provider, '
   'provider_payment_id}; fulfilled is true only for the call that fulfilled. Errors: invalid_provider, invalid_provider_payment_id (PT400), order_not_found (PT404), '
   'amount_mismatch, payment_already_used, order_cannot_be_fulfilled (PT409).';
 revoke all on function public.service_fulfill_order(uuid, text, text, integer, text) from public, anon, authenticated;

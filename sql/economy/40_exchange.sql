@@ -37,6 +37,7 @@ declare
   v_lifetime bigint;
   v_today bigint;
   v_exchange_id uuid;
+  v_constraint text;
 begin
   if p_quantity is null or p_quantity not between 1 and 10 then
     raise exception using errcode = 'PT400', message = 'invalid_quantity', detail = 'p_quantity is 1..10';
@@ -110,9 +111,15 @@ begin
     from generate_series(1, p_quantity);
   return private.exchange_json(v_exchange_id) || jsonb_build_object('created', true);
 exception when unique_violation then
-  -- The same key was used concurrently for an exchange with another VTuber.
-  raise exception using errcode = 'PT409', message = 'idempotency_key_reused',
-    detail = 'this idempotency key was used for a different exchange';
+  -- The same key was used concurrently for an exchange with another VTuber (the lock above is per
+  -- VTuber, so only the key's constraint can tell). Any other unique violation is not about the
+  -- key and keeps its own SQLSTATE and constraint name.
+  get stacked diagnostics v_constraint = constraint_name;
+  if v_constraint = 'exchanges_user_idempotency_key' then
+    raise exception using errcode = 'PT409', message = 'idempotency_key_reused',
+      detail = 'this idempotency key was used for a different exchange';
+  end if;
+  raise;
 end
 $$;
 comment on function private.exchange_medals(uuid, uuid, integer, text, timestamptz) is

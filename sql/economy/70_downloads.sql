@@ -1,7 +1,12 @@
 -- Reward downloads: SQL authorises and logs each download (owner, not revoked, at most 3 per
--- reward per JST day); Storage then lets that fan read that one object for a few minutes, which is
--- exactly when the API's create_signed_url (which reads storage.objects as the caller) works.
-
+-- reward per JST day). Fans have NO Storage read on reward objects: Storage signs any lifetime
+-- its caller asks for (hosted Supabase Storage too), so a fan allowed to sign could turn one
+-- authorised download into a link valid for years, shareable, outliving the daily limit and the
+-- revocation of a refunded reward. Instead the payment service's download endpoint calls
+-- request_download AS THE FAN (these rules, the rate limits and the log apply) and signs the
+-- object with the service role for a fixed lifetime of one minute (expires_at below). A refund
+-- therefore stops a download authorised before it within that minute at most: new requests are
+-- refused at once (reward_revoked) and a URL already handed out expires.
 revoke all on app.downloads from public, anon, authenticated, service_role;
 grant select on app.downloads to authenticated, service_role;
 drop policy if exists "Fans can read their own downloads" on app.downloads;
@@ -11,16 +16,8 @@ drop policy if exists "Admins can read every download" on app.downloads;
 create policy "Admins can read every download" on app.downloads
   for select to authenticated using ((select private.is_admin()));
 
--- Storage: an object is readable by a fan only while one of their download authorisations for
--- that exact bucket and path is live and the reward is still theirs and not revoked. Evaluated
--- as the caller, through the policies of app.downloads and app.user_rewards (own rows only).
+-- Storage: no policy lets a fan read a reward object (see the head of this file).
 drop policy if exists "Fans can read a reward object right after an authorised download request" on storage.objects;
-create policy "Fans can read a reward object right after an authorised download request" on storage.objects
-  for select to authenticated
-  using (exists (select 1 from app.downloads d
-                  join app.user_rewards r on r.id = d.user_reward_id
-                 where d.user_id = (select auth.uid()) and d.bucket = storage.objects.bucket_id
-                   and d.path = storage.objects.name and d.expires_at > now() and r.revoked_at is null));
 
 create or replace function private.request_download(
   p_user uuid, p_user_reward_id uuid, p_now timestamptz, p_client_ip text, p_user_agent text
@@ -33,7 +30,7 @@ declare
   v_jst date := (p_now at time zone 'Asia/Tokyo')::date;
   v_count integer;
   v_id bigint;
-  v_expires timestamptz := p_now + interval '5 minutes';
+  v_expires timestamptz := p_now + interval '1 minute';
 begin
   -- The reward row lock serialises concurrent requests for one reward, so the count is exact.
   select * into v_reward from app.user_rewards r where r.id = p_user_reward_id and r.user_id = p_user for update;
@@ -89,9 +86,10 @@ as $$
 $$;
 comment on function public.request_download(uuid) is
   'Authorises one download of a reward in the caller''s box and logs it (client address and user agent); returns '
-  '{download_id, user_reward_id, bucket, path, expires_at, downloads_today, remaining_today}. Within 5 minutes the '
-  'caller may then create a signed URL for exactly that bucket/path (Storage RLS). Errors: not_authenticated '
-  '(PT401), account_suspended (PT403), reward_not_found (PT404), reward_revoked (PT409), download_limit_reached '
-  '(PT429).';
+  '{download_id, user_reward_id, bucket, path, expires_at, downloads_today, remaining_today}. Fans cannot read '
+  'reward objects in Storage: the payment service''s POST /payments/rewards/{id}/download calls this as the fan '
+  'and returns a URL signed by the service role that expires at expires_at (one minute). Errors: '
+  'not_authenticated (PT401), account_suspended (PT403), reward_not_found (PT404), reward_revoked (PT409), '
+  'download_limit_reached (PT429).';
 revoke all on function public.request_download(uuid) from public, anon;
 grant execute on function public.request_download(uuid) to authenticated;

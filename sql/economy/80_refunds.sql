@@ -1,6 +1,13 @@
 -- Refunds and disputes, database side. The fan asks (request_refund), an admin decides
--- (review_refund), the payment service asks the provider (service_get_refund gives it the order's
--- provider reference) and the provider's refund event completes it (service_record_refund).
+-- (review_refund), an admin has the payment service execute it (service_begin_refund_execution
+-- checks that admin and moves the refund approved -> executing exactly once, so one provider call
+-- is made however many clicks arrive) and the provider's refund event completes it
+-- (service_record_refund).
+--
+--   requested --review--> approved --begin execution--> executing --provider event--> completed
+--            \--review--> rejected    ^--abort (provider call failed)--/
+--
+-- A provider refund event completes a requested, approved or executing refund alike.
 -- The provider is authoritative: a provider refund is recorded even without a request (it then
 -- completes the order's open request, if any).
 --
@@ -56,7 +63,8 @@ begin
     raise exception using errcode = 'PT409', message = 'order_already_refunded',
       detail = 'this order has been refunded in full';
   end if;
-  if exists (select 1 from app.refunds r where r.order_id = o.id and r.status in ('requested', 'approved')) then
+  if exists (select 1 from app.refunds r
+              where r.order_id = o.id and r.status in ('requested', 'approved', 'executing')) then
     raise exception using errcode = 'PT409', message = 'refund_already_requested',
       detail = 'a refund request for this order is already open';
   end if;
@@ -214,6 +222,126 @@ grant execute on function public.service_get_refund(uuid) to service_role;
 grant execute on function private.refund_json(uuid) to service_role;
 
 -- ---------------------------------------------------------------------------------------
+-- service_begin_refund_execution / service_abort_refund_execution (payment service, for an admin)
+-- ---------------------------------------------------------------------------------------
+-- The payment service authenticates the admin's access token and passes the user id; the decision
+-- "is this an active admin, and may this refund go to the provider now" is made here, once, under
+-- the order row lock, so a suspended admin is refused and two admins clicking at the same moment
+-- cause exactly one provider call (the second finds the refund executing).
+create or replace function private.begin_refund_execution(p_actor uuid, p_refund_id uuid, p_now timestamptz)
+returns jsonb
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  r app.refunds;
+  o app.orders;
+begin
+  if p_actor is null or not exists (select 1 from app.user_roles x join app.profiles p on p.user_id = x.user_id
+                                     where x.user_id = p_actor and x.role = 'admin' and p.status = 'active') then
+    raise exception using errcode = 'PT403', message = 'admin_only',
+      detail = 'only an active admin can execute a refund';
+  end if;
+  select * into r from app.refunds x where x.id = p_refund_id;
+  if not found then
+    raise exception using errcode = 'PT404', message = 'refund_not_found', detail = 'no such refund';
+  end if;
+  -- Lock order (as everywhere for refunds): the order row first, then read the refund again.
+  select * into o from app.orders x where x.id = r.order_id for update;
+  select * into r from app.refunds x where x.id = p_refund_id;
+  if r.status <> 'approved' then
+    raise exception using errcode = 'PT409', message = 'refund_not_approved',
+      detail = format('only an approved refund can be executed; this one is %s', r.status);
+  end if;
+  if o.provider not in ('stripe', 'komoju') or o.provider_payment_id is null then
+    raise exception using errcode = 'PT409', message = 'refund_not_executable',
+      detail = 'the order has no provider payment to refund';
+  end if;
+  update app.refunds x set status = 'executing' where x.id = r.id;
+  perform private.append_audit(p_actor, 'refund.execute', 'refund', r.id::text,
+                               jsonb_build_object('order_id', o.id, 'user_id', o.user_id, 'amount_jpy', r.amount_jpy,
+                                                  'provider', o.provider));
+  return private.refund_json(r.id)
+         || jsonb_build_object('provider', o.provider, 'provider_payment_id', o.provider_payment_id,
+                               'currency', o.currency, 'order_amount_jpy', o.amount_jpy,
+                               'order_refunded_jpy', o.refunded_jpy);
+end
+$$;
+comment on function private.begin_refund_execution(uuid, uuid, timestamptz) is
+  'security definer: the refund execution core (actor and time passed in): active admin, approved -> executing '
+  'once under the order row lock, audited as refund.execute.';
+revoke all on function private.begin_refund_execution(uuid, uuid, timestamptz) from public;
+
+create or replace function private.service_begin_refund_execution(p_refund_id uuid, p_user_id uuid)
+returns jsonb
+language sql security definer
+set search_path = ''
+as $$
+  select private.begin_refund_execution(p_user_id, p_refund_id, now())
+$$;
+comment on function private.service_begin_refund_execution(uuid, uuid) is
+  'security definer: the body of public.service_begin_refund_execution (service role only); reads roles and '
+  'profiles and writes refunds and the audit log.';
+revoke all on function private.service_begin_refund_execution(uuid, uuid) from public, anon, authenticated;
+grant execute on function private.service_begin_refund_execution(uuid, uuid) to service_role;
+
+create or replace function public.service_begin_refund_execution(p_refund_id uuid, p_user_id uuid)
+returns jsonb
+language sql
+set search_path = ''
+as $$
+  select private.service_begin_refund_execution(p_refund_id, p_user_id)
+$$;
+comment on function public.service_begin_refund_execution(uuid, uuid) is
+  'Service role, when an admin (p_user_id, authenticated by the service) asks to execute a refund: checks they '
+  'are an active admin and moves the approved refund to executing exactly once (audited as refund.execute); only '
+  'the caller that gets a result asks the provider. Returns the refund with {provider, provider_payment_id, '
+  'currency, order_amount_jpy, order_refunded_jpy}. Errors: admin_only (PT403), refund_not_found (PT404), '
+  'refund_not_approved, refund_not_executable (PT409).';
+revoke all on function public.service_begin_refund_execution(uuid, uuid) from public, anon, authenticated;
+grant execute on function public.service_begin_refund_execution(uuid, uuid) to service_role;
+
+create or replace function private.service_abort_refund_execution(p_refund_id uuid, p_error text) returns jsonb
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  r app.refunds;
+begin
+  select * into r from app.refunds x where x.id = p_refund_id;
+  if not found then
+    raise exception using errcode = 'PT404', message = 'refund_not_found', detail = 'no such refund';
+  end if;
+  perform 1 from app.orders x where x.id = r.order_id for update;
+  -- Only an execution still waiting goes back: a provider event may have completed it meanwhile.
+  update app.refunds x set status = 'approved' where x.id = r.id and x.status = 'executing';
+  if found then
+    perform private.append_audit(null, 'refund.execute_failed', 'refund', r.id::text,
+                                 jsonb_build_object('order_id', r.order_id, 'error', left(p_error, 500)));
+  end if;
+  return private.refund_json(r.id);
+end
+$$;
+comment on function private.service_abort_refund_execution(uuid, text) is
+  'security definer: the body of public.service_abort_refund_execution (service role only); writes refunds and '
+  'the audit log.';
+revoke all on function private.service_abort_refund_execution(uuid, text) from public, anon, authenticated;
+grant execute on function private.service_abort_refund_execution(uuid, text) to service_role;
+
+create or replace function public.service_abort_refund_execution(p_refund_id uuid, p_error text) returns jsonb
+language sql
+set search_path = ''
+as $$
+  select private.service_abort_refund_execution(p_refund_id, p_error)
+$$;
+comment on function public.service_abort_refund_execution(uuid, text) is
+  'Service role, when the provider refused or could not be reached: puts an executing refund back to approved so '
+  'an admin can retry (the provider idempotency key per refund makes a retry safe), audited as '
+  'refund.execute_failed. Returns the refund. Errors: refund_not_found (PT404).';
+revoke all on function public.service_abort_refund_execution(uuid, text) from public, anon, authenticated;
+grant execute on function public.service_abort_refund_execution(uuid, text) to service_role;
+
+-- ---------------------------------------------------------------------------------------
 -- service_record_refund (payment service, on the provider's refund event)
 -- ---------------------------------------------------------------------------------------
 create or replace function private.record_refund(
@@ -275,7 +403,7 @@ begin
     v_short := o.medals - v_claw;
   end if;
   -- Complete the order's open request if there is one, else record the provider's own refund.
-  select * into r from app.refunds x where x.order_id = o.id and x.status in ('requested', 'approved')
+  select * into r from app.refunds x where x.order_id = o.id and x.status in ('requested', 'approved', 'executing')
    order by x.created_at limit 1;
   if found then
     update app.refunds x set status = 'completed', amount_jpy = p_amount, provider_refund_id = p_provider_refund_id,

@@ -1,6 +1,6 @@
-"""Economy edges through the local API and the real `supabase` client: the download authorisation
-opens Storage's create_signed_url for exactly that fan and object, and the pre-request hook
-answers HTTP 429 over a limit."""
+"""Economy edges through the local API and the real `supabase` client: a download authorisation
+gives the fan no Storage read (the payment service signs), and the pre-request hook answers HTTP
+429 over a limit."""
 
 from __future__ import annotations
 
@@ -46,17 +46,15 @@ def _signed_in(api_url, email, password):
     return sb
 
 
-def test_signed_url_works_only_right_after_an_authorised_download(api_url, reward):
+def test_a_fan_never_signs_a_reward_object_even_after_an_authorised_download(api_url, reward):
     fan = _signed_in(api_url, *FAN)
     store = fan.storage.from_(reward["bucket"])
-    with pytest.raises(Exception, match="(?i)not.found"):
-        store.create_signed_url(reward["path"], 60)
     res = fan.rpc("request_download", {"p_user_reward_id": reward["id"]}).execute().data
     assert (res["bucket"], res["path"], res["remaining_today"]) == (reward["bucket"], reward["path"], 2)
-    url = store.create_signed_url(reward["path"], 60)["signedURL"]
-    got = httpx.get(url)
-    assert got.status_code == 200 and got.content == b"the reward bytes"
-    # another fan, same object, no authorisation of theirs: refused, and their own request is "not found"
+    # Signing is the payment service's job (service role, one minute): see docs/api-economy-edges.md.
+    with pytest.raises(Exception, match="(?i)not.found"):
+        store.create_signed_url(reward["path"], 60)
+    # another fan, same object: refused, and their own request is "not found"
     other = _signed_in(api_url, reward["other_email"], "password123")
     with pytest.raises(Exception, match="(?i)not.found"):
         other.storage.from_(reward["bucket"]).create_signed_url(reward["path"], 60)

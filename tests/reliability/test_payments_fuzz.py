@@ -65,7 +65,7 @@ def test_schemathesis_every_payment_service_operation(stack, tokens, seeded_db_u
     assert {f"{op.method.upper()} {op.path}" for op in operations} >= {
         "POST /payments/stripe/payment-intents", "POST /payments/komoju/sessions",
         "POST /payments/refunds/{refund_id}/execute", "POST /webhooks/stripe", "POST /webhooks/komoju",
-        "GET /health", "GET /ready"}
+        "POST /payments/rewards/{user_reward_id}/download", "GET /health", "GET /ready"}
     auth = {"Authorization": f"Bearer {tokens[role]}"} if tokens[role] else {}
     failures: dict[str, str] = {}
     counts: dict[str, int] = {}

@@ -104,6 +104,15 @@ SPEC = {
                     "provider_refund_id": {"type": ["string", "null"]}, "amount": {"type": "integer"},
                     "status": {"const": "submitted"}}}}}},
                           **_errors(400, 401, 403, 404, 409, 429, 502, 503)}}},
+        "/payments/rewards/{user_reward_id}/download": {"post": {
+            "tags": ["downloads"], "operationId": "downloadReward", "security": [{"supabase": []}],
+            "summary": "One authorised, logged download of a reward in the caller's box: a URL signed for 60 seconds",
+            "parameters": [{"name": "user_reward_id", "in": "path", "required": True, "schema": _UUID}],
+            "responses": {"200": {"description": "Authorised and logged", "content": {"application/json": {
+                "schema": {"type": "object", "required": ["signed_url", "expires_in"], "properties": {
+                    "signed_url": {"type": "string"}, "expires_in": {"const": 60},
+                    "remaining_today": {"type": "integer"}}}}}},
+                          **_errors(400, 401, 403, 404, 409, 429, 503)}}},
         "/webhooks/stripe": _webhook("stripe", "Stripe-Signature"),
         "/webhooks/komoju": _webhook("komoju", "X-Komoju-Signature"),
     },

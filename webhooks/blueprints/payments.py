@@ -13,6 +13,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 from ..auth import caller
 from ..errors import Problem
+from ..providers import ProviderError
 
 bp = Blueprint("payments", __name__, url_prefix="/payments")
 log = logging.getLogger("webhooks.payments")
@@ -33,7 +34,8 @@ def _uuid(value, code: str, name: str) -> str:
 
 
 def _payable_order(svc, user_id: str, order_id: str) -> dict:
-    order = svc.db.rpc("service_prepare_payment", p_order_id=order_id, p_user_id=user_id)
+    # The database decides whether this fan may pay now (a suspended account may not).
+    order = svc.db.rpc("service_prepare_fan_payment", p_order_id=order_id, p_user_id=user_id)
     if order["status"] != "pending":
         raise Problem(409, "order_not_payable", f"only a pending order can be paid; this one is {order['status']}")
     return order
@@ -76,17 +78,15 @@ def execute_refund(refund_id: str):
     user_id = caller()
     refund_id = _uuid(refund_id, "invalid_refund_id", "refund_id")
     svc = current_app.extensions["koepon"]
-    roles = svc.db.rpc("service_get_user_roles", p_user_id=user_id)
-    if "admin" not in (roles or {}).get("roles", []):
-        raise Problem(403, "admin_only", "only an admin can execute a refund")
-    refund = svc.db.rpc("service_get_refund", p_refund_id=refund_id)
-    if refund["status"] != "approved":
-        raise Problem(409, "refund_not_approved", f"only an approved refund can be executed; this one is "
-                      f"{refund['status']}")
-    provider = refund.get("provider")
-    if provider not in ("stripe", "komoju") or not refund.get("provider_payment_id"):
-        raise Problem(409, "refund_not_executable", "the order has no provider payment to refund")
-    result = (svc.stripe if provider == "stripe" else svc.komoju).refund(refund)
+    # The database decides (active admin, approved, not yet executing) and marks it executing
+    # exactly once: a second click, or a second admin at the same moment, gets refund_not_approved.
+    refund = svc.db.rpc("service_begin_refund_execution", p_refund_id=refund_id, p_user_id=user_id)
+    provider = refund["provider"]
+    try:
+        result = (svc.stripe if provider == "stripe" else svc.komoju).refund(refund)
+    except ProviderError as exc:
+        svc.db.rpc("service_abort_refund_execution", p_refund_id=refund_id, p_error=exc.message)
+        raise
     log.info("refund %s: asked %s to refund %s JPY (%s)", refund_id, provider, refund["amount_jpy"], result["id"])
     # The provider's refund event completes it (service_record_refund through the inbox).
     return jsonify({"refund_id": refund_id, "order_id": refund["order_id"], "provider": provider,

@@ -25,7 +25,7 @@ from . import openapi, schema
 from .auth import Auth, AuthError
 from .errors import ApiError, pgrst
 from .rest import Ctx, Rest, parse_prefer
-from .storage import Storage, StorageError, upload_mimetype
+from .storage import Storage, StorageError, read_upload, upload_mimetype
 from .tokens import JwtVerifier
 
 log = logging.getLogger("koepon.localstack.api")
@@ -206,12 +206,13 @@ async def auth_endpoint(request: Request) -> Response:
     api = _api(request)
     action = request.path_params["action"]
     if action == "signup" and request.method == "POST":
-        return _json(200, orjson.dumps(await api.auth.signup(api.parse_json(await api.body(request)))))
+        return _json(200, orjson.dumps(await api.auth.signup(api.parse_json(await api.body(request)),
+                                                               _client_ip(request))))
     if action == "token" and request.method == "POST":
         grant = request.query_params.get("grant_type")
         body = api.parse_json(await api.body(request))
         if grant == "password":
-            return _json(200, orjson.dumps(await api.auth.password_grant(body)))
+            return _json(200, orjson.dumps(await api.auth.password_grant(body, _client_ip(request))))
         if grant == "refresh_token":
             return _json(200, orjson.dumps(await api.auth.refresh_grant(body)))
         raise AuthError(400, "validation_failed", "unsupported_grant_type")
@@ -223,7 +224,7 @@ async def auth_endpoint(request: Request) -> Response:
         if not claims.get("sub"):
             raise AuthError(401, "no_authorization", "This endpoint requires a valid Bearer token")
         if action == "logout" and request.method == "POST":
-            await api.auth.logout(claims, request.query_params.get("scope", "local"))
+            await api.auth.logout(claims, request.query_params.get("scope"))
             return _json(204, None)
         if request.method == "GET":
             return _json(200, orjson.dumps(await api.auth.get_user(claims)))
@@ -240,6 +241,9 @@ async def auth_error(request: Request, err: AuthError) -> Response:
 
 async def auth_api_error(request: Request, err: ApiError) -> Response:
     """GoTrue's error shape for what the shared plumbing (body size, JSON) refuses."""
+    if err.code == "PGRST102":  # an unparsable body: GoTrue's bad_json
+        bad = AuthError(400, "bad_json", f"Could not parse request body as JSON: {err.details or err.message}")
+        return _json(bad.status, bad.body())
     return _json(err.status, orjson.dumps({"code": err.status, "error_code": err.code, "msg": err.message}))
 
 
@@ -253,7 +257,7 @@ async def storage_endpoint(request: Request) -> Response:
             role, claims = api.identify(request)
             ctx = api.ctx(request, "/storage", role, claims)
             body = api.parse_json(await api.body(request))
-            return _json(200, orjson.dumps(await api.storage.sign_url(ctx, bucket, name, body.get("expiresIn", 60))))
+            return _json(200, orjson.dumps(await api.storage.sign_url(ctx, bucket, name, body)))
         if request.method == "GET":
             data = api.storage.read_signed(bucket, name, request.query_params.get("token"))
             return Response(data, media_type="application/octet-stream")
@@ -288,7 +292,7 @@ async def storage_endpoint(request: Request) -> Response:
     if kind == "object" and name and request.method in ("POST", "PUT"):
         role, claims = api.identify(request)
         ctx = api.ctx(request, "/storage", role, claims)
-        raw = await request.body()
+        raw = await read_upload(request)
         data = _file_bytes(request.headers.get("content-type", ""), raw)
         upsert = request.headers.get("x-upsert", "false") == "true" or request.method == "PUT"
         result = await api.storage.upload(ctx, bucket, name, data,
@@ -344,6 +348,11 @@ def create_app(db_url: str | None = None, jwt_secret: str | None = None,
     ], lifespan=lifespan)
     app.state.api = api
     return _with_cors(app)
+
+
+def _client_ip(request: Request) -> str | None:
+    # This server is the edge (as in Api.ctx): the client's own X-Forwarded-For is not trusted.
+    return request.client.host if request.client else None
 
 
 def _file_bytes(content_type: str, body: bytes) -> bytes:

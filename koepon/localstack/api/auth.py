@@ -11,12 +11,11 @@ import uuid
 import bcrypt
 import orjson
 
+from .auth_limits import AuthLimits, address_key, sign_in_sign_ups_limit
 from .tokens import sign
 
 ACCESS_TTL = 3600
 REUSE_INTERVAL = 10
-LOCK_AFTER = 5
-LOCK_SECONDS = 15 * 60
 BCRYPT_COST = 10  # GoTrue's bcrypt.DefaultCost: sign-up hashes and the dummy check below use it
 BCRYPT_MAX = 72  # bytes bcrypt reads; the bcrypt module refuses longer input (ValueError)
 INSTANCE = "00000000-0000-0000-0000-000000000000"
@@ -51,7 +50,8 @@ def user_json(row: dict) -> dict:
         "email": row["email"], "phone": row["phone"] or "",
         "email_confirmed_at": _iso(row["email_confirmed_at"]), "confirmed_at": _iso(row["confirmed_at"]),
         "last_sign_in_at": _iso(row["last_sign_in_at"]),
-        "app_metadata": row["raw_app_meta_data"] or {}, "user_metadata": row["raw_user_meta_data"] or {},
+        "app_metadata": _go_numbers(row["raw_app_meta_data"] or {}),
+        "user_metadata": _go_numbers(row["raw_user_meta_data"] or {}),
         "identities": [], "created_at": _iso(row["created_at"]), "updated_at": _iso(row["updated_at"]),
         "is_anonymous": bool(row["is_anonymous"]),
     }
@@ -62,7 +62,8 @@ class Auth:
         self.pool = pool
         self.secret = secret
         self.issuer = issuer
-        self._failures: dict[str, list[float]] = {}
+        # Lockout per address and sign-in/sign-up limit per client, in the database (all workers).
+        self.limits = AuthLimits(sign_in_sign_ups_limit())
         # Checked when the address is unknown (or has no password), so every sign-in attempt costs
         # one bcrypt comparison at the same cost and latency does not tell registered addresses apart.
         self._dummy_hash = bcrypt.hashpw(secrets.token_hex(16).encode(), bcrypt.gensalt(BCRYPT_COST))
@@ -109,19 +110,24 @@ class Auth:
 
     # -- endpoints -------------------------------------------------------------------------
 
-    async def signup(self, body: dict) -> dict:
+    async def signup(self, body: dict, client_ip: str | None = None) -> dict:
+        body = _object(body, "api.SignupParams")
         email = str(body.get("email") or "").strip().lower()
         password = body.get("password")
+        if len(email) > 255:  # auth.users.email is varchar(255); GoTrue's own limit
+            raise AuthError(400, "validation_failed", "An email address is too long")
         if not email or "@" not in email or "\x00" in email:
             raise AuthError(400, "validation_failed", "Unable to validate email address: invalid format")
         if not isinstance(password, str) or len(password) < 8:
             raise AuthError(422, "weak_password", "Password should be at least 8 characters.")
         _check_password_length(password)
-        meta = (body.get("data") or (body.get("options") or {}).get("data") or {})
+        options = body.get("options") or {}
+        meta = body.get("data") or (options.get("data") if isinstance(options, dict) else None) or {}
         if not isinstance(meta, dict):
             raise AuthError(400, "validation_failed", "data must be an object")
         if _has_nul(meta):
             raise AuthError(400, "validation_failed", "data must not contain NUL characters")
+        await self._take_ip(client_ip)
         hashed = (await asyncio.to_thread(bcrypt.hashpw, password.encode(), bcrypt.gensalt(BCRYPT_COST))).decode()
         async with self.pool.connection() as conn, conn.transaction():
             if await self._user_by(conn, "email", email):
@@ -132,7 +138,7 @@ class Auth:
                 " raw_app_meta_data, raw_user_meta_data, created_at, updated_at) values "
                 "(%s, %s, 'authenticated', 'authenticated', %s, %s, now(), %s, %s, now(), now())",
                 (INSTANCE, uid, email, hashed, orjson.dumps({"provider": "email", "providers": ["email"]}).decode(),
-                 orjson.dumps(meta).decode()))
+                 orjson.dumps(_go_numbers(meta)).decode()))
             await conn.execute(
                 "insert into auth.identities (provider_id, user_id, identity_data, provider, created_at, updated_at)"
                 " values (%s, %s, %s, 'email', now(), now())",
@@ -140,48 +146,56 @@ class Auth:
             user = await self._user_by(conn, "id", uid)
             return await self._new_session(conn, user)
 
-    def _locked(self, email: str) -> bool:
-        now = time.time()
-        fails = [t for t in self._failures.get(email, []) if now - t < LOCK_SECONDS]
-        if fails:
-            self._failures[email] = fails
-        else:
-            self._failures.pop(email, None)
-        return len(fails) >= LOCK_AFTER
+    async def _take_ip(self, client_ip: str | None) -> None:
+        """GoTrue's per-IP limit on sign-in and sign-up requests (its own transaction: a refused
+        request is not counted, an accepted one is counted whatever happens next)."""
+        async with self.pool.connection() as conn:
+            await self.limits.ensure(conn)
+            async with conn.transaction():
+                allowed = await self.limits.take_ip(conn, client_ip)
+        if not allowed:
+            raise AuthError(429, "over_request_rate_limit", "Request rate limit reached")
 
-    def _record_failure(self, email: str) -> None:
-        """Counted per address whether or not it is registered: the lockout reveals nothing."""
-        now = time.time()
-        if len(self._failures) > 100_000:  # addresses made up by the million: forget expired ones
-            self._failures = {k: v for k, v in self._failures.items() if v and now - v[-1] < LOCK_SECONDS}
-        self._failures.setdefault(email, []).append(now)
-
-    async def password_grant(self, body: dict) -> dict:
+    async def password_grant(self, body: dict, client_ip: str | None = None) -> dict:
+        body = _object(body, "api.PasswordGrantParams")
         email = str(body.get("email") or "").strip().lower()
         password = body.get("password")
         if not email or not isinstance(password, str):
             raise AuthError(400, "validation_failed", "missing email or password")
-        if self._locked(email):
+        await self._take_ip(client_ip)
+        outcome, result = "failed", None
+        async with self.pool.connection() as conn, conn.transaction():
+            # One attempt at a time per address (across workers), so the lockout count is exact.
+            await self.limits.serialise(conn, address_key(email))
+            if await self.limits.locked(conn, email):
+                outcome = "locked"
+            else:
+                # A NUL cannot be in a stored address: unknown (and never sent to PostgreSQL).
+                user = None if "\x00" in email else await self._user_by(conn, "email", email)
+                stored = (user or {}).get("encrypted_password") or ""
+                known = stored.startswith("$2")
+                if known and _banned(user):  # GoTrue answers this before it checks the password
+                    raise AuthError(400, "user_banned", "User is banned")
+                # One bcrypt comparison either way: the real hash, or the dummy one (always refused).
+                # bcrypt reads the first 72 bytes (as GoTrue's and pgcrypto's comparisons do).
+                ok = await asyncio.to_thread(bcrypt.checkpw, password.encode()[:BCRYPT_MAX],
+                                             stored.encode() if known else self._dummy_hash)
+                if ok and known:
+                    await self.limits.succeeded(conn, email)
+                    outcome, result = "ok", await self._new_session(conn, user)
+                else:
+                    # Counted per address whether or not it is registered: the lockout reveals nothing.
+                    await self.limits.failed(conn, email)
+        # Committed: the failure counts even though the answer is an error.
+        if outcome == "locked":
             raise AuthError(429, "over_request_rate_limit",
                             "Too many failed sign-in attempts: try again in 15 minutes")
-        async with self.pool.connection() as conn, conn.transaction():
-            # A NUL cannot be in a stored address: unknown (and never sent to PostgreSQL).
-            user = None if "\x00" in email else await self._user_by(conn, "email", email)
-            stored = (user or {}).get("encrypted_password") or ""
-            known = stored.startswith("$2")
-            # One bcrypt comparison either way: the real hash, or the dummy one (always refused).
-            # bcrypt reads the first 72 bytes (as GoTrue's and pgcrypto's comparisons do).
-            ok = await asyncio.to_thread(bcrypt.checkpw, password.encode()[:BCRYPT_MAX],
-                                         stored.encode() if known else self._dummy_hash)
-            ok = ok and known
-            if not ok:
-                self._record_failure(email)
-                raise AuthError(400, "invalid_credentials", "Invalid login credentials")
-            self._failures.pop(email, None)
-            return await self._new_session(conn, user)
+        if outcome == "failed":
+            raise AuthError(400, "invalid_credentials", "Invalid login credentials")
+        return result
 
     async def refresh_grant(self, body: dict) -> dict:
-        token = body.get("refresh_token")
+        token = _object(body, "api.RefreshTokenGrantParams").get("refresh_token")
         if not isinstance(token, str) or not token:
             raise AuthError(400, "validation_failed", "refresh_token required")
         if "\x00" in token:  # never issued; and PostgreSQL text cannot hold it
@@ -204,6 +218,8 @@ class Auth:
             user = await self._user_by(conn, "id", uuid.UUID(user_id))
             if user is None:
                 raise AuthError(400, "refresh_token_not_found", "Invalid Refresh Token: Refresh Token Not Found")
+            if _banned(user):
+                raise AuthError(400, "user_banned", "Invalid Refresh Token: User Banned")
             if revoked:
                 age = (dt.datetime.now(dt.UTC) - updated_at).total_seconds()
                 cur = await conn.execute(
@@ -222,16 +238,39 @@ class Auth:
                                (session_id,))
             return await self._issue(conn, user, str(session_id), token)
 
-    async def get_user(self, claims: dict) -> dict:
-        async with self.pool.connection() as conn:
-            user = await self._user_by(conn, "id", uuid.UUID(claims["sub"]))
+    async def _authenticated(self, conn, claims: dict) -> dict:
+        """GoTrue's check on every endpoint that takes a user's token: the user exists, the
+        token's session still exists (sign-out, a password change elsewhere or refresh-token reuse
+        ended it), and the user is not banned."""
+        try:
+            uid = uuid.UUID(str(claims["sub"]))
+        except ValueError as exc:
+            raise AuthError(400, "bad_jwt", "invalid claim: sub claim must be a UUID") from exc
+        user = await self._user_by(conn, "id", uid)
         if user is None:
             raise AuthError(403, "user_not_found", "User from sub claim in JWT does not exist")
+        sid = claims.get("session_id")
+        if sid and sid != INSTANCE:
+            try:
+                sid = uuid.UUID(str(sid))
+            except ValueError as exc:
+                raise AuthError(403, "bad_jwt", "invalid claim: session_id claim must be a UUID") from exc
+            cur = await conn.execute("select 1 from auth.sessions where id = %s", (sid,))
+            if await cur.fetchone() is None:
+                raise AuthError(403, "session_not_found", "Session from session_id claim in JWT does not exist")
+        if _banned(user):
+            raise AuthError(403, "user_banned", "User is banned")
+        return user
+
+    async def get_user(self, claims: dict) -> dict:
+        async with self.pool.connection() as conn:
+            user = await self._authenticated(conn, claims)
         return user_json(user)
 
     async def update_user(self, claims: dict, body: dict) -> dict:
+        body = _object(body, "api.UserUpdateParams")
         async with self.pool.connection() as conn, conn.transaction():
-            uid = uuid.UUID(claims["sub"])
+            uid = (await self._authenticated(conn, claims))["id"]
             if "data" in body:
                 if not isinstance(body["data"], dict):
                     raise AuthError(400, "validation_failed", "data must be an object")
@@ -239,7 +278,7 @@ class Auth:
                     raise AuthError(400, "validation_failed", "data must not contain NUL characters")
                 await conn.execute("update auth.users set raw_user_meta_data = coalesce(raw_user_meta_data, "
                                    "'{}') || %s::jsonb, updated_at = now() where id = %s",
-                                   (orjson.dumps(body["data"]).decode(), uid))
+                                   (orjson.dumps(_go_numbers(body["data"])).decode(), uid))
             if "password" in body:
                 pw = body["password"]
                 if not isinstance(pw, str) or len(pw) < 8:
@@ -248,17 +287,71 @@ class Auth:
                 hashed = (await asyncio.to_thread(bcrypt.hashpw, pw.encode(), bcrypt.gensalt(BCRYPT_COST))).decode()
                 await conn.execute("update auth.users set encrypted_password = %s, updated_at = now() "
                                    "where id = %s", (hashed, uid))
+                # As GoTrue: a new password ends every other session (their refresh tokens go with
+                # them), so a thief holding a refresh token is locked out by the change.
+                await conn.execute("delete from auth.sessions where user_id = %s and id is distinct from %s",
+                                   (uid, _session_uuid(claims)))
             user = await self._user_by(conn, "id", uid)
-        if user is None:
-            raise AuthError(403, "user_not_found", "User from sub claim in JWT does not exist")
         return user_json(user)
 
-    async def logout(self, claims: dict, scope: str) -> None:
+    async def logout(self, claims: dict, scope: str | None) -> None:
+        """scope global (GoTrue's default): every session of the user; local: this one; others:
+        every one but this."""
+        scope = scope or "global"
+        if scope not in ("global", "local", "others"):
+            raise AuthError(400, "validation_failed", f'Unsupported logout scope "{scope}"')
         async with self.pool.connection() as conn, conn.transaction():
-            if scope == "global":
-                await conn.execute("delete from auth.sessions where user_id = %s", (uuid.UUID(claims["sub"]),))
-            elif claims.get("session_id"):
-                await conn.execute("delete from auth.sessions where id = %s", (claims["session_id"],))
+            uid = (await self._authenticated(conn, claims))["id"]
+            sid = _session_uuid(claims)
+            if sid is None or scope == "global":
+                await conn.execute("delete from auth.sessions where user_id = %s", (uid,))
+            elif scope == "local":
+                await conn.execute("delete from auth.sessions where id = %s", (sid,))
+            else:
+                await conn.execute("delete from auth.sessions where user_id = %s and id <> %s", (uid, sid))
+
+
+_GO_KIND = {list: "array", str: "string", int: "number", float: "number", bool: "bool"}
+
+
+def _object(body, go_type: str) -> dict:
+    """GoTrue decodes every body into a struct: anything but a JSON object is 400 bad_json."""
+    if isinstance(body, dict):
+        return body
+    kind = _GO_KIND.get(type(body), "value")
+    raise AuthError(400, "bad_json", f"Could not parse request body as JSON: json: cannot unmarshal {kind} into "
+                                     f"Go value of type {go_type}")
+
+
+_INT64 = 2 ** 63
+
+
+def _go_numbers(value):
+    """User metadata as GoTrue keeps it: Go decodes JSON numbers into float64, so an integer beyond
+    64 bits is stored as a float rather than refused (orjson cannot write it, and the answer that
+    echoes the metadata back must not fail)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and not -_INT64 <= value < _INT64:
+        return float(value)
+    if isinstance(value, dict):
+        return {k: _go_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_go_numbers(v) for v in value]
+    return value
+
+
+def _banned(user: dict) -> bool:
+    until = user.get("banned_until")
+    return until is not None and until > dt.datetime.now(dt.UTC)
+
+
+def _session_uuid(claims: dict) -> uuid.UUID | None:
+    try:
+        sid = uuid.UUID(str(claims.get("session_id")))
+    except ValueError:
+        return None
+    return None if str(sid) == INSTANCE else sid
 
 
 def _check_password_length(password: str) -> None:

@@ -14,6 +14,9 @@ from psycopg import sql
 from .tokens import sign
 
 _SAFE = re.compile(r"^[A-Za-z0-9._\-/ ]+$")
+# The global upload limit (supabase/config.toml [storage] file_size_limit; hosted Supabase's
+# default is 50 MB too). A larger announced body is refused before a byte of it is read.
+UPLOAD_LIMIT = 50 * 1024 * 1024
 
 
 class StorageError(Exception):
@@ -25,6 +28,27 @@ class StorageError(Exception):
 
     def body(self) -> bytes:
         return orjson.dumps({"statusCode": str(self.status), "error": self.error, "message": self.message})
+
+
+def _too_large() -> StorageError:
+    return StorageError(413, "Payload too large", "The object exceeded the maximum allowed size")
+
+
+async def read_upload(request, limit: int = UPLOAD_LIMIT) -> bytes:
+    """The request body, refusing (413) an announced or streamed body over `limit` without buffering it."""
+    try:
+        announced = int(request.headers.get("content-length") or 0)
+    except ValueError as exc:
+        raise StorageError(400, "Error", "invalid content-length") from exc
+    if announced > limit:
+        raise _too_large()
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large()
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _check(bucket: str, name: str) -> None:
@@ -43,8 +67,14 @@ class Storage:
         _check(bucket, name)
         return self.root / bucket / name
 
-    async def sign_url(self, ctx, bucket: str, name: str, expires_in: int) -> dict:
+    async def sign_url(self, ctx, bucket: str, name: str, body) -> dict:
         _check(bucket, name)
+        # Storage validates the body against its schema first (Fastify: 400, error "Error").
+        if not isinstance(body, dict):
+            raise StorageError(400, "Error", "body must be object")
+        if "expiresIn" not in body:
+            raise StorageError(400, "Error", "body must have required property 'expiresIn'")
+        expires_in = body["expiresIn"]
         if isinstance(expires_in, str) and expires_in.isdigit():
             expires_in = int(expires_in)
         if not isinstance(expires_in, int) or isinstance(expires_in, bool) or expires_in <= 0:

@@ -14,8 +14,12 @@ from .app import create_app
 
 
 @contextlib.contextmanager
-def running_api(db_url: str, storage_root: Path | None = None) -> Iterator[str]:
-    """Yields the base URL (http://127.0.0.1:PORT) of an API serving `db_url`."""
+def running_api(db_url: str, storage_root: Path | None = None,
+                sign_in_sign_ups: int = 100_000) -> Iterator[str]:
+    """Yields the base URL (http://127.0.0.1:PORT) of an API serving `db_url`.
+
+    `sign_in_sign_ups`: the per-IP limit of sign-in and sign-up requests per 5 minutes. Every test
+    client comes from 127.0.0.1, so tests get a high one unless they test the limit itself."""
     import tempfile
 
     tmp = None
@@ -23,7 +27,9 @@ def running_api(db_url: str, storage_root: Path | None = None) -> Iterator[str]:
         tmp = tempfile.TemporaryDirectory(prefix="koepon-storage-")
         storage_root = Path(tmp.name)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(db_url, storage_root=storage_root), host="127.0.0.1",
+    app = create_app(db_url, storage_root=storage_root)
+    app.state.api.auth.limits.sign_in_sign_ups = sign_in_sign_ups
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1",
                                            port=port, log_level="warning", access_log=False))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -105,12 +105,13 @@ select is((select balance from app.medal_balances where user_id = econ_test.id('
           105::bigint, 'medals credited once');
 select is((select count(*)::int from app.medal_ledger where order_id = (select (j ->> 'order_id')::uuid from o10)), 1,
           'one ledger entry for the order');
+-- nonces are bound when the order is created: o1 (never paid) took nonce 0, o10 took 1..10
 select is((select array_agg(nonce order by nonce) from app.pulls where order_id = (select (j ->> 'order_id')::uuid from o10)),
-          array[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]::bigint[], 'nonces 0..9 of the fan''s seed');
+          array[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]::bigint[], 'nonces 1..10 of the fan''s seed, bound at creation');
 select is((select array_agg(roll order by nonce) from app.pulls where order_id = (select (j ->> 'order_id')::uuid from o10)),
           (select array_agg(private.fair_roll(decode(repeat('ab', 32), 'hex'), 'client', n,
-                                              case when n = 9 then 100000 else 1000000 end) order by n)
-             from generate_series(0, 9) n),
+                                              case when n = 10 then 100000 else 1000000 end) order by n)
+             from generate_series(1, 10) n),
           'each roll is HMAC(server seed, client:nonce) mapped on the table''s range');
 -- pity (10 pulls, SSR): with this seed the first nine pulls are N, so the tenth is the pity pull
 select is((select array_agg(rarity order by nonce) from app.pulls where order_id = (select (j ->> 'order_id')::uuid from o10)),

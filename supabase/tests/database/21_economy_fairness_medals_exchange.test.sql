@@ -1,5 +1,5 @@
 begin;
-select plan(63);
+select plan(64);
 
 -- The economy fixture (supabase/tests/economy_fixture.sql) is installed with the test helpers.
 
@@ -43,12 +43,17 @@ select is(get_fairness() ->> 'client_seed', 'my-seed', 'the client seed is set')
 select throws_ok($$ select set_client_seed('has space') $$, 'PT400', 'invalid_client_seed', 'printable, no spaces');
 select throws_ok($$ select set_client_seed(repeat('a', 65)) $$, 'PT400', 'invalid_client_seed', 'at most 64');
 create temp table r1 as select rotate_fairness_seed() j;
-select is((select j -> 'revealed' ->> 'seed_id' from r1), (select j ->> 'seed_id' from s0), 'rotation reveals the old seed');
+select is((select j -> 'revealed' ->> 'seed_id' from r1),
+          (select id::text from app.fairness_seeds where client_seed = 'my-seed'), 'rotation reveals the old seed');
 select is(encode(sha256(decode((select j -> 'revealed' ->> 'server_seed' from r1), 'hex')), 'hex'),
           (select j ->> 'server_seed_hash' from s0), 'the revealed seed matches its commitment');
-select isnt((select j -> 'active' ->> 'server_seed_hash' from r1), (select j ->> 'server_seed_hash' from s0), 'a new commitment');
-select is((select j -> 'active' ->> 'client_seed' from r1), 'my-seed', 'the client seed carries over');
+select isnt((select j -> 'next' ->> 'server_seed_hash' from r1), (select j ->> 'server_seed_hash' from s0), 'a new commitment');
+-- the next seed was committed after the server saw 'my-seed': it is never paired with it
+select is((select j -> 'active' from r1), 'null'::jsonb, 'no pair is active until the fan gives a client seed');
 select is(jsonb_array_length(get_fairness() -> 'revealed'), 1, 'revealed seeds are listed');
+create temp table s1 as select set_client_seed('mine-2') j;
+select is((select j -> 'active' ->> 'server_seed_hash' from s1), (select j -> 'next' ->> 'server_seed_hash' from r1),
+          'the client seed activates the seed committed before it was chosen');
 select tests.as_postgres();
 update app.fairness_seeds set next_nonce = 3 where user_id = econ_test.id('f') and active;
 select tests.authenticate_as(econ_test.id('f'));

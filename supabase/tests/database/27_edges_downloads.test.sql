@@ -23,8 +23,8 @@ insert into storage.objects (bucket_id, name) values ('rewards', 'g/a.png'), ('r
 -- ---- the core: 3 per reward per JST day ----
 select is((private.request_download(econ_test.id('f'), econ_test.id('r'), timestamptz '2026-10-25 00:00+09', '198.51.100.7',
                                    'ua') - 'download_id' - 'user_reward_id'),
-          '{"bucket": "rewards", "path": "g/a.png", "expires_at": "2026-10-24T15:05:00+00:00", "downloads_today": 1,
-            "remaining_today": 2}'::jsonb, 'first download: bucket, path, a 5-minute expiry, 2 left today');
+          '{"bucket": "rewards", "path": "g/a.png", "expires_at": "2026-10-24T15:01:00+00:00", "downloads_today": 1,
+            "remaining_today": 2}'::jsonb, 'first download: bucket, path, a 1-minute expiry, 2 left today');
 select lives_ok($$ select private.request_download(econ_test.id('f'), econ_test.id('r'), timestamptz '2026-10-25 12:00+09', null, null)
                   from generate_series(1, 2) $$, 'second and third the same JST day');
 select throws_ok($$ select private.request_download(econ_test.id('f'), econ_test.id('r'), timestamptz '2026-10-25 23:59:59+09', null,
@@ -53,8 +53,8 @@ select tests.authenticate_as(econ_test.id('f'));
 select set_config('request.headers', '{"user-agent": "koepon-test/1", "x-forwarded-for": "203.0.113.9"}', true);
 select is((select count(*)::integer from storage.objects), 0, 'before any request the fan reads no object');
 select is(public.request_download(econ_test.id('r2')) ->> 'path', 'g/a.png', 'the fan authorises a download');
-select is((select array_agg(name) from storage.objects), array['g/a.png'],
-          'right after, the fan can read exactly that object (so create_signed_url works)');
+select is((select count(*)::integer from storage.objects), 0,
+          'even right after, the fan reads no reward object: only the service role signs (for one minute)');
 select is((select user_agent || ' ' || client_ip from app.downloads order by id desc limit 1), 'koepon-test/1 203.0.113.9',
           'the API request''s user agent and address are logged');
 select throws_ok($$ insert into app.downloads (user_id, user_reward_id, bucket, path, jst_date, expires_at)
@@ -65,10 +65,11 @@ select is((select count(*)::integer from app.downloads where user_id <> auth.uid
 select tests.authenticate_as(econ_test.id('f2'));
 select is((select count(*)::integer from storage.objects), 0, 'another fan reads nothing (same path, not their request)');
 select tests.as_postgres();
-select lives_ok($$ select private.request_download(econ_test.id('f2'), econ_test.id('r3'), now() - interval '6 minutes', null, null) $$,
-                'f2 requested six minutes ago');
+select lives_ok($$ select private.request_download(econ_test.id('f2'), econ_test.id('r3'), now(), null, null) $$,
+                'f2 authorises a download of their own reward');
 select tests.authenticate_as(econ_test.id('f2'));
-select is((select count(*)::integer from storage.objects), 0, 'after five minutes the object is no longer readable');
+select is((select count(*)::integer from storage.objects), 0,
+          'a live authorisation of their own gives no Storage read either');
 select tests.authenticate_as(econ_test.id('f'));
 select throws_ok($$ update app.downloads set expires_at = now() + interval '1 day' $$, '42501', null,
                  'nobody extends a download window');
@@ -81,7 +82,7 @@ select throws_ok($$ select private.request_download(econ_test.id('f'), econ_test
                  'PT409', 'reward_revoked', 'a revoked reward cannot be downloaded');
 select tests.authenticate_as(econ_test.id('f'));
 select is((select count(*)::integer from storage.objects), 0,
-          'revocation also closes a live download window at once');
+          'after revocation the fan still reads nothing');
 select tests.as_postgres();
 select throws_ok($$ delete from app.downloads $$, 'PT409', 'history_append_only', 'the download log is append-only');
 select ok(not has_function_privilege('anon', 'public.request_download(uuid)', 'execute'), 'anon has no execute');
