@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what a fresh Debian/Ubuntu machine lacks: PostgreSQL (15+), pgTAP, the load
+# Installs what a fresh Debian/Ubuntu machine lacks: PostgreSQL (15+), pgTAP, wal2json, the load
 # generators, and a virtualenv with the project. Idempotent and quiet when nothing is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,11 +26,13 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
   major=$(ls /usr/lib/postgresql | sort -n | tail -1)
 fi
-if ! have "postgresql-${major}-pgtap"; then
-  echo "bootstrap: installing postgresql-${major}-pgtap"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "postgresql-${major}-pgtap" >/dev/null
-fi
+for ext in pgtap wal2json; do  # wal2json: the logical decoding plugin the Realtime server reads
+  if ! have "postgresql-${major}-${ext}"; then
+    echo "bootstrap: installing postgresql-${major}-${ext}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "postgresql-${major}-${ext}" >/dev/null
+  fi
+done
 
 # pg_cron runs the scheduled jobs inside the database, as Supabase Cron does on hosted Supabase.
 if ! have "postgresql-${major}-cron"; then

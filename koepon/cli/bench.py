@@ -12,18 +12,18 @@ import time
 
 import click
 
-from ..tools.bench import scale, webhook
+from ..tools.bench import realtime, scale, webhook
 from ..tools.bench import scenarios as sc
 from ..tools.bench.env import BenchDB
 from ..tools.bench.tools import NCPU
 
-ORDER = ["fulfil-sql", "order-http", "catalog-http", "hot-gacha", "webhook", "exchange-race", "scale"]
+ORDER = ["fulfil-sql", "order-http", "catalog-http", "hot-gacha", "webhook", "exchange-race", "scale", "realtime"]
 
 
 def _registry() -> dict:
     reg = {"fulfil-sql": sc.fulfil_sql, "order-http": sc.order_http, "catalog-http": sc.catalog_http,
            "hot-gacha": sc.hot_gacha, "exchange-race": sc.exchange_race,
-           "webhook": webhook.webhook, "scale": scale.scale}
+           "webhook": webhook.webhook, "scale": scale.scale, "realtime": realtime.realtime}
     return reg
 
 

@@ -30,6 +30,7 @@ def describe(db_url: str) -> dict:
     return {
         "db_url": db_url,
         "api_url": f"http://127.0.0.1:{API_PORT}",
+        "realtime_url": f"ws://127.0.0.1:{API_PORT}/realtime/v1",
         "payments_url": f"http://127.0.0.1:{PAYMENTS_PORT}",
         "fake_providers_url": f"http://127.0.0.1:{FAKES_PORT}",
         "anon_key": ANON_KEY,
@@ -46,6 +47,7 @@ def describe(db_url: str) -> dict:
 def _print(info: dict) -> None:
     click.echo(f"Database     {info['db_url']}")
     click.echo(f"API URL      {info['api_url']}")
+    click.echo(f"Realtime URL {info['realtime_url']}")
     click.echo(f"Payments     {info['payments_url']}")
     click.echo(f"Fake Stripe/KOMOJU {info['fake_providers_url']} (local only)")
     click.echo(f"anon key     {info['anon_key']}")

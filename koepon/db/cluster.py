@@ -27,6 +27,7 @@ SERVER_SETTINGS = {
     "log_min_error_statement": "panic",
     "timezone": "UTC",
     "max_prepared_transactions": "0",
+    "wal_level": "logical",  # Realtime reads changes through a wal2json logical replication slot
 }
 
 
@@ -112,6 +113,16 @@ class Cluster:
         self.log.touch()
         os.chown(self.log, uid, gid)
 
+    def _add_missing_settings(self) -> None:
+        """A cluster made before a setting joined SERVER_SETTINGS gets it at its next start."""
+        conf = self.data / "postgresql.auto.conf"
+        text = conf.read_text() if conf.exists() else ""
+        have = {line.split("=", 1)[0].strip() for line in text.splitlines() if "=" in line}
+        missing = [f"{k} = '{v}'\n" for k, v in SERVER_SETTINGS.items() if k not in have]
+        if missing:
+            with open(conf, "a") as f:
+                f.writelines(missing)
+
     def start(self) -> bool:
         """Start the cluster; False if it was already running."""
         if self.running():
@@ -122,6 +133,7 @@ class Cluster:
                     "--db-url / KOEPON_DB_URL")
         if not self.initialised():
             self.init()
+        self._add_missing_settings()
         sockdir = str(self.data)
         res = self._run(
             [str(bindir() / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w",

@@ -1,11 +1,14 @@
 """`koepon demo`: one fan's whole journey against the running local stack, printed step by step.
 
-Everything goes through the real `supabase` client (Auth, PostgREST RPCs, Storage) and the payment
-service's HTTP endpoints; the payment itself is delivered by the same code as `koepon pay`.
+Everything goes through the real `supabase` client (Auth, PostgREST RPCs, Storage, Realtime) and
+the payment service's HTTP endpoints; the payment itself is delivered by the same code as `koepon pay`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import queue
+import threading
 import time
 import uuid
 
@@ -33,6 +36,37 @@ def _post(url: str, token: str, json: dict | None = None) -> dict:
     if r.status_code >= 300:
         raise DemoError(f"POST {url}: HTTP {r.status_code} {data.get('code')}: {data.get('message')}")
     return data
+
+
+class OrderWatch:
+    """The fan's Realtime channel `order:<id>` (private), watched from a background event loop."""
+
+    def __init__(self, api_url: str, access_token: str, order_id: str, timeout: float = 15):
+        self.results: queue.Queue = queue.Queue()
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+        self.client = None
+        asyncio.run_coroutine_threadsafe(self._join(api_url, access_token, order_id, timeout),
+                                         self.loop).result(timeout + 5)
+
+    async def _join(self, api_url: str, access_token: str, order_id: str, timeout: float) -> None:
+        from realtime import AsyncRealtimeClient, RealtimeSubscribeStates
+
+        self.client = AsyncRealtimeClient(api_url.replace("http", "ws", 1) + "/realtime/v1", ANON_KEY)
+        await self.client.connect()
+        await self.client.set_auth(access_token)
+        channel = self.client.channel(f"order:{order_id}", {"config": {"private": True}})
+        channel.on_broadcast("results", lambda msg: self.results.put(msg["payload"]))
+        states: asyncio.Queue = asyncio.Queue()
+        await channel.subscribe(lambda state, err: states.put_nowait((state, err)))
+        state, err = await asyncio.wait_for(states.get(), timeout)
+        if state != RealtimeSubscribeStates.SUBSCRIBED:
+            raise DemoError(f"could not join order:{order_id} on Realtime: {state} {err}")
+
+    def close(self) -> None:
+        if self.client is not None:
+            asyncio.run_coroutine_threadsafe(self.client.close(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
 
 
 def run_demo(api_url: str = f"http://127.0.0.1:{API_PORT}",
@@ -78,16 +112,30 @@ def run_demo(api_url: str = f"http://127.0.0.1:{API_PORT}",
                   {"order_id": order["order_id"], "return_url": "https://koepon.example/return"})
         say("The payment service creates a KOMOJU session", f"{s['session_id']}: {s['session_url']}")
 
-    lines: list[str] = []
-    pay(order["order_id"], provider=provider, outcome="succeeded", payments_url=payments_url, api_url=api_url,
-        echo=lines.append)
-    say(f"{provider} confirms the payment (signed webhook, as `koepon pay` sends it)", "\n     ".join(lines))
+    watch = OrderWatch(api_url, token, order["order_id"])
+    say("The gacha animation waits on Realtime", f"private channel order:{order['order_id']} joined "
+        "(only this fan may join it)")
+    try:
+        lines: list[str] = []
+        pay(order["order_id"], provider=provider, outcome="succeeded", payments_url=payments_url, api_url=api_url,
+            echo=lines.append)
+        say(f"{provider} confirms the payment (signed webhook, as `koepon pay` sends it)", "\n     ".join(lines))
+        try:
+            live = watch.results.get(timeout=15)
+        except queue.Empty as exc:
+            raise DemoError("the results did not arrive over Realtime within 15 s") from exc
+    finally:
+        watch.close()
+    say("The ten results arrive over Realtime, in draw order", "\n     ".join(
+        f"{p['index']:2}. {p['rarity']:>3} {p['name']}{' (pity)' if p['pity'] else ''}" for p in live["pulls"]))
 
     got = fan.rpc("get_order", {"p_order_id": order["order_id"]}).execute().data
     pulls = got.get("pulls", [])
     if got["status"] != "fulfilled" or len(pulls) != 10:
         raise DemoError(f"the order is {got['status']} with {len(pulls)} pulls, expected fulfilled with 10")
-    say("They see their 10 pulls", "\n     ".join(f"{p['rarity']:>3} {p['item_name']}" for p in pulls))
+    if [p["name"] for p in live["pulls"]] != [p["item_name"] for p in pulls]:
+        raise DemoError("the results over Realtime differ from the order's pulls")
+    say("The order page agrees (get_order)", f"{len(pulls)} pulls, the same items in the same order")
 
     rewards = fan.rpc("list_my_rewards", {}).execute().data
     balances = fan.rpc("get_medal_balances", {}).execute().data

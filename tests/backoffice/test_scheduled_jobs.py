@@ -30,7 +30,9 @@ def cron_url() -> str:
     """The cluster's cron database (cron.database_name = postgres), migrated like `koepon up` does."""
     url = testing.admin_url()
     with psycopg.connect(url, autocommit=True) as conn:
-        if conn.execute("select current_setting('cron.database_name', true)").fetchone()[0] != "postgres":
+        preload, cron_db = conn.execute("select current_setting('shared_preload_libraries'), "
+                                        "current_setting('cron.database_name', true)").fetchone()
+        if "pg_cron" not in preload or cron_db != "postgres":
             pytest.fail("the private cluster does not preload pg_cron: re-create it (`koepon db stop`, remove "
                         "its data directory, `koepon db start`) after `bash scripts/bootstrap.sh`")
         migrations.migrate(conn, paths(), echo=lambda _m: None)

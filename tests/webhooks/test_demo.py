@@ -66,7 +66,8 @@ def gunicorn_service(api, seeded_db_url, tmp_path_factory):
 def _check(result):
     assert result.exit_code == 0, result.output + repr(result.exception)
     out = result.output
-    for line in ("A fan signs up", "They read the odds", "They see their 10 pulls", "They exchange medals",
+    for line in ("A fan signs up", "They read the odds", "The ten results arrive over Realtime, in draw order",
+                 "The order page agrees (get_order)", "They exchange medals",
                  "They download a reward through a signed URL", "The admin approves it", "demo finished"):
         assert line in out
     assert "order refunded ¥3000; 10 rewards revoked" in out

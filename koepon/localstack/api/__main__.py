@@ -38,7 +38,10 @@ def main() -> None:
     loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
     http = "httptools" if importlib.util.find_spec("httptools") else "h11"
     config = uvicorn.Config("koepon.localstack.api.app:create_app", factory=True, host=args.host, port=args.port,
-                            workers=args.workers, loop=loop, http=http, log_level="warning", access_log=False)
+                            workers=args.workers, loop=loop, http=http, log_level="warning", access_log=False,
+                            # Realtime as Phoenix serves it: no compression, no server pings
+                            # (clients heartbeat; an idle socket is closed after 60 s).
+                            ws_per_message_deflate=False, ws_ping_interval=None)
     if config.workers > 1:
         Multiprocess(config, sockets=[_nodelay(config.bind_socket())]).run()
     else:

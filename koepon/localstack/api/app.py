@@ -1,4 +1,4 @@
-"""The local Supabase-compatible API: /rest/v1, /auth/v1, /storage/v1 and /health on one port."""
+"""The local Supabase-compatible API: /rest/v1, /auth/v1, /storage/v1, /realtime/v1 and /health on one port."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from starlette.routing import Mount, Route
 
 from ...settings import JWT_SECRET, paths
 from ...settings import db_url as default_db_url
+from ..realtime import Realtime
 from . import openapi, schema
 from .auth import Auth, AuthError
 from .errors import ApiError, pgrst
@@ -325,13 +326,16 @@ def create_app(db_url: str | None = None, jwt_secret: str | None = None,
                storage_root: Path | None = None) -> Starlette:
     api = Api(db_url or default_db_url(), jwt_secret or JWT_SECRET,
               storage_root or Path(os.environ.get("KOEPON_STORAGE_DIR", paths().state / "storage")))
+    realtime = Realtime(api.db_url, api.secret)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
         await api.start()
+        await realtime.start()
         try:
             yield
         finally:
+            await realtime.stop()
             await api.stop()
 
     app = Starlette(routes=[
@@ -345,8 +349,10 @@ def create_app(db_url: str | None = None, jwt_secret: str | None = None,
                {AuthError: auth_error, ApiError: auth_api_error}),
         _mount("/storage/v1", api, [Route("/{rest:path}", storage_endpoint, methods=METHODS)],
                {StorageError: storage_error, ApiError: storage_api_error}),
+        *realtime.routes(),
     ], lifespan=lifespan)
     app.state.api = api
+    app.state.realtime = realtime
     return _with_cors(app)
 
 

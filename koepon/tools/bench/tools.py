@@ -65,8 +65,10 @@ class _ChildCPU:
 
 
 def pgbench(url: str, script: str, label: str, clients: int, duration: float,
-            defines: dict[str, int | str] | None = None, jobs: int | None = None) -> Run:
-    """pgbench -f script -c N -j J -T S --log; latencies from the per-transaction log."""
+            defines: dict[str, int | str] | None = None, jobs: int | None = None,
+            log_lines: list | None = None) -> Run:
+    """pgbench -f script -c N -j J -T S --log; latencies from the per-transaction log (its split
+    lines also go to `log_lines` when given: client, transaction, latency us, script, epoch s, us)."""
     info = conninfo_to_dict(url)
     jobs = jobs or min(clients, NCPU)
     with tempfile.TemporaryDirectory(prefix="koepon-bench-") as tmp:
@@ -96,6 +98,8 @@ def pgbench(url: str, script: str, label: str, clients: int, duration: float,
                         failed_logged += 1
                         continue
                     lat.append(int(parts[2]) / 1000.0)
+                    if log_lines is not None:
+                        log_lines.append(parts)
     run = Run(label, "pgbench", clients, duration)
     run.ops = len(lat)
     aborted = 0

@@ -1,0 +1,389 @@
+"""Reading the WAL: Broadcast from the database and Postgres Changes, from one wal2json slot.
+
+Supabase Realtime polls a temporary logical replication slot through wal2json over SQL for
+Postgres Changes (lib/extensions/postgres_cdc_rls/replications.ex: pg_create_logical_replication_slot
+(name, 'wal2json', true), then realtime.list_changes) and streams `realtime.messages` inserts for
+Broadcast from the database (lib/realtime/tenants/replication_connection.ex). Locally one
+temporary slot serves both: every `poll_interval` this reader fetches the new changes of
+realtime.messages and of the tables in the `supabase_realtime` publication, nothing else.
+
+Postgres Changes follow realtime.apply_rls: a subscriber receives an INSERT or UPDATE only when
+its role and claims can select the row (looked up by primary key, under RLS), with only the
+columns its role may select; a DELETE reaches every matching subscriber but, on a table with RLS
+enabled, carries only the primary key. Filters `eq neq lt lte gt gte in` are applied to the new
+record (the old one for DELETE).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import secrets
+import time
+from dataclasses import dataclass
+
+import orjson
+import psycopg
+from psycopg import sql
+
+from .authz import SET_CONFIG, _config_args
+from .protocol import Message
+
+log = logging.getLogger("koepon.realtime")
+FILTER = re.compile(r"^([^=]+)=(eq|neq|lt|lte|gt|gte|in)\.(.*)$", re.S)
+EVENTS = {"*", "INSERT", "UPDATE", "DELETE"}
+ACTIONS = {"I": "INSERT", "U": "UPDATE", "D": "DELETE"}
+MAX_CHANGES = 1000
+LINGER = 10.0  # seconds the slot outlives the last connection
+
+
+@dataclass
+class Sub:
+    id: int
+    event: str
+    schema: str
+    table: str | None
+    filter: tuple[str, str, object] | None
+    select: frozenset | None = None  # `select` columns (the primary key always comes along)
+
+
+def parse_filter(text: str | None):
+    if not text:
+        return None
+    m = FILTER.match(text)
+    if not m:
+        raise ValueError(f"invalid filter: {text}")
+    col, op, value = m.groups()
+    if op == "in":
+        inner = value.strip()
+        if not (inner.startswith("(") and inner.endswith(")")):
+            raise ValueError(f"invalid filter: {text}")
+        value = [v.strip().strip('"') for v in inner[1:-1].split(",") if v.strip()]
+        if len(value) > 100:
+            raise ValueError("too many values for `in` filter. Maximum is 100")
+    return (col.strip(), op, value)
+
+
+def _pair(actual, text: str):
+    """The record's value and the filter's text as two comparable values of one kind."""
+    if isinstance(actual, bool):
+        return actual, text.strip().lower() in ("true", "t", "1", "yes", "on")
+    if isinstance(actual, int | float):
+        try:
+            return float(actual), float(text)
+        except ValueError:
+            return str(actual), text
+    return str(actual), text
+
+
+def passes(flt, record: dict) -> bool:
+    col, op, value = flt
+    if col not in record:
+        return True  # realtime.is_visible_through_filters: a column it cannot see does not filter
+    actual = record[col]
+    if actual is None:
+        return False
+    if op == "in":
+        return any(a == b for a, b in (_pair(actual, v) for v in value))
+    a, b = _pair(actual, value)
+    return {"eq": a == b, "neq": a != b, "lt": a < b, "lte": a <= b, "gt": a > b, "gte": a >= b}[op]
+
+
+def _value(col: dict):
+    """wal2json's value as realtime.cast(...)::jsonb gives it: json parsed, timestamps ISO 8601."""
+    v = col.get("value")
+    t = col.get("type", "")
+    if isinstance(v, str):
+        if t in ("json", "jsonb"):
+            with contextlib.suppress(orjson.JSONDecodeError):
+                return orjson.loads(v)
+        elif t.startswith("timestamp"):
+            v = v.replace(" ", "T", 1)
+            if re.search(r"[+-]\d\d$", v):
+                v += ":00"
+    return v
+
+
+def _slot_name() -> str:
+    return f"koepon_realtime_{os.getpid()}_{secrets.token_hex(3)}"
+
+
+class WalReader:
+    def __init__(self, hub, db_url: str, interval: float):
+        self.hub = hub
+        self.db_url = db_url
+        self.interval = interval
+        self.slot = _slot_name()
+        self.subs: dict = {}  # Channel -> list[Sub]
+        self.ready = asyncio.Event()  # the slot exists (or self.error says why not)
+        self.wanted = asyncio.Event()  # a client is connected or joining
+        self.error: str | None = None
+        self._task: asyncio.Task | None = None
+        self._columns: dict = {}  # (role, schema, table) -> (expires, {column: typname}, rls_enabled)
+        self.last_poll = 0.0
+
+    async def start(self) -> None:
+        """The slot is made when the first client connects and dropped when the last one has been
+        gone for LINGER seconds: an API process nobody listens to reads no WAL at all."""
+        self._task = asyncio.create_task(self._run())
+
+    def want(self) -> None:
+        self.wanted.set()
+
+    async def wait_ready(self, timeout: float = 15) -> None:
+        """Before a join is answered: the slot exists, so nothing committed after the answer is missed."""
+        self.wanted.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.ready.wait(), timeout)
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    # -- subscriptions ----------------------------------------------------------------------
+
+    def subscribe(self, ch) -> str | None:
+        subs = []
+        for params in ch.pg_changes:
+            event = str(params.get("event") or "*").upper()
+            schema = params.get("schema") or "public"
+            table = params.get("table")
+            try:
+                if event not in EVENTS:
+                    raise ValueError(f"invalid event: {event}")
+                flt = parse_filter(params.get("filter"))
+            except ValueError as exc:
+                return ("Unable to subscribe to changes with given parameters. "
+                        f"An exception happened so please check your connect parameters: {exc}")
+            select = params.get("select")
+            if select is not None and not (isinstance(select, list) and all(isinstance(c, str) for c in select)):
+                return ("Unable to subscribe to changes with given parameters. "
+                        "An exception happened so please check your connect parameters: select must be a list")
+            subs.append(Sub(params["id"], event, schema, None if table in (None, "*") else table, flt,
+                            frozenset(select) if select else None))
+        self.subs[ch] = subs
+        if self.error:
+            return self.error
+        return None
+
+    def unsubscribe(self, ch) -> None:
+        self.subs.pop(ch, None)
+
+    def claims_changed(self, ch) -> None:
+        """Nothing to redo: every change is checked against the channel's current claims."""
+
+    # -- the poll loop ----------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            await self.wanted.wait()
+            try:
+                async with await psycopg.AsyncConnection.connect(self.db_url, autocommit=True) as conn:
+                    level = (await (await conn.execute("show wal_level")).fetchone())[0]
+                    if level != "logical":
+                        self.error = ("Realtime needs wal_level = logical on the database (it is "
+                                      f"{level}): restart the cluster with `koepon db stop && koepon db start`")
+                        log.error("realtime: %s", self.error)
+                        self.ready.set()
+                        await asyncio.sleep(30)
+                        self.ready.clear()
+                        continue
+                    await conn.execute("select pg_create_logical_replication_slot(%s, 'wal2json', true)",
+                                       (self.slot,))
+                    self.error = None
+                    self.ready.set()
+                    idle_since = None
+                    async with self.hub.pool.connection() as rls:
+                        while True:
+                            if self.hub.connections:
+                                idle_since = None
+                                n = await self._poll(conn, rls)
+                            else:
+                                idle_since = idle_since or time.monotonic()
+                                if time.monotonic() - idle_since > LINGER:
+                                    # No await between the check and these: no join slips in between.
+                                    self.ready.clear()
+                                    self.wanted.clear()
+                                    break
+                                n = await self._skip(conn)
+                            self.last_poll = time.monotonic()
+                            if n < MAX_CHANGES:
+                                # busy: look again soon; idle: every poll_interval
+                                await asyncio.sleep(self.interval / 5 if n else self.interval)
+                # leaving the connection drops the temporary slot
+                self.slot = _slot_name()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a restarted database: a new connection, a new slot
+                self.ready.clear()
+                log.warning("realtime: WAL reader lost its connection (%s); retrying", exc)
+                self.slot = _slot_name()
+                await asyncio.sleep(1)
+
+    async def _skip(self, conn) -> int:
+        """Nobody is connected: move the slot past the WAL written so far without decoding it.
+
+        The position is read first, so whatever commits after it (a client may connect meanwhile)
+        stays in the slot for the next poll.
+        """
+        lsn = (await (await conn.execute("select pg_current_wal_lsn()")).fetchone())[0]
+        if not self.hub.connections:
+            await conn.execute("select pg_replication_slot_advance(%s, %s::pg_lsn)", (self.slot, lsn))
+        return 0
+
+    def _tables(self) -> str:
+        tables = {("realtime", "messages")}
+        for subs in self.subs.values():
+            for s in subs:
+                if s.table:
+                    tables.add((s.schema, s.table))
+                else:
+                    tables.add((s.schema, "*"))
+        return ",".join(f"{_esc(s) if s != '*' else '*'}.{_esc(t) if t != '*' else '*'}" for s, t in sorted(tables))
+
+    async def _poll(self, conn, rls) -> int:
+        cur = await conn.execute(
+            "select data from pg_logical_slot_get_changes(%s, null, %s, 'format-version', '2', "
+            "'include-timestamp', 'true', 'include-type-oids', 'true', 'include-pk', 'true', "
+            "'include-transaction', 'false', 'actions', 'insert,update,delete', 'add-tables', %s)",
+            (self.slot, MAX_CHANGES, self._tables()))
+        rows = await cur.fetchall()
+        if not rows:
+            return 0
+        published = None
+        for (data,) in rows:
+            change = orjson.loads(data)
+            if change.get("schema") == "realtime" and change.get("table") == "messages":
+                if change.get("action") == "I":
+                    self._message(change)
+                continue
+            if not self.subs:
+                continue
+            if published is None:
+                published = await self._published(rls)
+            if (change.get("schema"), change.get("table")) in published:
+                await self._change(rls, change)
+        return len(rows)
+
+    def _message(self, change: dict) -> None:
+        row = {c["name"]: c.get("value") for c in change.get("columns", [])}
+        if row.get("extension") != "broadcast" or row.get("payload") is None or not row.get("topic"):
+            return
+        payload = row["payload"]
+        body = payload.encode() if isinstance(payload, str) else orjson.dumps(payload)
+        self.hub.broadcast_from_database(row["topic"], bool(row.get("private")), row.get("event") or "",
+                                         body, str(row.get("id")))
+
+    @staticmethod
+    async def _published(rls) -> set:
+        async with rls.transaction():
+            cur = await rls.execute("select schemaname, tablename from pg_publication_tables "
+                                    "where pubname = 'supabase_realtime'")
+            return {tuple(r) for r in await cur.fetchall()}
+
+    async def _meta(self, rls, role: str, schema: str, table: str):
+        key = (role, schema, table)
+        hit = self._columns.get(key)
+        if hit and hit[0] > time.monotonic():
+            return hit[1], hit[2]
+        async with rls.transaction():
+            cur = await rls.execute(
+                "select a.attname, t.typname, pg_catalog.has_column_privilege(%s, c.oid, a.attname, 'SELECT'), "
+                "c.relrowsecurity from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+                "join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped "
+                "join pg_type t on t.oid = a.atttypid where n.nspname = %s and c.relname = %s order by a.attnum",
+                (role, schema, table))
+            rows = await cur.fetchall()
+        cols = [(name, typ) for name, typ, ok, _ in rows if ok]
+        rls_on = bool(rows and rows[0][3])
+        self._columns[key] = (time.monotonic() + 5, cols, rls_on)
+        return cols, rls_on
+
+    async def _visible(self, rls, schema: str, table: str, pk: list[dict], claims: dict) -> bool:
+        if not pk:
+            return False
+        where = sql.SQL(" and ").join(
+            sql.SQL("{} = {}::{}").format(sql.Identifier(c["name"]), sql.Placeholder(), sql.SQL(c["type"]))
+            for c in pk)
+        query = sql.SQL("select 1 from {}.{} where {}").format(sql.Identifier(schema), sql.Identifier(table), where)
+        try:
+            async with rls.transaction(force_rollback=True):
+                await rls.execute(SET_CONFIG, _config_args("", claims))
+                cur = await rls.execute(query, [str(c["value"]) for c in pk])
+                return await cur.fetchone() is not None
+        except psycopg.Error as exc:
+            log.info("realtime: RLS check failed on %s.%s: %s", schema, table, exc)
+            return False
+
+    async def _change(self, rls, change: dict) -> None:
+        action = ACTIONS.get(change.get("action"))
+        schema, table = change["schema"], change["table"]
+        new = {c["name"]: _value(c) for c in change.get("columns", [])}
+        old = {c["name"]: _value(c) for c in change.get("identity", [])}
+        pk_names = [c["name"] for c in change.get("pk", [])]
+        pk = [{"name": n, "type": next((c["type"] for c in change.get("columns", []) + change.get("identity", [])
+                                        if c["name"] == n), "text"), "value": (new or old).get(n)} for n in pk_names]
+        stamp = change.get("timestamp", "")
+        commit = _commit_timestamp(stamp)
+        for ch, subs in list(self.subs.items()):
+            matched = [s for s in subs
+                       if s.schema in (schema, "*") and s.table in (None, table) and s.event in ("*", action)
+                       and (s.filter is None or passes(s.filter, old if action == "DELETE" else new))]
+            if not matched:
+                continue
+            role = str(ch.claims.get("role") or "anon")
+            try:
+                cols, rls_on = await self._meta(rls, role, schema, table)
+            except psycopg.Error:
+                continue
+            allowed = {n for n, _ in cols}
+            if action != "DELETE":
+                error = None
+                if not pk_names:
+                    error = "Error 400: Bad Request, no primary key"
+                elif not all(n in allowed for n in pk_names):
+                    error = "Error 401: Unauthorized"
+                if error:  # realtime.apply_rls answers these subscribers with the error alone
+                    ch.conn.push(Message(ch.topic, "postgres_changes", {"ids": [s.id for s in matched], "data": {
+                        "columns": [], "commit_timestamp": None, "errors": [error], "schema": schema,
+                        "table": table, "type": action, **({"record": {}} if action != "DELETE" else {})}}))
+                    continue
+                if rls_on and not await self._visible(rls, schema, table, pk, ch.claims):
+                    continue
+            # one message per distinct `select` list, as apply_rls groups them
+            for select in dict.fromkeys(s.select for s in matched):
+                keep = allowed if select is None else {n for n in allowed if n in select or n in pk_names}
+                data = {"schema": schema, "table": table, "commit_timestamp": commit,
+                        "columns": [{"name": n, "type": t} for n, t in cols if n in keep], "type": action,
+                        "errors": None}
+                if action in ("INSERT", "UPDATE"):
+                    data["record"] = {k: v for k, v in new.items() if k in keep}
+                if action == "UPDATE":
+                    data["old_record"] = {k: v for k, v in old.items() if k in keep}
+                if action == "DELETE":
+                    data["old_record"] = {k: v for k, v in old.items() if k in keep and (not rls_on or k in pk_names)}
+                ids = [s.id for s in matched if s.select == select]
+                ch.conn.push(Message(ch.topic, "postgres_changes", {"ids": ids, "data": data}))
+                self.hub.stats["delivered"] += 1
+
+
+def _esc(name: str) -> str:
+    """wal2json's add-tables: commas, dots and backslashes in names are escaped with a backslash."""
+    return re.sub(r"([,.\\* ])", r"\\\1", name)
+
+
+def _commit_timestamp(stamp: str) -> str:
+    """'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"' in UTC, as realtime.apply_rls writes it."""
+    import datetime as dt
+
+    try:
+        t = dt.datetime.fromisoformat(stamp.replace(" ", "T"))
+    except ValueError:
+        return stamp
+    t = t.astimezone(dt.UTC)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"

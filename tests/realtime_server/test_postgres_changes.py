@@ -1,0 +1,166 @@
+"""Postgres Changes through the wal2json slot: each subscriber receives only the rows its RLS lets
+it select, with only the columns its role may read, filtered as asked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import psycopg
+import pytest
+from realtime import AsyncRealtimeClient
+
+from koepon.settings import ANON_KEY
+
+from .conftest import token
+from .test_clients import rt_url, subscribed, until
+from .test_live_pull import FAN, _order, _pay, _signed_in, payments  # noqa: F401 (fixture)
+
+ALICE, BOB = str(uuid.uuid4()), str(uuid.uuid4())
+
+
+@pytest.fixture(scope="module", autouse=True)
+def notes(seeded_db_url):
+    """A table in the publication: RLS by owner, and the `secret` column kept from authenticated."""
+    with psycopg.connect(seeded_db_url, autocommit=True) as conn:
+        conn.execute("""
+          create table public.rt_notes (id bigint primary key, owner uuid not null, body text, score int,
+                                        meta jsonb, secret text);
+          alter table public.rt_notes enable row level security;
+          create policy "owners read" on public.rt_notes for select to authenticated
+            using (owner = auth.uid());
+          grant select (id, owner, body, score, meta) on public.rt_notes to authenticated;
+          alter publication supabase_realtime add table public.rt_notes;
+          create table public.rt_unpublished (id int primary key);
+          grant select on public.rt_unpublished to authenticated;
+        """)
+
+
+def _sql(url, q, *args):
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(q, args)
+
+
+async def _watch(api_url, sub: str, changes: list[dict], got: list):
+    cl = AsyncRealtimeClient(rt_url(api_url), ANON_KEY)
+    await cl.connect()
+    ch = cl.channel(f"pg-{uuid.uuid4().hex[:6]}")
+    for c in changes:
+        ch.on_postgres_changes(c["event"], lambda p, c=c: got.append((c.get("tag"), p)),
+                               table=c.get("table"), schema=c.get("schema", "public"), filter=c.get("filter"))
+    await cl.set_auth(token(sub))
+    await subscribed(ch)
+    return cl
+
+
+def test_changes_reach_only_subscribers_whose_rls_allows_them_with_permitted_columns(api_url, seeded_db_url):
+    async def main():
+        alice, bob = [], []
+        ca = await _watch(api_url, ALICE, [{"event": "*", "table": "rt_notes"}], alice)
+        cb = await _watch(api_url, BOB, [{"event": "*", "table": "rt_notes"}], bob)
+        await asyncio.sleep(0.2)
+        _sql(seeded_db_url, "insert into public.rt_notes values (1, %s, 'hello', 5, '{\"k\": [1]}', 'pssst')",
+             ALICE)
+        _sql(seeded_db_url, "update public.rt_notes set body = 'edited' where id = 1")
+        # Visibility is checked against the row as it is when the change is read (realtime.apply_rls
+        # looks it up by primary key): delete only once the update has been delivered.
+        await until(lambda: len(alice) >= 2, what="alice's insert and update")
+        _sql(seeded_db_url, "delete from public.rt_notes where id = 1")
+        _sql(seeded_db_url, "insert into public.rt_unpublished values (1)")
+        await until(lambda: len(alice) >= 3, what="alice's three changes")
+        await asyncio.sleep(0.5)
+        ins, upd, dele = (p["data"] for _, p in alice[:3])
+        assert (ins["type"], upd["type"], dele["type"]) == ("INSERT", "UPDATE", "DELETE")
+        assert ins["schema"] == "public" and ins["table"] == "rt_notes" and ins["errors"] is None
+        assert ins["record"] == {"id": 1, "owner": ALICE, "body": "hello", "score": 5, "meta": {"k": [1]}}, \
+            "the secret column is not readable by authenticated, so it is not sent"
+        assert [c["name"] for c in ins["columns"]] == ["id", "owner", "body", "score", "meta"]
+        assert {c["name"]: c["type"] for c in ins["columns"]}["id"] == "int8"
+        assert ins["commit_timestamp"].endswith("Z") and "T" in ins["commit_timestamp"]
+        assert upd["record"]["body"] == "edited" and upd["old_record"] == {"id": 1}
+        assert dele["old_record"] == {"id": 1}, "with RLS on, a DELETE carries only the primary key"
+        assert len(alice) == 3, "nothing from a table outside the publication"
+        # Bob cannot select Alice's row: no INSERT or UPDATE; a DELETE cannot be checked and goes to all
+        assert [p["data"]["type"] for _, p in bob] == ["DELETE"]
+        await ca.close()
+        await cb.close()
+
+    asyncio.run(main())
+
+
+def test_filters_eq_neq_lt_lte_gt_gte_in(api_url, seeded_db_url):
+    filters = {"eq": "score=eq.5", "neq": "score=neq.5", "lt": "score=lt.5", "lte": "score=lte.5",
+               "gt": "score=gt.5", "gte": "score=gte.5", "in": "body=in.(a,c)"}
+
+    async def main():
+        got = []
+        cl = await _watch(api_url, ALICE, [{"event": "INSERT", "table": "rt_notes", "filter": f, "tag": tag}
+                                           for tag, f in filters.items()], got)
+        await asyncio.sleep(0.2)
+        for i, (score, body) in enumerate([(4, "a"), (5, "b"), (6, "c")], start=10):
+            _sql(seeded_db_url, "insert into public.rt_notes (id, owner, body, score) values (%s, %s, %s, %s)",
+                 i, ALICE, body, score)
+        await until(lambda: len({p["data"]["record"]["id"] for _, p in got}) == 3, what="three inserts")
+        await asyncio.sleep(0.5)
+        await cl.close()
+        return got
+
+    got = asyncio.run(main())
+    # The Python client hands every postgres_changes message to every callback; the server's ids
+    # say which subscriptions matched: group the scores each subscription id received.
+    ids: dict[int, set] = {}
+    for _, p in got:
+        for i in p["ids"]:
+            ids.setdefault(i, set()).add(p["data"]["record"]["score"])
+    by_scores = sorted(tuple(sorted(v)) for v in ids.values())
+    # eq {5}, neq {4,6}, lt {4}, lte {4,5}, gt {6}, gte {5,6}, in(a,c) {4,6}
+    assert by_scores == sorted([(5,), (4, 6), (4,), (4, 5), (6,), (5, 6), (4, 6)])
+
+
+def test_the_documented_pulls_subscription_with_supabase_js(js, api_url, seeded_db_url, payments):  # noqa: F811
+    order = _order(api_url, *FAN)
+    fan = _signed_in(js, *FAN)
+    fan.send(op="channel", name="p", topic=f"pulls-{order['order_id']}",
+             postgres=[{"event": "INSERT", "schema": "app", "table": "pulls",
+                        "filter": f"order_id=eq.{order['order_id']}"}])
+    assert fan.status("p")["status"] == "SUBSCRIBED"
+    fan.wait(lambda e: e["ev"] == "system" and e["payload"].get("extension") == "postgres_changes")
+    anon = js()
+    anon.send(op="channel", name="a", topic="all-pulls", postgres=[{"event": "INSERT", "schema": "app",
+                                                                      "table": "pulls"}])
+    assert anon.status("a")["status"] == "SUBSCRIBED"
+    _pay(payments.payments_url, order)
+    deadline = time.monotonic() + 15
+    while len(fan.matching(lambda e: e["ev"] == "postgres")) < 10 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    rows = [e["payload"] for e in fan.matching(lambda e: e["ev"] == "postgres")]
+    assert len(rows) == 10
+    assert all(r["eventType"] == "INSERT" and r["new"]["order_id"] == order["order_id"] for r in rows)
+    assert [r["new"]["nonce"] for r in rows] == sorted(r["new"]["nonce"] for r in rows)
+    # anon may read four columns of app.pulls but not its primary key: Realtime answers 401
+    anon.wait(lambda e: e["ev"] == "postgres", 15)  # the anonymous subscriber is told, not silently ignored
+    anon_rows = [e["payload"] for e in anon.matching(lambda e: e["ev"] == "postgres")]
+    assert all(r["errors"] == ["Error 401: Unauthorized"] and not r["new"] for r in anon_rows)
+
+
+def test_select_narrows_the_record_and_the_primary_key_always_comes_along(api_url, seeded_db_url):
+    async def main():
+        got = []
+        cl = AsyncRealtimeClient(rt_url(api_url), ANON_KEY)
+        await cl.connect()
+        ch = cl.channel("pg-select")
+        ch.on_postgres_changes("INSERT", lambda p: got.append(p), table="rt_notes", schema="public",
+                               select=["body"])
+        await cl.set_auth(token(ALICE))
+        await subscribed(ch)
+        await asyncio.sleep(0.2)
+        _sql(seeded_db_url, "insert into public.rt_notes (id, owner, body, score) values (50, %s, 'sel', 1)", ALICE)
+        await until(lambda: got, what="the insert")
+        await cl.close()
+        return got[0]["data"]
+
+    data = asyncio.run(main())
+    assert data["record"] == {"id": 50, "body": "sel"}
+    assert [c["name"] for c in data["columns"]] == ["id", "body"]
