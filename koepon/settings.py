@@ -15,6 +15,12 @@ PAYMENTS_PORT = 54329
 # The fake Stripe and KOMOJU APIs `koepon up` runs for the payment service (local only).
 FAKES_PORT = 54328
 LOCAL_DB_URL = f"postgresql://postgres:postgres@127.0.0.1:{DB_PORT}/postgres"
+# As on hosted Supabase, `postgres` is not a superuser in the private cluster: migrations, seed
+# and tests run as that role. The cluster's bootstrap superuser is `supabase_admin` (hosted's
+# name for it); the tooling uses it only for housekeeping: creating and dropping databases,
+# building the platform base, installing extensions hosted has pre-installed.
+SUPERUSER = "supabase_admin"
+LOCAL_ADMIN_URL = f"postgresql://{SUPERUSER}@127.0.0.1:{DB_PORT}/postgres"
 
 
 def project_root() -> Path:
@@ -84,6 +90,34 @@ def paths() -> Paths:
 
 def db_url(explicit: str | None = None) -> str:
     return explicit or os.environ.get("KOEPON_DB_URL") or LOCAL_DB_URL
+
+
+def _on_private_cluster(info: dict) -> bool:
+    return (info.get("host") in ("127.0.0.1", "localhost")
+            and str(info.get("port") or "") == str(DB_PORT))
+
+
+def superuser_url(url: str) -> str:
+    """The tooling superuser's URL for the same database when `url` is on the private cluster;
+    any other server is used as given (its owner decides who may do housekeeping there)."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    info = conninfo_to_dict(url)
+    if not _on_private_cluster(info):
+        return url
+    info.pop("password", None)
+    return make_conninfo(**{**info, "user": SUPERUSER})
+
+
+def app_url(url: str) -> str:
+    """The non-superuser `postgres` URL for the same database when `url` is the tooling
+    superuser's on the private cluster: what migrations, seed and tests connect as."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    info = conninfo_to_dict(url)
+    if not _on_private_cluster(info) or info.get("user") != SUPERUSER:
+        return url
+    return make_conninfo(**{**info, "user": "postgres", "password": "postgres"})
 
 
 def is_local_url(url: str) -> bool:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what a fresh Debian/Ubuntu machine lacks: PostgreSQL (15+), pgTAP, wal2json, the load
+# Installs what a fresh Debian/Ubuntu machine lacks: PostgreSQL (15+), pgTAP and pg_prove, wal2json, the load
 # generators, and a virtualenv with the project. Idempotent and quiet when nothing is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +16,8 @@ need=()
 major=$(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1 || true)
 if [ -z "$major" ] || [ "$major" -lt 15 ]; then need+=(postgresql postgresql-contrib); fi
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"; }
-for cmd_pkg in pgbench:postgresql-contrib wrk:wrk npm:npm; do
+# pg_prove runs the pgTAP files as `supabase test db` does (tests/test_pg_prove.py).
+for cmd_pkg in pgbench:postgresql-contrib wrk:wrk npm:npm pg_prove:libtap-parser-sourcehandler-pgtap-perl; do
   cmd=${cmd_pkg%%:*}; pkg=${cmd_pkg##*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done

@@ -33,11 +33,14 @@
 -- ---------------------------------------------------------------------------------------
 -- Users (the sign-up trigger creates each profile and the fan role)
 -- ---------------------------------------------------------------------------------------
+-- The four token columns are set to '': they have no default on hosted (NULL), and Supabase
+-- Auth cannot sign in a user whose tokens are NULL.
 insert into auth.users (instance_id, id, aud, role, email, encrypted_password, email_confirmed_at,
-                        raw_app_meta_data, raw_user_meta_data, created_at, updated_at)
+                        raw_app_meta_data, raw_user_meta_data, created_at, updated_at,
+                        confirmation_token, recovery_token, email_change_token_new, email_change)
 select '00000000-0000-0000-0000-000000000000', u.id::uuid, 'authenticated', 'authenticated', u.email,
        extensions.crypt(u.pw, extensions.gen_salt('bf')), now(),
-       '{"provider":"email","providers":["email"]}'::jsonb, u.meta::jsonb, now(), now()
+       '{"provider":"email","providers":["email"]}'::jsonb, u.meta::jsonb, now(), now(), '', '', '', ''
 from (values
   ('00000000-0000-4000-a000-000000000001', 'admin@koepon.local', 'koepon-admin-pass',
    '{"display_name":"Koepon Admin"}'),

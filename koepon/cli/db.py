@@ -12,10 +12,10 @@ from pathlib import Path
 import click
 
 from .. import db
-from ..db import hygiene, migrations, pgtap, schema_diff, testing
+from ..db import hosted_lint, hygiene, migrations, pgtap, schema_diff, testing
 from ..db.cluster import Cluster
 from ..errors import KoeponError
-from ..settings import LOCAL_DB_URL, is_local_url, paths
+from ..settings import LOCAL_DB_URL, is_local_url, paths, superuser_url
 from .base import Group, _ensure_started, _url
 
 
@@ -127,7 +127,7 @@ def db_reset(ctx, yes_really):
     name = db.dbname(url)
     # Not template1 unless unavoidable: CREATE DATABASE elsewhere copies it and fails while
     # anyone is connected to it.
-    admin = db.with_dbname(url, "postgres" if name != "postgres" else "template1")
+    admin = db.with_dbname(superuser_url(url), "postgres" if name != "postgres" else "template1")
     db.drop_database(admin, name)
     db.create_database(admin, name)
     with db.connect(url) as conn:
@@ -144,7 +144,7 @@ def db_reset(ctx, yes_really):
 @click.pass_context
 def db_verify(ctx):
     """Fail when sql/ and the migrations disagree."""
-    diff = schema_diff.verify(_ensure_started(ctx), paths())
+    diff = schema_diff.verify(superuser_url(_ensure_started(ctx)), paths())
     if diff:
         click.echo("\n".join(diff[:400]))
         raise KoeponError("sql/ and supabase/migrations disagree: ship a migration "
@@ -156,7 +156,8 @@ def db_verify(ctx):
 @click.option("--no-sqlfluff", is_flag=True, help="Only the hygiene queries.")
 @click.pass_context
 def db_lint(ctx, no_sqlfluff):
-    """sqlfluff over the SQL, then the hygiene rules on a migrated throwaway database."""
+    """sqlfluff over the SQL, then the hygiene rules and what hosted Supabase would refuse
+    (koepon/db/hosted_lint.py) on a migrated throwaway database."""
     p = paths()
     failed = False
     if not no_sqlfluff:
@@ -166,14 +167,18 @@ def db_lint(ctx, no_sqlfluff):
             cwd=p.root,
         )
         failed |= res.returncode != 0
-    with db.throwaway(_ensure_started(ctx), "koepon_lint") as url:
+    with db.throwaway(superuser_url(_ensure_started(ctx)), "koepon_lint") as url:
         with db.connect(url) as conn:
             migrations.migrate(conn, p, echo=lambda _m: None)
             found = hygiene.findings(conn)
+            hosted = hosted_lint.findings(conn, [m.path for m in migrations.local_migrations(p)])
     for rule, obj in found:
         click.echo(f"hygiene: {rule}: {obj}")
-    if found or failed:
-        raise KoeponError(f"lint failed ({len(found)} hygiene finding(s))")
+    for finding in hosted:
+        click.echo(f"hosted: {finding}")
+    if found or hosted or failed:
+        raise KoeponError(f"lint failed ({len(found)} hygiene finding(s)), "
+                          f"{len(hosted)} finding(s) hosted Supabase would refuse")
     click.echo("lint clean")
 
 
@@ -183,7 +188,7 @@ def db_test(ctx):
     """Run the pgTAP files in supabase/tests/database on a throwaway database."""
     p = paths()
     failed = 0
-    with db.throwaway(_ensure_started(ctx), "koepon_pgtap") as url:
+    with db.throwaway(superuser_url(_ensure_started(ctx)), "koepon_pgtap") as url:
         with db.connect(url, autocommit=True) as conn:
             migrations.migrate(conn, p, echo=lambda _m: None)
             pgtap.ensure_extension(conn)

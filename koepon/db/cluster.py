@@ -8,14 +8,27 @@ import pwd
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 from ..errors import KoeponError
-from ..settings import DB_PORT, Paths
+from ..settings import DB_PORT, SUPERUSER, Paths
 from .ports import ensure_free
 
 MIN_MAJOR = 15
+
+# Written into the data directory by `init`: the cluster's bootstrap superuser is
+# supabase_admin and `postgres` is an ordinary role, as on hosted Supabase. A data directory
+# without it was made by older koepon with `postgres` as the bootstrap superuser, which
+# Postgres cannot demote; `start` re-creates such a cluster (see docs/operations.md).
+LAYOUT_MARKER = "koepon_layout"
+LAYOUT = "hosted-roles-1"
+
+# Hosted's attributes for `postgres` (supabase/postgres migrations/db/migrations/
+# 10000000000000_demote-postgres.sql): everything an application owner needs, not superuser.
+POSTGRES_ROLE = ("create role postgres login password 'postgres' nosuperuser inherit createdb "
+                 "createrole replication bypassrls")
 
 SERVER_SETTINGS = {
     "listen_addresses": "127.0.0.1",
@@ -100,7 +113,7 @@ class Cluster:
         self.data.mkdir(mode=0o700, exist_ok=True)
         os.chown(self.data, uid, gid)
         res = self._run(
-            [str(bindir() / "initdb"), "-D", str(self.data), "-U", "postgres",
+            [str(bindir() / "initdb"), "-D", str(self.data), "-U", SUPERUSER,
              "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"],
             check=False,
         )
@@ -123,15 +136,41 @@ class Cluster:
             with open(conf, "a") as f:
                 f.writelines(missing)
 
+    def current_layout(self) -> bool:
+        marker = self.data / LAYOUT_MARKER
+        return marker.exists() and marker.read_text().strip() == LAYOUT
+
+    def _create_app_role(self) -> None:
+        """The non-superuser `postgres` that migrations, seed and tests connect as."""
+        import psycopg
+
+        url = f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/postgres"
+        with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+            if conn.execute("select 1 from pg_roles where rolname = 'postgres'").fetchone() is None:
+                conn.execute(POSTGRES_ROLE)
+            conn.execute("grant all on database postgres to postgres")
+        marker = self.data / LAYOUT_MARKER
+        marker.write_text(LAYOUT + "\n")
+        os.chown(marker, *_owner_ids())
+
     def start(self) -> bool:
         """Start the cluster; False if it was already running."""
+        if self.initialised() and not self.current_layout():
+            # Made by older koepon: `postgres` is its bootstrap superuser, which no ALTER ROLE
+            # can demote. Its contents are rebuilt by `koepon db migrate`/`reset` (demo data).
+            sys.stderr.write(f"koepon: re-creating the private cluster in {self.data}: it was "
+                             "made with `postgres` as its superuser; migrations and seed now run "
+                             "as a non-superuser `postgres`, as on hosted Supabase\n")
+            self.stop("fast")
+            shutil.rmtree(self.data)
         if self.running():
             return False
         # Before initdb: a taken port should not leave a fresh data directory behind. A port held
         # only by TIME-WAIT is waited out (koepon/ports.py).
         ensure_free(self.port, "PostgreSQL", taken_hint="stop it, or point koepon at that server with "
                     "--db-url / KOEPON_DB_URL")
-        if not self.initialised():
+        fresh = not self.initialised()
+        if fresh:
             self.init()
         self._add_missing_settings()
         sockdir = str(self.data)
@@ -144,6 +183,8 @@ class Cluster:
             tail = self.log.read_text(errors="replace").strip().splitlines()[-3:]
             raise KoeponError(f"postgres did not start: {' | '.join(tail)} (log: {self.log})")
         self._wait_ready()
+        if fresh:
+            self._create_app_role()
         return True
 
     def _wait_ready(self, timeout: float = 30) -> None:

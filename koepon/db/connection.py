@@ -12,6 +12,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from ..errors import KoeponError
+from ..settings import app_url
 
 
 def connect(url: str, **kwargs) -> psycopg.Connection:
@@ -41,13 +42,18 @@ def dbname(url: str) -> str:
 
 
 def create_database(admin_url: str, name: str, template: str | None = None) -> str:
+    """Create `name` as `admin_url`'s user; the URL returned connects as the application's
+    `postgres` role on the private cluster (the tooling superuser only does housekeeping)."""
+    url = app_url(with_dbname(admin_url, name))
     with connect(admin_url, autocommit=True) as conn:
         q = sql.SQL("create database {}").format(sql.Identifier(name))
         if template:
-            q = sql.SQL("create database {} template {}").format(
-                sql.Identifier(name), sql.Identifier(template))
+            q += sql.SQL(" template {}").format(sql.Identifier(template))
+        if url != with_dbname(admin_url, name):
+            # Owned by `postgres`, as hosted's database is (its init scripts ran as postgres).
+            q += sql.SQL(" owner postgres")
         conn.execute(q)
-    return with_dbname(admin_url, name)
+    return url
 
 
 def drop_database(admin_url: str, name: str) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import psycopg
 
-from . import sqlsplit
+from . import platform_base, sqlsplit
 
 _OK = re.compile(r"^(not )?ok (\d+)(?: - (.*))?$")
 _PLAN = re.compile(r"^1\.\.(\d+)$")
@@ -41,7 +41,9 @@ class TapResult:
 
 
 def ensure_extension(conn: psycopg.Connection) -> None:
-    conn.execute("create extension if not exists pgtap with schema extensions")
+    # pgtap is not a trusted extension: hosted lets `postgres` create it through supautils'
+    # privileged_extensions; locally the tooling superuser does it on postgres's behalf.
+    platform_base.ensure_extension(conn, "pgtap")
 
 
 def run_file(url: str, path: Path) -> TapResult:

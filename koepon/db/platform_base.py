@@ -9,14 +9,17 @@ project and is never touched.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
+from collections.abc import Iterator
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from ..errors import KoeponError
-from ..settings import Paths
+from ..settings import SUPERUSER, Paths
 
 MARKER = "koepon platform base"
 _DIGEST = re.compile(r"\[sql/platform ([0-9a-f]{12})\]$")
@@ -60,10 +63,54 @@ def stale(conn: psycopg.Connection, paths: Paths) -> bool:
     return recorded is not None and recorded != digest(paths)  # None: built before digests
 
 
+def is_superuser(conn: psycopg.Connection) -> bool:
+    return conn.execute("select rolsuper from pg_roles where rolname = current_user").fetchone()[0]
+
+
+@contextlib.contextmanager
+def superuser(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
+    """A connection to the same database as the tooling superuser (supabase_admin), or `conn`
+    itself when it already is one. For housekeeping that hosted Supabase does for its
+    customers (the platform base, pre-installed extensions); never for migrations."""
+    if is_superuser(conn):
+        yield conn
+        return
+    url = make_conninfo(conn.info.dsn, user=SUPERUSER, password="")
+    try:
+        su = psycopg.connect(url, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        raise KoeponError(
+            f"{conn.info.user} is not a superuser and the tooling superuser {SUPERUSER} cannot "
+            f"connect to {conn.info.host}:{conn.info.port}; build the platform base there as a "
+            "superuser, or use the private cluster (`koepon db start`)") from exc
+    with su:
+        yield su
+
+
+def ensure_extension(conn: psycopg.Connection, name: str, schema: str = "extensions") -> None:
+    """Install an extension hosted lets `postgres` create (supautils' privileged_extensions,
+    e.g. pgtap) through the tooling superuser, as supautils runs it as supabase_admin there."""
+    if conn.execute("select 1 from pg_extension where extname = %s", (name,)).fetchone():
+        return
+    stmt = sql.SQL("create extension if not exists {} with schema {}").format(
+        sql.Identifier(name), sql.Identifier(schema))
+    try:
+        with conn.transaction():
+            conn.execute(stmt)  # hosted (supautils) or a superuser connection
+    except psycopg.errors.InsufficientPrivilege:
+        with superuser(conn) as su:
+            su.execute(stmt)
+
+
 def apply(conn: psycopg.Connection, paths: Paths) -> bool:
     """Apply sql/platform/*.sql in one transaction unless this is a real Supabase project."""
     if state(conn) == "supabase":
         return False
+    with superuser(conn) as su:
+        return _apply(su, paths)
+
+
+def _apply(conn: psycopg.Connection, paths: Paths) -> bool:
     files = sorted(paths.platform_sql.glob("*.sql"))
     if not files:
         raise KoeponError(f"no platform base files in {paths.platform_sql}")

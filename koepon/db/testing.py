@@ -5,7 +5,7 @@ from __future__ import annotations
 import atexit
 import threading
 
-from ..settings import LOCAL_DB_URL, db_url, paths
+from ..settings import LOCAL_DB_URL, db_url, paths, superuser_url
 from . import connection as db
 from . import migrations, pgtap
 from .cluster import Cluster
@@ -15,10 +15,13 @@ _templates: dict[str, str] = {}
 
 
 def admin_url() -> str:
+    """Where throwaway databases are created and dropped: the tooling superuser on the private
+    cluster. The databases themselves are reached (db.create_database's URL) as `postgres`,
+    which is not a superuser there, as on hosted Supabase."""
     url = db_url()
     if url == LOCAL_DB_URL:
         Cluster(paths()).start()
-    return url
+    return superuser_url(url)
 
 
 def template(seeded: bool = False) -> str:

@@ -1,4 +1,4 @@
-"""Koepon's invariants, checked in SQL against a whole database (as the superuser, RLS aside).
+"""Koepon's invariants, checked in SQL against a whole database (as `postgres`, which bypasses RLS).
 
 `check(conn)` runs every check and returns the violations (an empty list when the books are
 right); `figures(conn)` returns the totals the checks were about (orders by status, pulls, yen
@@ -269,7 +269,7 @@ CHECKS: list[Check] = [
 
 
 def check(conn) -> list[Violation]:
-    """Every invariant against `conn` (a superuser connection); [] when all hold."""
+    """Every invariant against `conn` (a connection that bypasses RLS: `postgres`); [] when all hold."""
     out: list[Violation] = []
     for c in CHECKS:
         cur = conn.execute(c.sql)

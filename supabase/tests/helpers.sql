@@ -10,10 +10,11 @@ language sql security definer set search_path = ''
 as $$
   insert into auth.users (instance_id, id, aud, role, email, encrypted_password,
                           email_confirmed_at, raw_app_meta_data, raw_user_meta_data,
-                          created_at, updated_at)
+                          created_at, updated_at,
+                          confirmation_token, recovery_token, email_change_token_new, email_change)
   values ('00000000-0000-0000-0000-000000000000', p_id, 'authenticated', 'authenticated',
           p_email, extensions.crypt('password123', extensions.gen_salt('bf', 4)), now(),
-          '{"provider":"email","providers":["email"]}', p_metadata, now(), now())
+          '{"provider":"email","providers":["email"]}', p_metadata, now(), now(), '', '', '', '')
   returning id
 $$;
 

@@ -118,7 +118,7 @@ def service(base: str) -> Client:
 
 
 def table_counts(db_url: str, schema: str = "app") -> dict[str, int]:
-    """Row counts of every table of a schema, read as the superuser (for "no partial write")."""
+    """Row counts of every table of a schema, read as `postgres`, which bypasses RLS (for "no partial write")."""
     with psycopg.connect(db_url, autocommit=True) as conn:
         names = [r[0] for r in conn.execute(
             "select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "

@@ -59,7 +59,7 @@ def test_soak_exercised_every_path(soak_result):
 
 
 def test_invariants_catch_corruption(soak_result):
-    """The checks can fail: after the run, each corruption (made as the superuser behind every
+    """The checks can fail: after the run, each corruption (made as the table owner behind every
     function's back, inside a transaction that is rolled back) is caught by the check meant for it."""
     stack = soak_result[3]
     corruptions = {

@@ -145,6 +145,25 @@ def test_lint_names_object_and_rule(base_project):
     assert query(p.db_url, "select to_regclass('public.leaky')") == [(None,)]
 
 
+def test_lint_names_what_hosted_supabase_would_refuse(base_project):
+    p = base_project
+    p.add("20260101000000_create_app.sql", SCHEMA)
+    p.add("20260101000100_unguarded.sql", """
+create table app.lint_notes (id int primary key, body text);
+alter table app.lint_notes enable row level security;
+create function public.wipe_notes() returns void language sql set search_path = '' as $$
+  delete from app.lint_notes
+$$;
+comment on function public.wipe_notes() is 'Deletes every note.';
+revoke all on function public.wipe_notes() from public;
+grant execute on function public.wipe_notes() to authenticated;
+""")
+    res = p.koepon("db", "lint", "--no-sqlfluff")
+    assert res.returncode == 1
+    assert "hosted: safeupdate: public.wipe_notes(): DELETE app.lint_notes without WHERE" in res.stdout, res.stdout
+    assert "(0 hygiene finding(s)), 1 finding(s) hosted Supabase would refuse" in res.stderr, res.stderr
+
+
 def test_lint_clean_project_and_sqlfluff(base_project):
     p = base_project
     p.add("20260101000000_create_app.sql", SCHEMA)

@@ -134,9 +134,12 @@ class Auth:
                 raise AuthError(422, "user_already_exists", "User already registered")
             uid = uuid.uuid4()
             await conn.execute(
+                # Supabase Auth writes '' (Go's empty string) into the token columns, which
+                # have no default on hosted.
                 "insert into auth.users (instance_id, id, aud, role, email, encrypted_password, email_confirmed_at,"
-                " raw_app_meta_data, raw_user_meta_data, created_at, updated_at) values "
-                "(%s, %s, 'authenticated', 'authenticated', %s, %s, now(), %s, %s, now(), now())",
+                " raw_app_meta_data, raw_user_meta_data, created_at, updated_at, confirmation_token,"
+                " recovery_token, email_change_token_new, email_change) values "
+                "(%s, %s, 'authenticated', 'authenticated', %s, %s, now(), %s, %s, now(), now(), '', '', '', '')",
                 (INSTANCE, uid, email, hashed, orjson.dumps({"provider": "email", "providers": ["email"]}).decode(),
                  orjson.dumps(_go_numbers(meta)).decode()))
             await conn.execute(

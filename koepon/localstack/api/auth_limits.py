@@ -73,10 +73,25 @@ class AuthLimits:
         self._ready = False
 
     async def ensure(self, conn) -> None:
-        if not self._ready:
-            async with conn.transaction():
-                await conn.execute(DDL)
-            self._ready = True
+        if self._ready:
+            return
+        cur = await conn.execute("select to_regclass('auth.koepon_auth_limit_hits') is not null")
+        if not (await cur.fetchone())[0]:
+            # GoTrue creates its tables as supabase_auth_admin; `postgres` may create nothing in
+            # `auth` (as on hosted), so the table is made as that role through the tooling
+            # superuser of the private cluster, and `postgres` uses it through the schema's
+            # default privileges.
+            import psycopg
+            from psycopg.conninfo import make_conninfo
+
+            from ...settings import SUPERUSER
+
+            url = make_conninfo(conn.info.dsn, user=SUPERUSER, password="")  # any koepon-made cluster
+            async with await psycopg.AsyncConnection.connect(url, autocommit=True) as su:
+                async with su.transaction():
+                    await su.execute("set local role supabase_auth_admin")
+                    await su.execute(DDL)
+        self._ready = True
 
     @staticmethod
     async def serialise(conn, key: str) -> None:

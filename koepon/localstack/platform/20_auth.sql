@@ -1,9 +1,24 @@
 -- Schema `auth` as Supabase Auth (GoTrue v2) leaves it: the tables our stack and our
--- migrations use, and the helper functions policies call.
+-- migrations use, and the helper functions policies call. Columns and defaults follow
+-- supabase/auth migrations/ (as of 2026-08, bc32168): the token columns the first migration
+-- made (00_init_auth_schema: confirmation_token, recovery_token, email_change_token → _new,
+-- email_change) have no default there, so a user inserted by SQL gets NULL tokens, which
+-- Supabase Auth cannot scan at sign-in; the later ones default to ''.
 create schema if not exists auth authorization supabase_admin;
 comment on schema auth is 'koepon platform base: Supabase Auth schema (local stack only)';
-grant usage on schema auth to anon, authenticated, service_role;
-grant all on schema auth to supabase_auth_admin, postgres;
+grant usage on schema auth to anon, authenticated, service_role, postgres;
+grant all on schema auth to supabase_auth_admin;
+-- 20250421084701_revoke_admin_roles_from_postgres.sql: postgres may use auth, not create in it.
+revoke create on schema auth from postgres;
+
+do $$
+begin
+  if to_regtype('auth.aal_level') is null then
+    -- 20221003041349_add_mfa_schema.up.sql
+    create type auth.aal_level as enum ('aal1', 'aal2', 'aal3');
+  end if;
+end
+$$;
 
 create table if not exists auth.users (
   instance_id uuid,
@@ -14,12 +29,12 @@ create table if not exists auth.users (
   encrypted_password varchar(255),
   email_confirmed_at timestamptz,
   invited_at timestamptz,
-  confirmation_token varchar(255) default '',
+  confirmation_token varchar(255),
   confirmation_sent_at timestamptz,
-  recovery_token varchar(255) default '',
+  recovery_token varchar(255),
   recovery_sent_at timestamptz,
-  email_change_token_new varchar(255) default '',
-  email_change varchar(255) default '',
+  email_change_token_new varchar(255),
+  email_change varchar(255),
   email_change_sent_at timestamptz,
   email_change_token_current varchar(255) default '',
   email_change_confirm_status smallint default 0,
@@ -67,12 +82,18 @@ create table if not exists auth.sessions (
   created_at timestamptz,
   updated_at timestamptz,
   factor_id uuid,
-  aal text,
+  aal auth.aal_level,
   not_after timestamptz,
   refreshed_at timestamp,
   user_agent text,
   ip inet,
-  tag text
+  tag text,
+  -- 20250904133000 (its foreign key to auth.oauth_clients is left out: no OAuth server here),
+  -- 20251007112900, 20251111201300
+  oauth_client_id uuid,
+  refresh_token_hmac_key text,
+  refresh_token_counter bigint,
+  scopes text constraint sessions_scopes_length check (char_length(scopes) <= 4096)
 );
 create index if not exists sessions_user_id_idx on auth.sessions (user_id);
 
@@ -152,5 +173,27 @@ alter function auth.jwt() owner to supabase_auth_admin;
 
 grant execute on function auth.uid(), auth.role(), auth.email(), auth.jwt()
   to anon, authenticated, service_role, postgres;
+-- 20211115181400_update-auth-permissions.sql (supabase/postgres): postgres and dashboard_user
+-- keep every privilege on auth's tables (postgres bypasses their RLS); they own nothing there.
 grant all on all tables in schema auth to supabase_auth_admin, postgres, dashboard_user;
 grant all on all sequences in schema auth to supabase_auth_admin, postgres, dashboard_user;
+grant all on all routines in schema auth to postgres, dashboard_user;
+alter default privileges for role supabase_auth_admin in schema auth
+  grant all on tables to postgres, dashboard_user;
+alter default privileges for role supabase_auth_admin in schema auth
+  grant all on sequences to postgres, dashboard_user;
+alter default privileges for role supabase_auth_admin in schema auth
+  grant all on routines to postgres, dashboard_user;
+
+-- 20240612123726_enable_rls_update_grants.up.sql (supabase/auth): RLS on every auth table,
+-- no policies: the API roles see nothing even if granted.
+do $$
+declare
+  t regclass;
+begin
+  for t in select c.oid from pg_class c where c.relnamespace = 'auth'::regnamespace and c.relkind = 'r'
+  loop
+    execute format('alter table %s enable row level security', t);
+  end loop;
+end
+$$;

@@ -6,9 +6,8 @@
 -- partitions and drops those older than three days); here it is one table (docs/realtime.md).
 create schema if not exists realtime;
 grant usage on schema realtime to postgres, anon, authenticated, service_role;
--- Hosted lets `postgres` write policies on realtime.messages (supautils' policy grants; before
--- them, through this membership): membership in the owner role is the local equivalent.
-grant supabase_realtime_admin to postgres;
+-- `postgres` is no member of supabase_realtime_admin (as on hosted); it writes policies on
+-- realtime.messages through supautils' policy_grants, modelled in 45_supautils_allowances.sql.
 
 create table if not exists realtime.messages (
   topic text not null,
@@ -26,6 +25,11 @@ create index if not exists messages_inserted_at_topic_index on realtime.messages
 alter table realtime.messages owner to supabase_realtime_admin;
 alter table realtime.messages enable row level security;
 grant select, insert, update on realtime.messages to postgres, anon, authenticated, service_role;
+-- supabase/realtime's tenant migrations also give `postgres` the rest of the table's privileges
+-- (GRANT DELETE, TRUNCATE, REFERENCES, TRIGGER ... TO postgres) and, since
+-- DelegateMessagesGrantsToPostgres, SELECT and INSERT with grant option.
+grant delete, truncate, references, trigger on realtime.messages to postgres;
+grant select, insert on realtime.messages to postgres with grant option;
 
 -- The topic of the channel being authorised (set by Realtime while it checks the policies,
 -- and by realtime.send for the insert), for use in policies on realtime.messages.

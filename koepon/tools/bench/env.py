@@ -11,7 +11,7 @@ import time
 
 import psycopg
 
-from ...db import testing
+from ...db import platform_base, testing
 from ...localstack import services
 from ...settings import JWT_SECRET
 from . import data
@@ -38,7 +38,8 @@ class BenchDB:
                 self.has_catalog = True
             else:
                 self.has_catalog = False
-            conn.execute("create extension if not exists pg_stat_statements")
+            # Pre-installed on hosted (schema extensions); `postgres` may not create it itself.
+            platform_base.ensure_extension(conn, "pg_stat_statements")
 
     def connect(self, **kw) -> psycopg.Connection:
         return psycopg.connect(self.url, autocommit=True, **kw)

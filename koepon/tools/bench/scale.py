@@ -13,6 +13,9 @@ import math
 import re
 import time
 
+import psycopg
+
+from ...settings import superuser_url
 from .env import BenchDB, has_function
 from .scenarios import Skip, row, target
 from .tools import pgbench
@@ -132,7 +135,10 @@ def _measure(db: BenchDB, tag: str, olo: int, ohi: int, ng: int, duration: float
 def _plans(db: BenchDB, o: int) -> dict:
     """auto_explain of every statement the functions run (nested), as notices."""
     plans = {}
-    with db.connect() as conn:
+    # Diagnostics, not the workload: LOAD of a library outside $libdir/plugins and
+    # auto_explain's settings need a superuser, so this session is the tooling superuser's
+    # (the queries themselves still run under the API role each script sets).
+    with psycopg.connect(superuser_url(db.url), autocommit=True) as conn:
         notices: list[str] = []
         conn.add_notice_handler(lambda d: notices.append(d.message_primary or ""))
         conn.execute("load 'auto_explain'")
