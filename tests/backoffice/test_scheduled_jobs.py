@@ -28,7 +28,8 @@ EXPECTED = {
 @pytest.fixture(scope="module")
 def cron_url() -> str:
     """The cluster's cron database (cron.database_name = postgres), migrated like `koepon up` does."""
-    url = testing.admin_url()
+    testing.admin_url()  # starts the private cluster
+    url = db_url()  # as `postgres`, who owns the jobs (cron.schedule updates the caller's job by name)
     with psycopg.connect(url, autocommit=True) as conn:
         preload, cron_db = conn.execute("select current_setting('shared_preload_libraries'), "
                                         "current_setting('cron.database_name', true)").fetchone()

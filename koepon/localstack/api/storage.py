@@ -138,9 +138,10 @@ class Storage:
 
 
     # -- list, download, move, copy, remove, public URLs (Supabase Storage's object API) -------------
-    async def _as_caller(self, ctx, read_only: bool, query: str, params: list) -> list:
+    async def _as_caller(self, ctx, read_only: bool, query: str, params: list, setup: str | None = None) -> list:
+        queries = ([(sql.SQL(setup), [])] if setup else []) + [(sql.SQL(query), params)]
         try:
-            results, _, _ = await self.rest._run(ctx, read_only, [(sql.SQL(query), params)], pre_request=False)
+            results, _, _ = await self.rest._run(ctx, read_only, queries, pre_request=False)
         except Exception as exc:  # the rest layer maps psycopg errors to ApiError
             code = getattr(exc, "code", "")
             if code == "23505":
@@ -148,7 +149,7 @@ class Storage:
             if code == "42501":
                 raise StorageError(403, "Unauthorized", "new row violates row-level security policy") from exc
             raise
-        return results[0]
+        return results[-1]
 
     async def list(self, ctx, bucket: str, body: dict) -> list[dict]:
         """POST /object/list/<bucket> {prefix, limit, offset, sortBy, search}: one level of the
@@ -245,9 +246,11 @@ class Storage:
             raise StorageError(400, "InvalidRequest", "prefixes must be a non-empty array of object names")
         for name in prefixes:
             _check(bucket, name)
+        # Storage's own API deletes with storage.allow_delete_query set (direct SQL deletes are refused).
         rows = await self._as_caller(ctx, False, (
             "delete from storage.objects where bucket_id = %s and name = any(%s) "
-            "returning name, id, bucket_id, owner, created_at, updated_at, metadata"), [bucket, prefixes])
+            "returning name, id, bucket_id, owner, created_at, updated_at, metadata"), [bucket, prefixes],
+            setup="select set_config('storage.allow_delete_query', 'true', true)")
         if rows == [[0]]:
             rows = []
         out = []

@@ -39,6 +39,8 @@ begin
   return v;
 end $$;
 grant execute on function tests.count_as(text, text) to anon, authenticated;
+-- Deletes as the Storage API makes them (it sets storage.allow_delete_query in the transaction).
+select set_config('storage.allow_delete_query', 'true', true);
 select is(tests.count_as('other_vtuber', $$with d as (delete from storage.objects where name like '10000000-0000-4000-b000-000000000002/%' returning 1) select count(*)::integer from d$$),
           0, 'another VTuber deletes nothing under the owner''s prefix');
 select is(tests.count_as('owner', $$select count(*)::integer from storage.objects where bucket_id = 'rewards'$$), 1,
