@@ -35,6 +35,13 @@ for ext in pgtap wal2json; do  # wal2json: the logical decoding plugin the Realt
   fi
 done
 
+# pg_cron runs the scheduled jobs inside the database, as Supabase Cron does on hosted Supabase.
+if ! have "postgresql-${major}-cron"; then
+  echo "bootstrap: installing postgresql-${major}-cron"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "postgresql-${major}-cron" >/dev/null
+fi
+
 # The Debian package starts its own cluster on 5432; ours is private on 54322, so that one
 # is left alone.
 stamp=.venv/.installed

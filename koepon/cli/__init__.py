@@ -3,10 +3,10 @@ packages below them (tools, localstack, db); every group is registered here, exp
 
 from __future__ import annotations
 
-from . import bench, db, demo, fairness, gen, pay, soak, stack
+from . import backoffice, bench, db, demo, fairness, gen, pay, soak, stack
 from .base import main
 
-for _group in (db, stack, fairness, pay, demo, bench, soak, gen):
+for _group in (db, stack, fairness, pay, demo, bench, soak, gen, backoffice):
     _group.register(main)
 
 __all__ = ["main"]

@@ -133,6 +133,10 @@ def db_reset(ctx, yes_really):
     with db.connect(url) as conn:
         migrations.migrate(conn, paths(), echo=click.echo)
         migrations.seed(conn, paths())
+    if url == LOCAL_DB_URL and ctx.obj.get("db_url") is None:
+        # Dropping the database stops pg_cron's scheduler, which lives in it; a restart brings it back.
+        Cluster(paths()).stop()
+        Cluster(paths()).start()
     click.echo(f"reset {name}: migrated and seeded")
 
 

@@ -15,8 +15,8 @@ import uuid
 import click
 import httpx
 
-from ..localstack.seed import ADMIN, HOSHI_GACHA
-from ..settings import ANON_KEY, API_PORT, PAYMENTS_PORT
+from ..localstack.seed import ADMIN, HOSHI, HOSHI_GACHA
+from ..settings import ANON_KEY, API_PORT, PAYMENTS_PORT, SERVICE_ROLE_KEY
 from .pay import pay
 
 
@@ -186,4 +186,34 @@ def run_demo(api_url: str = f"http://127.0.0.1:{API_PORT}",
     revoked = sum(1 for r in fan.rpc("list_my_rewards", {}).execute().data if r["revoked"])
     say(f"{provider} refunds it (provider refund {ex['provider_refund_id']}; its webhook completes the refund)",
         f"order refunded ¥{got['refunded_jpy']}; {revoked} rewards revoked; medals now {bal['balance']}")
+
+    _vtuber_side(api_url, say)
     return {"order_id": order["order_id"], "refund_id": refund["refund_id"], "user_id": res.user.id}
+
+
+def _vtuber_side(api_url: str, say) -> None:
+    """The other side of the counter: the VTuber's sales for the day and their open statement."""
+    from supabase import create_client
+
+    # The scheduled job adds new sales to the rollups every minute; the demo runs it now, once the
+    # refund is older than the job's two-second margin.
+    time.sleep(2.1)
+    service = create_client(api_url, SERVICE_ROLE_KEY)
+    ran = service.rpc("service_refresh_rollups", {}).execute().data
+    vtuber = _client(api_url)
+    vtuber.auth.sign_in_with_password({"email": HOSHI.email, "password": HOSHI.password})
+    today = vtuber.rpc("get_my_sales", {}).execute().data
+    day = today["days"][-1] if today["days"] else {}
+    t = today["totals"]
+    say(f"The VTuber ({HOSHI.email}) reads their sales (rollups fresh through {ran['through']})",
+        f"last day {day.get('jst_date', '-')}: {day.get('paid_orders', 0)} paid orders, "
+        f"gross ¥{day.get('gross_jpy', 0)}, "
+        f"refunds ¥{day.get('refunds_jpy', 0)}, {day.get('paying_fans', 0)} paying fans\n"
+        f"     30 days: gross ¥{t['gross_jpy']}, net ¥{t['net_jpy']}, their share ¥{t['vtuber_share_jpy']}, "
+        f"ARPPU ¥{t.get('arppu_jpy') or 0}")
+    st = vtuber.rpc("get_my_payout_statement", {}).execute().data
+    say(f"And their open statement for {st['month']}",
+        f"gross ¥{st['gross_jpy']} - refunds ¥{st['refunds_jpy']} - chargebacks ¥{st['chargebacks_jpy']} "
+        f"= net ¥{st['net_jpy']}; share {st['share_bps'] / 100:g}% = ¥{st['vtuber_share_jpy']} "
+        f"(consumption tax inside ¥{st['consumption_tax_in_share_jpy']}); "
+        f"payable ¥{st['payable_jpy']} ({st['status']})")

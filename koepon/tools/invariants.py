@@ -235,6 +235,36 @@ CHECKS: list[Check] = [
                 from ({_FULFILLING}) f) b
        where received - refunded_to_fans <> orders_paid - orders_refunded
           or n <> (select count(*) from app.orders where status = 'fulfilled')"""),
+    # -- the sales rollups (kept by a scheduled job) ----------------------------------------------
+    Check("rollups_equal_base_tables",
+          "up to the rollups' watermark, sales per JST day and gacha equal orders, refunds and disputes", """
+      with w as (select through from app.rollup_state),
+      paid as (
+        select (o.fulfilled_at at time zone 'Asia/Tokyo')::date as d, o.gacha_id, count(*) as n,
+               sum(o.pull_count) as pulls, sum(o.amount_jpy) as gross
+          from app.orders o join app.medal_ledger l on l.order_id = o.id and l.reason = 'pull_grant', w
+         where l.created_at < w.through group by 1, 2),
+      ref as (
+        select (f.completed_at at time zone 'Asia/Tokyo')::date as d, o.gacha_id, sum(f.amount_jpy) as amt
+          from app.refunds f join app.orders o on o.id = f.order_id, w
+         where f.status = 'completed' and f.completed_at < w.through group by 1, 2),
+      cb as (
+        select (x.first_at at time zone 'Asia/Tokyo')::date as d, o.gacha_id, sum(o.amount_jpy) as amt
+          from (select order_id, min(created_at) as first_at from app.disputes group by 1) x
+          join app.orders o on o.id = x.order_id, w
+         where x.first_at < w.through group by 1, 2),
+      expected as (
+        select k.d, k.gacha_id, coalesce(p.n, 0) as paid_orders, coalesce(p.pulls, 0) as pulls,
+               coalesce(p.gross, 0) as gross_jpy, coalesce(r.amt, 0) as refunds_jpy,
+               coalesce(c.amt, 0) as chargebacks_jpy
+          from (select d, gacha_id from paid union select d, gacha_id from ref union select d, gacha_id from cb) k
+          left join paid p using (d, gacha_id) left join ref r using (d, gacha_id) left join cb c using (d, gacha_id))
+      select coalesce(e.d, s.jst_date) as jst_date, coalesce(e.gacha_id, s.gacha_id) as gacha_id,
+             row(e.paid_orders, e.pulls, e.gross_jpy, e.refunds_jpy, e.chargebacks_jpy)::text as expected,
+             row(s.paid_orders, s.pulls, s.gross_jpy, s.refunds_jpy, s.chargebacks_jpy)::text as rolled_up
+        from expected e full join app.sales_daily s on s.jst_date = e.d and s.gacha_id = e.gacha_id
+       where (e.paid_orders, e.pulls, e.gross_jpy, e.refunds_jpy, e.chargebacks_jpy)
+             is distinct from (s.paid_orders, s.pulls, s.gross_jpy, s.refunds_jpy, s.chargebacks_jpy)"""),
 ]
 
 

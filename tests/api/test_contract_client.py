@@ -96,8 +96,8 @@ def test_anon_cannot_call_fan_rpc(anon):
 
 def test_storage_signed_url_as_service_role_then_download(api_url):
     svc = create_client(api_url, SERVICE_ROLE_KEY)
-    name = f"tests/{uuid.uuid4().hex}.txt"
-    svc.storage.from_("rewards").upload(name, b"hello reward")
+    name = f"tests/{uuid.uuid4().hex}.mp3"
+    svc.storage.from_("rewards").upload(name, b"hello reward", {"content-type": "audio/mpeg"})
     url = svc.storage.from_("rewards").create_signed_url(name, 60)["signedURL"]
     r = httpx.get(url)
     assert r.status_code == 200 and r.content == b"hello reward"

@@ -35,7 +35,8 @@ def reward(seeded_db_url, api_url):
         other = str(conn.execute("select tests.create_user(%s)", (f"other-{uuid.uuid4().hex[:6]}@t",)).fetchone()[0])
         other_email = conn.execute("select email from auth.users where id = %s", (other,)).fetchone()[0]
     svc = create_client(api_url, SERVICE_ROLE_KEY)
-    svc.storage.from_(bucket).upload(path, b"the reward bytes", {"upsert": "true"})
+    # The rewards bucket takes images, audio and video only (its allowed_mime_types).
+    svc.storage.from_(bucket).upload(path, b"the reward bytes", {"upsert": "true", "content-type": "audio/mpeg"})
     return {"id": str(rid), "bucket": bucket, "path": path, "other_email": other_email}
 
 

@@ -179,6 +179,8 @@ def arguments(fn: str, props: dict, ids: dict, caller: str) -> dict:
             args[name] = True
         elif schema.get("format") == "date-time":
             args[name] = "2030-01-01T00:00:00Z"
+        elif schema.get("format") == "date":
+            args[name] = "2030-01-01"
         else:
             args[name] = "x"
     return args

@@ -8,6 +8,7 @@ environment `koepon up` gives it). KOMOJU: the service and the fakes in threads 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import tempfile
@@ -70,6 +71,12 @@ def _check(result):
                  "They download a reward through a signed URL", "The admin approves it", "demo finished"):
         assert line in out
     assert "order refunded ¥3000; 10 rewards revoked" in out
+    # The demo ends on the VTuber's side: today's sales and the open statement, the demo's own
+    # paid and refunded ¥3,000 included.
+    sales = re.search(r"reads their sales .*\n\s+last day \S+: (\d+) paid orders, gross ¥(\d+), refunds ¥(\d+)", out)
+    assert sales and int(sales[1]) >= 1 and int(sales[2]) >= 3000 and int(sales[3]) >= 3000, out
+    statement = re.search(r"open statement for \d{4}-\d{2}\n\s+gross ¥(\d+) - refunds ¥(\d+)", out)
+    assert statement and int(statement[1]) >= 3000 and int(statement[2]) >= 3000, out
 
 
 def test_koepon_demo_against_the_service_as_koepon_up_runs_it(api, gunicorn_service):

@@ -43,8 +43,9 @@ def _fan_with_reward(api_url, pay, db_url):
     with psycopg.connect(db_url) as conn:
         bucket, path = conn.execute("select content_bucket, content_path from app.user_rewards where id = %s",
                                     (reward["id"],)).fetchone()
-    create_client(api_url, SERVICE_ROLE_KEY).storage.from_(bucket).upload(path, b"the reward bytes",
-                                                                          {"upsert": "true"})
+    # The rewards bucket takes images, audio and video only (its allowed_mime_types).
+    create_client(api_url, SERVICE_ROLE_KEY).storage.from_(bucket).upload(
+        path, b"the reward bytes", {"upsert": "true", "content-type": "audio/mpeg"})
     return sb, res.session.access_token, res.user.id, reward["id"], order["order_id"], path
 
 

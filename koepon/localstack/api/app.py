@@ -26,7 +26,7 @@ from . import openapi, schema
 from .auth import Auth, AuthError
 from .errors import ApiError, pgrst
 from .rest import Ctx, Rest, parse_prefer
-from .storage import Storage, StorageError, read_upload
+from .storage import Storage, StorageError, read_upload, upload_mimetype
 from .tokens import JwtVerifier
 
 log = logging.getLogger("koepon.localstack.api")
@@ -266,13 +266,42 @@ async def storage_endpoint(request: Request) -> Response:
         if request.method == "GET":
             data = api.storage.read_signed(bucket, name, request.query_params.get("token"))
             return Response(data, media_type="application/octet-stream")
+    if kind == "object" and bucket == "public" and "/" in name and request.method == "GET":
+        bucket, _, name = name.partition("/")
+        return Response(await api.storage.public(bucket, name), media_type="application/octet-stream")
+    if kind == "object" and bucket in ("list", "move", "copy") and request.method == "POST":
+        role, claims = api.identify(request)
+        ctx = api.ctx(request, "/storage", role, claims)
+        body = api.parse_json(await api.body(request)) or {}
+        if not isinstance(body, dict):
+            raise StorageError(400, "InvalidRequest", "the body must be a JSON object")
+        if bucket == "list" and name:
+            return _json(200, orjson.dumps(await api.storage.list(ctx, name, body)))
+        if bucket == "move" and not name:
+            return _json(200, orjson.dumps(await api.storage.move(ctx, body)))
+        if bucket == "copy" and not name:
+            return _json(200, orjson.dumps(await api.storage.copy(ctx, body)))
+    if kind == "object" and bucket and not name and request.method == "DELETE":
+        role, claims = api.identify(request)
+        ctx = api.ctx(request, "/storage", role, claims)
+        body = api.parse_json(await api.body(request)) or {}
+        if not isinstance(body, dict):
+            raise StorageError(400, "InvalidRequest", "the body must be a JSON object")
+        return _json(200, orjson.dumps(await api.storage.remove(ctx, bucket, body)))
+    if kind == "object" and name and request.method == "GET":
+        if bucket == "authenticated" and "/" in name:
+            bucket, _, name = name.partition("/")
+        role, claims = api.identify(request)
+        ctx = api.ctx(request, "/storage", role, claims)
+        return Response(await api.storage.download(ctx, bucket, name), media_type="application/octet-stream")
     if kind == "object" and name and request.method in ("POST", "PUT"):
         role, claims = api.identify(request)
         ctx = api.ctx(request, "/storage", role, claims)
-        data = _file_bytes(request.headers.get("content-type", ""), await read_upload(request))
+        raw = await read_upload(request)
+        data = _file_bytes(request.headers.get("content-type", ""), raw)
         upsert = request.headers.get("x-upsert", "false") == "true" or request.method == "PUT"
         result = await api.storage.upload(ctx, bucket, name, data,
-                                          request.headers.get("content-type", "application/octet-stream"), upsert)
+                                          upload_mimetype(request.headers.get("content-type", ""), raw), upsert)
         return _json(200, orjson.dumps(result))
     raise StorageError(404, "not_found", "Not found")
 

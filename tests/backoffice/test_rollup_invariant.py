@@ -1,0 +1,34 @@
+"""The soak's invariant "rollups equal the base tables once caught up" holds after a refresh and
+names the day and gacha when a rollup row is wrong."""
+
+from __future__ import annotations
+
+import psycopg
+
+from koepon.tools import invariants
+
+
+def _rollup_violations(conn):
+    return [v for v in invariants.check(conn) if v.check == "rollups_equal_base_tables"]
+
+
+def test_rollups_equal_base_tables_and_the_check_can_fail(fresh_db_url):
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        conn.execute("""
+            insert into econ_test.ids values ('v', econ_test.vtuber('v@inv'));
+            insert into econ_test.ids values
+              ('g', econ_test.gacha(econ_test.id('v'), '[{"name":"n","rarity":"N","rate_ppm":1000000}]')),
+              ('f', econ_test.fan('f@inv')), ('f2', econ_test.fan('f2@inv'));
+            insert into econ_test.ids values
+              ('o1', econ_test.paid('f', 10, 'a', now() - interval '3 hours')),
+              ('o2', econ_test.paid('f2', 1, 'b', now() - interval '2 hours'));
+            select private.record_refund(econ_test.id('o1'), 're_inv', 400, now() - interval '1 hour');
+            select private.record_dispute(econ_test.id('o2'), 'dp_inv', 'needs_response', now() - interval '1 hour');
+        """)
+        conn.execute("select private.refresh_rollups(now())")
+        assert conn.execute("select sum(gross_jpy), sum(refunds_jpy), sum(chargebacks_jpy) from app.sales_daily"
+                            ).fetchone() == (1100, 400, 100)
+        assert _rollup_violations(conn) == []
+        conn.execute("update app.sales_daily set refunds_jpy = refunds_jpy + 1 where refunds_jpy > 0")
+        broken = _rollup_violations(conn)
+        assert len(broken) == 1 and broken[0].row["expected"] != broken[0].row["rolled_up"]
