@@ -127,14 +127,21 @@ class Cluster:
         os.chown(self.log, uid, gid)
 
     def _add_missing_settings(self) -> None:
-        """A cluster made before a setting joined SERVER_SETTINGS gets it at its next start."""
+        """A cluster made before a setting joined (or changed in) SERVER_SETTINGS gets it at its next start.
+
+        postgresql.auto.conf is read in order and a later line wins, so a changed value is appended.
+        """
         conf = self.data / "postgresql.auto.conf"
         text = conf.read_text() if conf.exists() else ""
-        have = {line.split("=", 1)[0].strip() for line in text.splitlines() if "=" in line}
-        missing = [f"{k} = '{v}'\n" for k, v in SERVER_SETTINGS.items() if k not in have]
-        if missing:
+        have: dict[str, str] = {}
+        for line in text.splitlines():
+            if "=" in line and not line.lstrip().startswith("#"):
+                key, _, value = line.partition("=")
+                have[key.strip()] = value.strip().strip("'")
+        stale = [f"{k} = '{v}'\n" for k, v in SERVER_SETTINGS.items() if have.get(k) != v]
+        if stale:
             with open(conf, "a") as f:
-                f.writelines(missing)
+                f.writelines(stale)
 
     def current_layout(self) -> bool:
         marker = self.data / LAYOUT_MARKER

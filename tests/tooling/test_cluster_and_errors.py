@@ -13,7 +13,7 @@ import socket
 import psycopg
 import pytest
 
-from koepon.db.cluster import Cluster
+from koepon.db.cluster import SUPERUSER, Cluster
 from koepon.errors import KoeponError
 from koepon.settings import Paths
 
@@ -102,3 +102,17 @@ def test_unexpected_database_errors_are_one_line(tmp_root, empty_db):
     finally:
         with psycopg.connect(empty_db, autocommit=True) as conn:
             conn.execute(f"drop role {role}")
+
+
+def test_a_cluster_made_with_older_settings_gets_the_current_ones_at_its_next_start(own_cluster):
+    """A setting whose value changed since the cluster was made (here: preload libraries without
+    pg_cron, wal_level replica, as older koepon wrote them) takes the current value at the next start."""
+    c = own_cluster
+    c.start()
+    c.stop()
+    with open(c.data / "postgresql.auto.conf", "a") as conf:
+        conf.write("shared_preload_libraries = 'pg_stat_statements'\nwal_level = 'replica'\n")
+    c.start()
+    with psycopg.connect(f"postgresql://{SUPERUSER}@127.0.0.1:{c.port}/postgres") as conn:
+        assert conn.execute("show wal_level").fetchone() == ("logical",)
+        assert conn.execute("show shared_preload_libraries").fetchone() == ("pg_stat_statements,pg_cron",)
