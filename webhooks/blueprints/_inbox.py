@@ -18,7 +18,7 @@ class RecordedEvents:
     The inbox (app.payment_events) stays the authority: a recorded event's row never changes
     after the transaction that recorded it (order_id and outcome are set there), and a redelivery
     changes nothing, so a later delivery of the same event is answered from here without a call
-    (issue 7: duplicates must not cost a fulfilment's path). The signature is still checked on
+    (a provider's redeliveries in a launch must not each cost a database round trip). The signature is still checked on
     every delivery before this lookup. Bounded (least recently used out); per process.
     """
 
