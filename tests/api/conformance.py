@@ -43,3 +43,8 @@ def install(db_url: str) -> None:
                          "now() + interval '1 hour')", (uid, GACHA, VTUBER, f"conformance-{n}"))
         conn.execute(sql.SQL("alter role authenticator in database {} set pgrst.db_schemas = 'public, v2'")
                      .format(sql.Identifier(conn.info.dbname)))
+
+
+def get(api, path, **kw):
+    r = api.get(path, **kw)
+    return r.status_code, r.json()

@@ -7,24 +7,7 @@ JsonOperatorSpec.hs and MultipleSchemaSpec.hs over the same fixture rows.
 
 from __future__ import annotations
 
-import httpx
-import pytest
-from conformance import ANON, install
-
-from koepon.localstack.api.testing import running_api
-
-
-@pytest.fixture(scope="module")
-def api(seeded_db_url):
-    install(seeded_db_url)
-    with running_api(seeded_db_url) as url:
-        with httpx.Client(base_url=f"{url}/rest/v1", headers=ANON, timeout=10) as client:
-            yield client
-
-
-def get(api, path, **kw):
-    r = api.get(path, **kw)
-    return r.status_code, r.json()
+from conformance import get
 
 
 def ids(api, path):

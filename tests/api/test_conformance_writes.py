@@ -7,20 +7,6 @@ UpdateSpec.hs, DeleteSpec.hs and Preferences/MaxAffectedSpec.hs.
 
 from __future__ import annotations
 
-import httpx
-import pytest
-from conformance import ANON, install
-
-from koepon.localstack.api.testing import running_api
-
-
-@pytest.fixture(scope="module")
-def api(seeded_db_url):
-    install(seeded_db_url)
-    with running_api(seeded_db_url) as url:
-        with httpx.Client(base_url=f"{url}/rest/v1", headers=ANON, timeout=10) as client:
-            yield client
-
 
 def prefer(*values):
     return {"Prefer": ", ".join(values)}
