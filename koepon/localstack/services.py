@@ -1,8 +1,8 @@
 """The local stack's processes, the one copy of each rule: pick a free port, spawn a service,
 wait until it answers, give the payment service its whole configuration, stop it again.
 
-`koepon up` runs three services on fixed ports: the API, the fake payment providers and the
-payment service. The payment service is configured only through its environment, as in
+`koepon up` runs four services on fixed ports: the API, the fake payment providers, the
+payment service and the web console. The payment service is configured only through its environment, as in
 production; the fakes are chosen by that environment (a local test key and the fakes' base
 URL), never by a missing key.
 """
@@ -26,6 +26,7 @@ from ..db.ports import ensure_free
 from ..errors import KoeponError
 from ..settings import (
     API_PORT,
+    CONSOLE_PORT,
     FAKES_PORT,
     JWT_SECRET,
     KOMOJU_WEBHOOK_SECRET,
@@ -76,6 +77,11 @@ def fakes_argv(port: int, payments_url: str) -> list[str]:
     return [sys.executable, "-m", "koepon.localstack.fakes", "--port", str(port), "--payments-url", payments_url]
 
 
+def console_argv(port: int, api_url: str, payments_url: str, fakes_url: str) -> list[str]:
+    return [sys.executable, "-m", "koepon.localstack.console", "--port", str(port), "--api-url", api_url,
+            "--payments-url", payments_url, "--stripe-api-base", f"{fakes_url}/stripe"]
+
+
 def spawn(argv: list[str], log_path: str | Path, env: dict[str, str] | None = None,
           health_url: str | None = None, timeout: float = 60) -> subprocess.Popen:
     """Start a process in its own session (so killpg stops what it started), logging to `log_path`;
@@ -117,6 +123,8 @@ def services() -> list[Service]:
         Service("api", tuple(api_argv(API_PORT)), API_PORT, "/health"),
         Service("fakes", tuple(fakes_argv(FAKES_PORT, payments_url)), FAKES_PORT, "/health"),
         Service("payments", tuple(payments_argv(PAYMENTS_PORT)), PAYMENTS_PORT, "/health"),
+        Service("console", tuple(console_argv(CONSOLE_PORT, f"http://127.0.0.1:{API_PORT}", payments_url,
+                                              f"http://127.0.0.1:{FAKES_PORT}")), CONSOLE_PORT, "/health"),
     ]
 
 
