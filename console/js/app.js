@@ -1,5 +1,5 @@
 // The console's shell: configuration, session, navigation by role, and the router (#/path).
-import { init, rpc, sb } from './api.js'
+import { ApiError, init, rpc, sb } from './api.js'
 import { L, getLang, setLang } from './i18n.js'
 import { clearFlash, h } from './ui.js'
 import * as auth from './views/auth.js'
@@ -89,6 +89,7 @@ let current = null  // the view's cleanup (Realtime channels, charts)
 export async function render () {
   const path = location.hash.replace(/^#/, '') || '/'
   const view = document.getElementById('view')
+  delete document.body.dataset.shown  // set again once this screen is drawn (tests wait on it)
   if (current) { try { await current() } catch (_) { /* leaving a view never fails the next */ } current = null }
   nav()
   for (const [re, fn] of routes) {
@@ -98,9 +99,11 @@ export async function render () {
       try {
         current = (await fn(view, ...m.slice(1))) || null
       } catch (err) {
+        if (!(err instanceof ApiError)) console.error('the screen failed', err)  // a bug of this page
         view.replaceChildren(h('p', { class: 'flash error', role: 'alert' }, err.message || String(err)))
       }
       document.title = `${view.querySelector('h1')?.textContent || ''} — ${L('こえポン！コンソール', 'Koepon console')}`
+      document.body.dataset.shown = path
       return
     }
   }

@@ -13,10 +13,11 @@ export function yen (n) {
 export const yenPlain = (n) => (n === null || n === undefined ? '—' : '¥' + Number(n).toLocaleString('ja-JP'))
 
 export function jst (iso, withTime = true) {
-  if (!iso) return '—'
+  const d = new Date(iso)
+  if (!iso || Number.isNaN(d.getTime())) return '—'  // null, or "-infinity" (a rollup that never ran)
   const opts = { timeZone: 'Asia/Tokyo', year: 'numeric', month: '2-digit', day: '2-digit' }
   if (withTime) Object.assign(opts, { hour: '2-digit', minute: '2-digit', hour12: false })
-  return new Intl.DateTimeFormat(locale(), opts).format(new Date(iso)) + (withTime ? ' JST' : '')
+  return new Intl.DateTimeFormat(locale(), opts).format(d) + (withTime ? ' JST' : '')
 }
 
 // Today's JST calendar date as YYYY-MM-DD (every "day" of the product is a JST day).

@@ -162,8 +162,14 @@ def shot(page, name: str) -> None:
 
 
 def goto(page, hash_path: str, ready: str) -> None:
-    """Navigate inside the app and wait until the screen's own element is there."""
-    page.evaluate("h => { location.hash = h }", hash_path)
+    """Navigate inside the app (a reload when already there) and wait for the screen's own element."""
+    if page.evaluate("location.hash") == hash_path:
+        page.reload()
+        page.wait_for_selector("body[data-ready='1']")
+    else:
+        page.evaluate("h => { location.hash = h }", hash_path)
+    # The app marks the body with the path of the screen it finished drawing.
+    page.wait_for_function("p => document.body.dataset.shown === p", arg=hash_path.removeprefix("#"))
     page.wait_for_selector(ready)
 
 

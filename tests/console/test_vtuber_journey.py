@@ -65,7 +65,7 @@ def test_vtuber_fixes_the_rates_publishes_and_sees_the_sale(open_page, stack):
     gacha_id = page.evaluate("location.hash").split("/")[-1]
 
     # A fan buys a 10-pull of it; the rollup job (every minute) is run once the sale is 2 s old.
-    paying_fan(stack.api_url, stack.payments_url, gacha_id, pulls=10)
+    paying_fan(stack, gacha_id, pulls=10)
     time.sleep(2.1)
     service_client(stack.api_url).rpc("service_refresh_rollups", {}).execute()
 
