@@ -1,7 +1,7 @@
 // The console's shell: configuration, session, navigation by role, and the router (#/path).
 import { ApiError, init, rpc, sb } from './api.js'
 import { L, getLang, setLang } from './i18n.js'
-import { clearFlash, h } from './ui.js'
+import { clearFlash, fill, h } from './ui.js'
 import * as auth from './views/auth.js'
 import * as fan from './views/fan.js'
 import * as vtuber from './views/vtuber.js'
@@ -62,10 +62,10 @@ function nav () {
   document.getElementById('nav').replaceChildren(...items)
   const who = document.getElementById('who')
   if (state.session) {
-    who.replaceChildren(h('span', { id: 'who-email' }, state.session.user.email), ' ',
+    fill(who, h('span', { id: 'who-email' }, state.session.user.email), ' ',
       h('button', { type: 'button', id: 'signout', onclick: signOut }, L('ログアウト', 'Sign out')))
   } else {
-    who.replaceChildren(h('a', { href: '#/signin', id: 'signin-link' }, L('ログイン', 'Sign in')), ' ',
+    fill(who, h('a', { href: '#/signin', id: 'signin-link' }, L('ログイン', 'Sign in')), ' ',
       h('a', { href: '#/signup', id: 'signup-link' }, L('新規登録', 'Sign up')))
   }
   document.getElementById('skip-link').textContent = L('本文へ移動', 'Skip to content')
@@ -95,19 +95,19 @@ export async function render () {
   for (const [re, fn] of routes) {
     const m = path.match(re)
     if (m) {
-      view.replaceChildren(h('p', { class: 'loading' }, L('読み込み中…', 'Loading…')))
+      fill(view, h('p', { class: 'loading' }, L('読み込み中…', 'Loading…')))
       try {
         current = (await fn(view, ...m.slice(1))) || null
       } catch (err) {
         if (!(err instanceof ApiError)) console.error('the screen failed', err)  // a bug of this page
-        view.replaceChildren(h('p', { class: 'flash error', role: 'alert' }, err.message || String(err)))
+        fill(view, h('p', { class: 'flash error', role: 'alert' }, err.message || String(err)))
       }
       document.title = `${view.querySelector('h1')?.textContent || ''} — ${L('こえポン！コンソール', 'Koepon console')}`
       document.body.dataset.shown = path
       return
     }
   }
-  view.replaceChildren(h('h1', {}, L('ページが見つかりません', 'Page not found')))
+  fill(view, h('h1', {}, L('ページが見つかりません', 'Page not found')))
 }
 
 export function go (hash) {

@@ -1,4 +1,4 @@
-// Small DOM helpers: elements built with h() (textContent only, never innerHTML from data), labelled
+// Small DOM helpers: elements built with h() (text nodes only, data is never parsed as HTML), labelled
 // form fields, the flash area for results and errors.
 import { ApiError } from './api.js'
 import { L } from './i18n.js'
@@ -20,6 +20,12 @@ export function h (tag, attrs = {}, ...children) {
   return el
 }
 
+// replaceChildren that skips null/false, as h() does (optional parts of a screen).
+export function fill (el, ...children) {
+  el.replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false))
+  return el
+}
+
 let fieldSeq = 0
 // A labelled control: <label for> + input/select/textarea, wrapped in a div.
 export function field (label, control, hint) {
@@ -33,12 +39,12 @@ export function flash (message, kind = 'ok') {
   const box = document.getElementById('flash')
   if (kind === 'ok') box.dataset.keep = '1'
   else delete box.dataset.keep
-  box.replaceChildren(h('p', { class: `flash ${kind}`, role: kind === 'error' ? 'alert' : null }, message))
+  fill(box, h('p', { class: `flash ${kind}`, role: kind === 'error' ? 'alert' : null }, message))
 }
 export function clearFlash () {
   const box = document.getElementById('flash')
   if (box.dataset.keep) delete box.dataset.keep
-  else box.replaceChildren()
+  else fill(box)
 }
 
 export function showError (err) {

@@ -145,3 +145,35 @@ def test_a_declined_card_and_a_missing_birth_date_are_told_in_words(open_page, s
     error = page.wait_for_selector(".flash.error")
     assert "カードが拒否されました" in error.inner_text()
     watch.check()
+
+
+def test_konbini_shows_the_payment_slip_and_the_results_arrive_when_paid_later(open_page, stack):
+    page, watch = open_page()
+    goto(page, "#/signup", "#signup-form")
+    page.get_by_label("メールアドレス").fill(new_email("console-konbini"))
+    page.get_by_label(re.compile("^パスワード")).fill("fan-password-123")
+    page.get_by_label(re.compile("^生年月日")).fill("1990-02-02")
+    page.get_by_role("button", name="登録する").click()
+    page.wait_for_selector("#who-email")
+
+    goto(page, f"#/gacha/{HOSHI_GACHA}", "#buy-1")
+    page.get_by_label("支払い方法").select_option("komoju")
+    page.locator("#buy-1").click()
+    page.wait_for_selector("#konbini-slip")
+    assert "お支払い待ち" in page.locator("#order-status").inner_text()
+    shot(page, "konbini")
+
+    # KOMOJU's hosted page (the fake's): the slip with the receipt number; paying at the store later
+    # sends payment.authorized then payment.captured, and the waiting page reveals the pull.
+    with page.context.expect_page() as opened:
+        page.locator("#konbini-slip").click()
+    slip = opened.value
+    slip.wait_for_selector("#receipt")
+    assert "¥300（税込）" in slip.locator("#amount").inner_text()
+    slip.locator("#pay-at-store").click()
+    slip.wait_for_selector("#paid")
+    slip.close()
+
+    page.wait_for_selector("#reveal-done", timeout=20_000)
+    assert page.locator("#cards li.card.revealed").count() == 1
+    watch.check()

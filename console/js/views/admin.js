@@ -4,7 +4,7 @@
 import { payments, rpc } from '../api.js'
 import { L } from '../i18n.js'
 import { jst, jstDate, num, yen, yenPlain } from '../format.js'
-import { act, field, flash, h, section, table } from '../ui.js'
+import { act, field, fill, flash, h, section, table } from '../ui.js'
 import { go, state } from '../app.js'
 import { renderSales } from './vtuber.js'
 
@@ -25,7 +25,7 @@ export async function kpis (view) {
   const sales = await rpc('admin_get_sales', { p_vtuber_id: null, p_from: from, p_to: to })
   const card = (label, value) => h('div', { class: 'kpi' }, h('span', {}, label), h('strong', {}, value))
   const out = h('div', {})
-  view.replaceChildren(h('h1', {}, L('KPI（直近30日）', 'KPIs (last 30 days)')),
+  fill(view, h('h1', {}, L('KPI（直近30日）', 'KPIs (last 30 days)')),
     h('div', { class: 'kpis', id: 'kpis' },
       card(L('流通額（税込）', 'GMV (tax incl.)'), yenPlain(k.gmv_jpy)), card(L('注文数', 'Paid orders'), num(k.paid_orders)),
       card(L('課金ユーザー', 'Paying users'), num(k.paying_users)), card(L('返金率', 'Refund rate'), k.refund_rate === null ? '—' : `${(k.refund_rate * 100).toFixed(2)} %`),
@@ -40,7 +40,7 @@ export async function kpis (view) {
 export async function applications (view) {
   if (!needAdmin()) return
   const page = await rpc('admin_list_vtuber_applications', { p_status: 'pending', p_limit: 100 })
-  view.replaceChildren(h('h1', {}, L('VTuber申請', 'VTuber applications')),
+  fill(view, h('h1', {}, L('VTuber申請', 'VTuber applications')),
     table([L('VTuber名', 'Name'), L('紹介', 'Description'), L('申請日時', 'Submitted'), L('理由（却下時は必須）', 'Reason (needed to reject)'), ''], page.items.map((a) => {
       const [reason, label] = reasonInput(`reason-${a.application_id}`, L('理由', 'Reason'))
       const decide = (decision) => (e) => act(e.target, async () => {
@@ -77,7 +77,7 @@ export async function refunds (view) {
       flash(L(`決済事業者に返金を依頼しました（${x.provider} ${x.provider_refund_id}）。完了の通知で特典が取り消されます。`, `Refund submitted to ${x.provider} (${x.provider_refund_id}); its confirmation revokes the rewards.`))
       go('#/admin/refunds')
     }) }, L('返金を実行', 'Execute refund')))))
-  view.replaceChildren(h('h1', {}, L('返金申請', 'Refund requests')),
+  fill(view, h('h1', {}, L('返金申請', 'Refund requests')),
     section(L('審査待ち', 'To review'), table([L('申請日時', 'Requested'), L('注文', 'Order'), L('理由', 'Reason'), L('金額', 'Amount'), L('審査メモ', 'Note'), ''], reqRows, { id: 'refunds-requested' })),
     section(L('承認済み（実行待ち）', 'Approved (to execute)'), table([L('承認日時', 'Approved'), L('注文', 'Order'), L('金額', 'Amount'), ''], apprRows, { id: 'refunds-approved' })),
     section(L('最近の返金', 'Recent refunds'), table([L('申請日時', 'Requested'), L('注文', 'Order'), L('状態', 'Status'), L('金額', 'Amount')],
@@ -87,7 +87,7 @@ export async function refunds (view) {
 export async function disputes (view) {
   if (!needAdmin()) return
   const page = await rpc('admin_list_disputes', { p_limit: 100 })
-  view.replaceChildren(h('h1', {}, L('チャージバック', 'Disputes')),
+  fill(view, h('h1', {}, L('チャージバック', 'Disputes')),
     table([L('日時', 'Opened'), L('事業者', 'Provider'), L('注文', 'Order'), L('状態', 'Status'), L('金額', 'Amount')], page.items.map((d) =>
       h('tr', {}, h('td', {}, jst(d.created_at)), h('td', {}, d.provider), h('td', {}, h('code', {}, d.order_id.slice(0, 8))), h('td', {}, d.status), h('td', { class: 'num' }, yen(d.amount_jpy)))), { id: 'disputes' }))
 }
@@ -96,7 +96,7 @@ export async function flagged (view) {
   if (!needAdmin()) return
   const page = await rpc('admin_list_payment_events', { p_limit: 100 })
   const issues = await rpc('admin_list_reconciliation_issues', { p_status: 'open', p_limit: 100 })
-  view.replaceChildren(h('h1', {}, L('要確認の決済', 'Flagged payments')),
+  fill(view, h('h1', {}, L('要確認の決済', 'Flagged payments')),
     h('p', { class: 'note' }, L('決済イベントのうち自動で処理できなかったもの（金額不一致・二重決済など）と、照合で見つかった差異です。', 'Payment events the inbox could not act on (amount mismatch, duplicate payment, …) and discrepancies found by reconciliation.')),
     table([L('受信日時', 'Received'), L('事業者', 'Provider'), L('種類', 'Type'), L('結果', 'Outcome'), L('詳細', 'Detail')], page.items.map((e) =>
       h('tr', {}, h('td', {}, jst(e.received_at)), h('td', {}, e.provider), h('td', {}, e.type), h('td', {}, e.outcome), h('td', {}, e.detail || ''))), { id: 'payment-events' }),
@@ -115,7 +115,7 @@ export async function users (view) {
   const form = h('form', { class: 'cols', id: 'user-search' }, field(L('メールアドレス（前方一致）', 'E-mail starts with'), prefix), h('button', { type: 'submit' }, L('検索', 'Search')))
   async function load () {
     const page = await rpc('admin_list_users', { p_email_prefix: prefix.value || null, p_limit: 50 })
-    out.replaceChildren(table([L('メール', 'E-mail'), L('表示名', 'Name'), L('役割', 'Roles'), L('状態', 'Status'), L('理由', 'Reason'), ''], page.items.map((u) => {
+    fill(out, table([L('メール', 'E-mail'), L('表示名', 'Name'), L('役割', 'Roles'), L('状態', 'Status'), L('理由', 'Reason'), ''], page.items.map((u) => {
       const [reason, label] = reasonInput(`reason-${u.user_id}`, L('理由', 'Reason'))
       const suspended = u.status === 'suspended'
       const btn = h('button', { type: 'button', class: suspended ? 'unsuspend' : 'suspend danger' }, suspended ? L('停止を解除', 'Unsuspend') : L('停止', 'Suspend'))
@@ -129,7 +129,7 @@ export async function users (view) {
     }), { id: 'users' }))
   }
   form.addEventListener('submit', (e) => { e.preventDefault(); act(form.querySelector('button'), load) })
-  view.replaceChildren(h('h1', {}, L('ユーザー', 'Users')), form, out)
+  fill(view, h('h1', {}, L('ユーザー', 'Users')), form, out)
   await load()
 }
 
@@ -145,7 +145,7 @@ export async function audit (view) {
     result.textContent = r.ok ? L(`改ざんはありません（${num(r.rows_checked)}行を検証）。`, `Intact: ${num(r.rows_checked)} rows checked.`)
       : L(`ID ${r.first_broken_id} で鎖が切れています: ${r.reason}`, `Broken at id ${r.first_broken_id}: ${r.reason}`)
   }))
-  view.replaceChildren(h('h1', {}, L('監査ログ', 'Audit log')), h('p', {}, verify), result,
+  fill(view, h('h1', {}, L('監査ログ', 'Audit log')), h('p', {}, verify), result,
     table([L('日時', 'When'), L('操作', 'Action'), L('対象', 'Target'), L('詳細', 'Details'), L('ハッシュ', 'Hash')], page.items.map((a) =>
       h('tr', {}, h('td', {}, jst(a.at)), h('td', {}, a.action), h('td', {}, `${a.target_type || ''} ${a.target_id ? String(a.target_id).slice(0, 8) : ''}`),
         h('td', {}, h('code', { class: 'details' }, JSON.stringify(a.details))), h('td', {}, h('code', {}, String(a.hash).slice(0, 12))))), { id: 'audit' }))

@@ -3,7 +3,7 @@
 import { ACCOUNT_RPC, ApiError, authError, cfg, rpc, sb } from '../api.js'
 import { L } from '../i18n.js'
 import { jst, yen } from '../format.js'
-import { act, field, flash, h, section, showError, table } from '../ui.js'
+import { act, field, fill, flash, h, section, showError, table } from '../ui.js'
 import { go, refreshProfile, state } from '../app.js'
 
 const input = (attrs) => h('input', attrs)
@@ -25,7 +25,7 @@ export async function signin (view) {
       go('#/')
     })
   })
-  view.replaceChildren(h('h1', {}, L('ログイン', 'Sign in')), form,
+  fill(view, h('h1', {}, L('ログイン', 'Sign in')), form,
     h('p', {}, h('a', { href: '#/reset' }, L('パスワードを忘れた方', 'Forgot your password?')), ' · ',
       h('a', { href: '#/signup' }, L('新規登録', 'Create an account'))))
 }
@@ -58,7 +58,7 @@ export async function signup (view) {
       go('#/')
     })
   })
-  view.replaceChildren(h('h1', {}, L('新規登録', 'Sign up')), form)
+  fill(view, h('h1', {}, L('新規登録', 'Sign up')), form)
 }
 
 // Password reset: the e-mail (recovery link) and, after following it, the new password.
@@ -89,7 +89,7 @@ export async function reset (view) {
       go('#/')
     })
   })
-  view.replaceChildren(h('h1', {}, L('パスワードの再設定', 'Reset your password')),
+  fill(view, h('h1', {}, L('パスワードの再設定', 'Reset your password')),
     state.session ? set : ask)
 }
 
@@ -153,7 +153,7 @@ export async function account (view) {
     })
   })
 
-  view.replaceChildren(
+  fill(view, 
     h('h1', {}, L('アカウント', 'Account')),
     section(L('プロフィール', 'Profile'), h('p', {}, state.session.user.email), profileForm),
     section(L('利用上限', 'Spending limits'), h('p', { id: 'limits' }, limitText)),

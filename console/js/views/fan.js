@@ -4,7 +4,7 @@
 import { ApiError, confirmCard, payments, rpc, sb, select } from '../api.js'
 import { L } from '../i18n.js'
 import { jst, num, rarityRank, yen } from '../format.js'
-import { act, download, field, flash, h, section, table } from '../ui.js'
+import { act, download, field, fill, flash, h, section, table } from '../ui.js'
 import { go, state } from '../app.js'
 import { verifyPulls } from '../fairness.js'
 
@@ -19,7 +19,7 @@ export async function catalog (view) {
     h('p', { class: 'muted' }, g.vtuber_name, ' · ', saleLabel(g.sale_state)),
     h('p', {}, L('単発', '1 pull'), ' ', yen(g.price_single), ' / ', L('10連', '10 pulls'), ' ', yen(g.price_ten)),
     h('p', { class: 'muted' }, L('販売期間', 'On sale'), ': ', jst(g.start_at), ' – ', jst(g.end_at))))
-  view.replaceChildren(h('h1', {}, L('ガチャ一覧', 'Gachas')), h('div', { class: 'grid' }, cards))
+  fill(view, h('h1', {}, L('ガチャ一覧', 'Gachas')), h('div', { class: 'grid' }, cards))
 }
 
 export async function gacha (view, id) {
@@ -60,7 +60,7 @@ export async function gacha (view, id) {
     .on('presence', { event: 'sync' }, () => { watchers.textContent = String(Object.keys(feed.presenceState()).length) })
     .subscribe(async (status) => { if (status === 'SUBSCRIBED') await feed.track({ watching: true }) })
 
-  view.replaceChildren(
+  fill(view, 
     h('h1', {}, g.title), h('p', { class: 'muted' }, g.vtuber_name, ' · ', saleLabel(g.sale_state), ' · ', jst(g.start_at), ' – ', jst(g.end_at)),
     g.description ? h('p', {}, g.description) : null,
     buy,
@@ -103,7 +103,7 @@ async function orderScreen (view, orderId, paying) {
       h('span', { class: 'back' }, '？'),
       h('span', { class: 'front' }, rarityBadge(p.rarity), h('span', { class: 'name' }, p.name), p.pity ? h('small', {}, L('天井', 'pity')) : null)))
     const list = h('ol', { class: 'cards', id: 'cards' }, cards)
-    stage.replaceChildren(h('h2', {}, L('結果', 'Results')), list)
+    fill(stage, h('h2', {}, L('結果', 'Results')), list)
     status.textContent = L('結果が届きました！', 'Your results are here!')
     let i = 0
     const step = () => {
@@ -139,7 +139,7 @@ async function orderScreen (view, orderId, paying) {
 
   const head = [h('h1', {}, L('ガチャ結果', 'Your pulls')),
     h('p', {}, L(`${order.pull_count}回 · ${yen(order.amount_jpy)} · 注文 `, `${order.pull_count} pull(s) · ${yen(order.amount_jpy)} · order `), h('code', {}, orderId)), status]
-  view.replaceChildren(...head, stage)
+  fill(view, ...head, stage)
   if (order.status === 'fulfilled') return () => sb.removeChannel(channel)
   if (!paying || order.status !== 'pending') {
     status.textContent = L(`注文の状態: ${order.status}`, `Order status: ${order.status}`)
@@ -148,7 +148,7 @@ async function orderScreen (view, orderId, paying) {
 
   if ((saved.method || 'stripe') === 'komoju') {
     const s = await payments('/payments/komoju/sessions', { order_id: orderId, return_url: `${location.origin}/#/reveal/${orderId}` })
-    stage.replaceChildren(h('h2', {}, L('コンビニ払い', 'Konbini payment')),
+    fill(stage, h('h2', {}, L('コンビニ払い', 'Konbini payment')),
       h('p', {}, L('お支払い用紙（受付番号）を開いて、期限までにお店でお支払いください。支払いが確認されると、ここに結果が届きます。',
         'Open the payment slip (receipt number) and pay at the store before the deadline. The results arrive here once the payment is confirmed.')),
       h('p', {}, h('a', { href: s.session_url, target: '_blank', rel: 'noopener', id: 'konbini-slip' }, L('お支払い用紙を開く', 'Open the payment slip'))))
@@ -176,7 +176,7 @@ async function orderScreen (view, orderId, paying) {
       window.history.replaceState(null, '', `#/reveal/${orderId}`)
     })
   })
-  stage.replaceChildren(form)
+  fill(stage, form)
   return () => sb.removeChannel(channel)
 }
 
@@ -185,7 +185,7 @@ export async function medals (view) {
   const balances = await rpc('get_medal_balances')
   const ledger = await rpc('list_medal_ledger', { p_limit: 50 })
   const reason = (r) => ({ pull_grant: L('ガチャ', 'Pulls'), exchange: L('交換', 'Exchange'), refund_clawback: L('返金による回収', 'Refund clawback'), admin_adjustment: L('調整', 'Adjustment') })[r] || r
-  view.replaceChildren(h('h1', {}, L('推しメダル', 'Oshi medals')),
+  fill(view, h('h1', {}, L('推しメダル', 'Oshi medals')),
     table(['VTuber', L('残高', 'Balance'), ''], balances.map((b) => h('tr', { dataset: { vtuberId: b.vtuber_id } },
       h('td', {}, b.vtuber_name), h('td', { class: 'num balance' }, num(b.balance)),
       h('td', {}, h('a', { href: `#/exchange/${b.vtuber_id}` }, L('交換所へ', 'Exchange'))))), { id: 'balances' }),
@@ -213,7 +213,7 @@ export async function exchange (view, vtuberId) {
       h('td', {}, it.total_stock === null ? L('在庫制限なし', 'Unlimited') : L(`在庫 ${num(it.total_stock)}`, `${num(it.total_stock)} in stock`)),
       h('td', {}, limit), h('td', {}, h('label', { for: qty.id, class: 'sr-only' }, L('数量', 'Quantity')), qty, ' ', btn))
   })
-  view.replaceChildren(h('h1', {}, L('交換所', 'Exchange')),
+  fill(view, h('h1', {}, L('交換所', 'Exchange')),
     h('p', { id: 'exchange-balance' }, L('あなたの推しメダル: ', 'Your oshi medals: '), h('strong', {}, num(data.balance))),
     table([L('アイテム', 'Item'), L('必要メダル', 'Cost'), L('在庫', 'Stock'), L('制限', 'Limits'), ''], rows, { id: 'exchange-items' }))
 }
@@ -236,13 +236,13 @@ export async function box (view) {
       const media = type.startsWith('image/') ? h('img', { src: url, alt: r.name })
         : type.startsWith('audio/') ? h('audio', { src: url, controls: true, 'aria-label': r.name })
           : type.startsWith('video/') ? h('video', { src: url, controls: true, 'aria-label': r.name }) : null
-      preview.replaceChildren(h('h2', {}, r.name), media || h('p', {}, type), h('p', {}, L(`今日はあと ${d.remaining_today} 回ダウンロードできます。`, `${d.remaining_today} downloads left today.`)))
+      fill(preview, h('h2', {}, r.name), media || h('p', {}, type), h('p', {}, L(`今日はあと ${d.remaining_today} 回ダウンロードできます。`, `${d.remaining_today} downloads left today.`)))
       download(d.path.split('/').pop(), blob)
     }))
     return h('tr', { dataset: { rewardId: r.id } }, h('td', {}, r.name), h('td', {}, r.rarity ? rarityBadge(r.rarity) : L('交換', 'Exchange')),
       h('td', {}, r.source === 'pull' ? L('ガチャ', 'Pull') : L('交換', 'Exchange')), h('td', {}, jst(r.created_at)), h('td', {}, btn))
   })
-  view.replaceChildren(h('h1', {}, L('特典BOX', 'Reward box')),
+  fill(view, h('h1', {}, L('特典BOX', 'Reward box')),
     table([L('特典', 'Reward'), L('レアリティ', 'Rarity'), L('入手', 'From'), L('日時', 'When'), ''], rows, { id: 'rewards' }),
     preview,
     revoked.length ? h('details', { id: 'revoked' }, h('summary', {}, L(`返金により取り消された特典（${revoked.length}件）`, `Revoked by refunds (${revoked.length})`)),
@@ -274,9 +274,9 @@ export async function fairness (view) {
   const out = h('div', { id: 'verify-result', 'aria-live': 'polite' })
   const verify = h('button', { type: 'button', id: 'verify' }, L('引いた結果を検証', 'Verify my pulls'))
   verify.addEventListener('click', () => act(verify, async () => {
-    out.replaceChildren(h('p', {}, L('ブラウザで再計算しています…', 'Recomputing in your browser…')))
+    fill(out, h('p', {}, L('ブラウザで再計算しています…', 'Recomputing in your browser…')))
     const report = await verifyPulls(f.revealed || [])
-    out.replaceChildren(
+    fill(out, 
       h('p', { id: 'verify-summary', class: report.ok ? 'ok' : 'bad', dataset: { ok: String(report.ok), pulls: String(report.pulls) } },
         report.ok ? L(`一致しました: ${report.seeds}個のシード、${report.pulls}回の抽選をすべて再計算しました。`, `All match: ${report.pulls} draws under ${report.seeds} seed(s) recomputed.`)
           : L(`不一致があります（${report.problems.length}件）。`, `Mismatches found (${report.problems.length}).`)),
@@ -286,7 +286,7 @@ export async function fairness (view) {
         h('tr', {}, h('td', {}, h('code', {}, r.order_id.slice(0, 8))), h('td', { class: 'num' }, r.nonce), h('td', { class: 'num' }, r.roll),
           h('td', {}, r.item), h('td', {}, r.ok ? '✔' : '✘')))))
   }))
-  view.replaceChildren(h('h1', {}, L('公平性の検証', 'Provably fair')),
+  fill(view, h('h1', {}, L('公平性の検証', 'Provably fair')),
     h('p', {}, L('抽選はサーバーシード・クライアントシード・nonce から HMAC-SHA256 で決まります。サーバーシードは使う前にハッシュで約束され、公開後に誰でも再計算できます。',
       'Each draw is HMAC-SHA256 of the server seed, your client seed and a nonce. The server seed is committed by its hash before use; once revealed anyone can recompute every draw.')),
     h('dl', { class: 'kv' },
@@ -324,7 +324,7 @@ export async function history (view) {
       h('td', { class: 'num' }, o.pull_count), h('td', { class: 'num' }, yen(o.amount_jpy)), h('td', {}, statusLabel(o.status)),
       h('td', { class: 'num' }, o.refunded_jpy ? yen(o.refunded_jpy) : '—'), actions)
   })
-  view.replaceChildren(h('h1', {}, L('購入履歴', 'Purchase history')),
+  fill(view, h('h1', {}, L('購入履歴', 'Purchase history')),
     table([L('日時', 'When'), L('ガチャ', 'Gacha'), L('回数', 'Pulls'), L('金額', 'Amount'), L('状態', 'Status'), L('返金', 'Refunded'), ''], rows, { id: 'orders' }))
 }
 

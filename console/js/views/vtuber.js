@@ -4,7 +4,7 @@
 import { rpc, sb, storageError } from '../api.js'
 import { L } from '../i18n.js'
 import { RARITIES, jst, jstDate, num, rarityRank, yen, yenPlain } from '../format.js'
-import { act, download, field, flash, h, section, table } from '../ui.js'
+import { act, download, field, fill, flash, h, section, table } from '../ui.js'
 import { go, state } from '../app.js'
 
 const needVtuber = () => {
@@ -67,7 +67,7 @@ export async function profile (view) {
     })
   })
   const files = await myFiles(p.vtuber_id)
-  view.replaceChildren(h('h1', {}, L('VTuberプロフィール', 'VTuber profile')),
+  fill(view, h('h1', {}, L('VTuberプロフィール', 'VTuber profile')),
     avatarUrl ? h('img', { src: avatarUrl, alt: L('アイコン', 'Avatar'), class: 'avatar' }) : null,
     h('p', { class: 'muted' }, L(`状態: ${p.status} · 収益分配 ${p.revenue_share_bps / 100}%`, `Status: ${p.status} · revenue share ${p.revenue_share_bps / 100} %`)),
     form,
@@ -98,7 +98,7 @@ export async function gachas (view) {
       go(`#/vtuber/gacha/${g.id}`)
     })
   })
-  view.replaceChildren(h('h1', {}, L('ガチャ編集', 'Your gachas')),
+  fill(view, h('h1', {}, L('ガチャ編集', 'Your gachas')),
     table([L('タイトル', 'Title'), L('状態', 'Status'), L('アイテム数', 'Items'), L('販売期間', 'Window')],
       list.map((g) => h('tr', { dataset: { gachaId: g.id, status: g.status } }, h('td', {}, h('a', { href: `#/vtuber/gacha/${g.id}` }, g.title)), h('td', {}, g.status),
         h('td', { class: 'num' }, g.items.length), h('td', {}, jst(g.start_at), ' – ', jst(g.end_at)))), { id: 'my-gachas' }),
@@ -114,7 +114,7 @@ const toPpm = (percent) => Math.round(Number(String(percent).replace(',', '.')) 
 export async function editor (view, id) {
   if (!needVtuber()) return
   const g = (await rpc('list_my_gachas')).find((x) => x.id === id)
-  if (!g) return view.replaceChildren(h('h1', {}, L('ガチャが見つかりません', 'Gacha not found')))
+  if (!g) return fill(view, h('h1', {}, L('ガチャが見つかりません', 'Gacha not found')))
   const draft = g.status === 'draft'
   const vtuberId = state.profile?.vtuber?.id
   const files = vtuberId ? await myFiles(vtuberId) : []
@@ -145,7 +145,7 @@ export async function editor (view, id) {
   function renderPreview (total) {
     const by = {}
     for (const r of rows) by[r.rarity.value] = (by[r.rarity.value] || 0) + toPpm(r.rate.value || 0)
-    preview.replaceChildren(h('h3', {}, L('ファンに表示される提供割合（プレビュー）', 'Odds as fans will see them (preview)')),
+    fill(preview, h('h3', {}, L('ファンに表示される提供割合（プレビュー）', 'Odds as fans will see them (preview)')),
       table([L('レアリティ', 'Rarity'), L('提供割合', 'Odds')], RARITIES.filter((x) => by[x]).reverse().map((x) =>
         h('tr', {}, h('td', {}, x), h('td', { class: 'num' }, `${(by[x] / 10000).toFixed(4)} %`)))),
       h('p', {}, L('合計 ', 'Total '), `${(total / 10000).toFixed(4)} %`))
@@ -226,7 +226,7 @@ export async function editor (view, id) {
     })
   })
 
-  view.replaceChildren(h('h1', {}, g.title),
+  fill(view, h('h1', {}, g.title),
     h('p', { class: 'muted', id: 'gacha-status', dataset: { status: g.status } }, L(`状態: ${g.status}`, `Status: ${g.status}`), ' · ',
       L('単発 ', '1 pull '), yen(g.price_single), ' · ', L('10連 ', '10 pulls '), yen(g.price_ten), ' · ', jst(g.start_at), ' – ', jst(g.end_at)),
     draft ? null : h('p', { class: 'note', id: 'read-only' }, L('公開済みのガチャは変更できません（表示のみ）。変更するには新しいガチャを作成してください。',
@@ -261,7 +261,7 @@ export async function exchangeItems (view) {
       go('#/vtuber/exchange')
     })
   })
-  view.replaceChildren(h('h1', {}, L('交換所のアイテム', 'Exchange items')),
+  fill(view, h('h1', {}, L('交換所のアイテム', 'Exchange items')),
     h('p', { class: 'note' }, L('交換に必要なのは推しメダルだけです（ガチャで引いたアイテムを条件にすることはできません）。', 'Exchanges cost medals only (never drawn items).')),
     table([L('名前', 'Name'), L('必要メダル', 'Cost'), L('在庫', 'Stock'), L('状態', 'State'), ''], items.map((it) => {
       const retire = h('button', { type: 'button', disabled: !!it.retired_at }, L('終了', 'Retire'))
@@ -272,6 +272,7 @@ export async function exchangeItems (view) {
     section(L('新しい交換アイテム', 'New exchange item'), form))
 }
 
+const RARITY_COLOURS = { N: '#95a5a6', R: '#3498db', SR: '#8e44ad', SSR: '#f1c40f', UR: '#e84393' }
 let charts = []
 function chart (canvas, config) {
   const c = new window.Chart(canvas, { ...config, options: { animation: false, responsive: true, maintainAspectRatio: false, ...(config.options || {}) } })
@@ -292,7 +293,7 @@ export async function dashboard (view) {
     renderSales(out, s)
   }
   form.addEventListener('submit', (e) => { e.preventDefault(); act(form.querySelector('button'), load) })
-  view.replaceChildren(h('h1', {}, L('売上ダッシュボード', 'Sales dashboard')), form, out)
+  fill(view, h('h1', {}, L('売上ダッシュボード', 'Sales dashboard')), form, out)
   await load()
   return () => { charts.forEach((c) => c.destroy()); charts = [] }
 }
@@ -301,7 +302,7 @@ export function renderSales (out, s) {
   const t = s.totals
   const card = (label, value, id) => h('div', { class: 'kpi', id }, h('span', {}, label), h('strong', {}, value))
   const canvases = [0, 1, 2, 3].map((i) => h('canvas', { id: `chart-${i}`, role: 'img' }))
-  out.replaceChildren(
+  fill(out, 
     h('div', { class: 'kpis' },
       card(L('売上（税込）', 'Gross (tax incl.)'), yenPlain(t.gross_jpy), 'kpi-gross'), card(L('注文数', 'Paid orders'), num(t.paid_orders), 'kpi-orders'),
       card(L('ガチャ回数', 'Pulls'), num(t.pulls), 'kpi-pulls'), card(L('返金', 'Refunds'), yenPlain(t.refunds_jpy), 'kpi-refunds'),
@@ -323,7 +324,7 @@ export function renderSales (out, s) {
   for (const r of s.by_gacha_day || []) perGacha[r.title] = (perGacha[r.title] || 0) + r.gross_jpy
   chart(canvases[1], { type: 'bar', data: { labels: Object.keys(perGacha), datasets: [{ label: L('売上（円）', 'Gross (yen)'), data: Object.values(perGacha), backgroundColor: '#6c5ce7' }] }, options: { indexAxis: 'y' } })
   const rar = (s.pulls_by_rarity || []).slice().sort((a, b) => rarityRank(a.rarity) - rarityRank(b.rarity))
-  chart(canvases[2], { type: 'doughnut', data: { labels: rar.map((r) => r.rarity), datasets: [{ data: rar.map((r) => r.pulls), backgroundColor: ['#b2bec3', '#74b9ff', '#a29bfe', '#fdcb6e', '#e17055'] }] } })
+  chart(canvases[2], { type: 'doughnut', data: { labels: rar.map((r) => r.rarity), datasets: [{ data: rar.map((r) => r.pulls), backgroundColor: rar.map((r) => RARITY_COLOURS[r.rarity]) }] } })
   chart(canvases[3], { type: 'line', data: { labels: days.map((d) => d.jst_date), datasets: [
     { label: L('課金ファン', 'Paying fans'), data: days.map((d) => d.paying_fans), borderColor: '#00b894' },
     { label: L('新規ファン', 'New fans'), data: days.map((d) => d.new_fans), borderColor: '#0984e3' }] } })
@@ -343,7 +344,7 @@ export async function statements (view) {
     current = await rpc('get_my_payout_statement', { p_month: month.value })
     const s = current
     const row = (label, v) => h('tr', {}, h('th', { scope: 'row' }, label), h('td', { class: 'num' }, v))
-    out.replaceChildren(h('table', { class: 'statement' }, h('tbody', {},
+    fill(out, h('table', { class: 'statement' }, h('tbody', {},
       row(L('状態', 'Status'), s.status === 'closed' ? L('確定', 'Closed') : L('集計中', 'Open (so far)')),
       row(L('売上（税込）', 'Gross (tax incl.)'), yen(s.gross_jpy)), row(L('返金', 'Refunds'), yen(s.refunds_jpy)),
       row(L('チャージバック', 'Chargebacks'), yen(s.chargebacks_jpy)), row(L('決済手数料', 'Provider fees'), yen(s.provider_fees_jpy)),
@@ -360,7 +361,7 @@ export async function statements (view) {
     download(`koepon-statement-${current.month}.csv`, new Blob([text], { type: 'text/csv' }))
   })
   form.addEventListener('submit', (e) => { e.preventDefault(); act(form.querySelector('button'), load) })
-  view.replaceChildren(h('h1', {}, L('月次明細', 'Monthly statements')), form, out, h('p', {}, csv),
+  fill(view, h('h1', {}, L('月次明細', 'Monthly statements')), form, out, h('p', {}, csv),
     h('p', { class: 'note' }, L('金額はすべて税込。取り分 = 純売上 × 分配率。マイナスの残高は翌月に繰り越されます。', 'All amounts include tax. Share = net × share rate. A negative balance carries to the next month.')))
   await load()
 }
