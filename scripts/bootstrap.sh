@@ -22,6 +22,8 @@ for cmd_pkg in pgbench:postgresql-contrib wrk:wrk npm:npm pg_prove:libtap-parser
   cmd=${cmd_pkg%%:*}; pkg=${cmd_pkg##*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done
+# Japanese glyphs for the headless browser, so the console's screenshots (docs/screenshots) are legible.
+have fonts-noto-cjk || need+=(fonts-noto-cjk)
 if [ ${#need[@]} -gt 0 ]; then
   echo "bootstrap: installing ${need[*]}"
   $SUDO apt-get update -qq

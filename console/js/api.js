@@ -4,6 +4,9 @@
 import { errorText, getLang } from './i18n.js'
 
 export let cfg = null
+// `koepon gen types typescript -o console/js/database.types.ts` gives editors the Database type
+// (generated on demand, not committed: it follows the migrations).
+/** @type {import('@supabase/supabase-js').SupabaseClient<import('./database.types').Database>} */
 export let sb = null
 
 export class ApiError extends Error {
