@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import re
 import shutil
+import struct
 import tempfile
 import uuid
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,6 +53,17 @@ def browser_context_args(browser_context_args):
             "timezone_id": "Asia/Tokyo", "accept_downloads": True}
 
 
+def png(width: int = 240, height: int = 135) -> bytes:
+    """A small real PNG (a pink-to-violet gradient), so an image reward previews as an image."""
+    line = bytes(c for x in range(width) for c in (232 - x * 100 // width, 69, 122 + x * 100 // width))
+    rows = (b"\x00" + line) * height  # filter byte 0, then RGB pixels
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
 @dataclass
 class Stack:
     console_url: str
@@ -66,6 +79,8 @@ def stack(seeded_db_url) -> Stack:
         pytest.fail("console/node_modules is missing: scripts/bootstrap.sh runs `npm ci` in console/")
     storage = Path(tempfile.mkdtemp(prefix="koepon-console-storage-"))
     ensure_demo_bytes(seeded_db_url, storage)
+    for image in storage.rglob("*.png"):  # the demo bytes are text; images get real pixels
+        image.write_bytes(png())
     port = free_port()
     origin = f"http://127.0.0.1:{port}"
     try:

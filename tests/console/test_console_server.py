@@ -42,3 +42,17 @@ def test_no_inline_script_or_handler_in_the_app_files():
         text = path.read_text()
         assert "innerHTML" not in text, f"{path.name}: the console builds DOM with textContent only"
         assert "eval(" not in text and "new Function" not in text, path.name
+
+
+def test_koepon_up_serves_the_console_on_54323_pointed_at_the_stack():
+    from koepon.localstack.services import services
+    from koepon.settings import API_PORT, CONSOLE_PORT, FAKES_PORT, PAYMENTS_PORT
+
+    svc = {s.name: s for s in services()}["console"]
+    assert svc.port == CONSOLE_PORT == 54323 and svc.health_path == "/health"
+    argv = list(svc.argv)
+    opts = dict(zip(argv[3::2], argv[4::2], strict=True))
+    assert argv[1:3] == ["-m", "koepon.localstack.console"]
+    assert opts == {"--port": "54323", "--api-url": f"http://127.0.0.1:{API_PORT}",
+                    "--payments-url": f"http://127.0.0.1:{PAYMENTS_PORT}",
+                    "--stripe-api-base": f"http://127.0.0.1:{FAKES_PORT}/stripe"}

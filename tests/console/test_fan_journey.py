@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import re
 
-from koepon.localstack.seed import HOSHI_EXCHANGE_UNLIMITED, HOSHI_GACHA, HOSHI_VTUBER
+from koepon.localstack.seed import EXCHANGE_ITEMS, HOSHI_GACHA, HOSHI_VTUBER
 
 from .conftest import goto, new_email, shot
 
 RANK = {"N": 1, "R": 2, "SR": 3, "SSR": 4, "UR": 5}
+DAILY_WALLPAPER = EXCHANGE_ITEMS[HOSHI_VTUBER][3]  # 20 medals, an image, two a day
 
 
 def test_fan_signs_up_buys_watches_the_reveal_exchanges_downloads_and_verifies(open_page, stack):
@@ -59,28 +60,33 @@ def test_fan_signs_up_buys_watches_the_reveal_exchanges_downloads_and_verifies(o
     assert "+110" in page.locator("#reveal-done").inner_text()  # 10 × 10 medals + 10 bonus
     shot(page, "reveal")
 
-    # Medals, then the exchange: 30 medals for the thank-you voice.
+    # Medals, then the exchange: 20 medals for the daily wallpaper.
     goto(page, "#/medals", "#balances")
     row = page.locator(f"#balances tr[data-vtuber-id='{HOSHI_VTUBER}']")
     assert row.locator(".balance").inner_text() == "110"
     shot(page, "medals")
     row.get_by_role("link").click()
     page.wait_for_selector("#exchange-items")
-    item = page.locator(f"#exchange-items tr[data-item-id='{HOSHI_EXCHANGE_UNLIMITED}']")
+    item = page.locator(f"#exchange-items tr[data-item-id='{DAILY_WALLPAPER}']")
+    assert "今日あと 2 回" in item.inner_text()
     item.get_by_role("button", name="交換する").click()
     page.wait_for_selector(".flash.ok")
-    assert "80" in page.locator(".flash.ok").inner_text()
-    page.wait_for_selector("#exchange-balance strong:text-is('80')")
+    assert "残り 90 枚" in page.locator(".flash.ok").inner_text()
+    page.wait_for_selector("#exchange-balance strong:text-is('90')")
     shot(page, "exchange")
 
-    # The reward box: 10 pulls + 1 exchange; download one through the payment service's signed URL.
+    # The reward box: 10 pulls + 1 exchange (newest first); the wallpaper is downloaded through the
+    # payment service's signed URL and previewed.
     goto(page, "#/box", "#rewards")
-    assert page.locator("#rewards tbody tr[data-reward-id]").count() == 11
+    rewards = page.locator("#rewards tbody tr[data-reward-id]")
+    assert rewards.count() == 11
+    assert "Daily wallpaper" in rewards.first.inner_text()
     with page.expect_download() as dl:
-        page.locator("#rewards tbody tr[data-reward-id]").first.get_by_role("button", name="ダウンロード").click()
-    path = dl.value.path()
-    assert open(path, "rb").read().startswith(b"Koepon demo reward: rewards/")
-    page.wait_for_selector("#preview h2")
+        rewards.first.get_by_role("button", name="ダウンロード").click()
+    assert dl.value.suggested_filename == "daily-wallpaper.png"
+    assert open(dl.value.path(), "rb").read().startswith(b"\x89PNG")
+    page.wait_for_selector("#preview img")
+    assert page.locator("#preview img").evaluate("img => img.complete && img.naturalWidth") == 240
     assert "あと 2 回" in page.locator("#preview").inner_text()
     shot(page, "reward-box")
 
@@ -176,4 +182,33 @@ def test_konbini_shows_the_payment_slip_and_the_results_arrive_when_paid_later(o
 
     page.wait_for_selector("#reveal-done", timeout=20_000)
     assert page.locator("#cards li.card.revealed").count() == 1
+    watch.check()
+
+
+def test_the_browser_verifier_matches_the_documented_vectors_and_catches_a_wrong_seed(open_page):
+    """console/js/fairness.js against docs/fairness.md's test vectors, in Chromium's WebCrypto."""
+    page, watch = open_page()
+    got = page.evaluate("""async () => {
+        const f = await import('/js/fairness.js')
+        const seed = '000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f'
+        const rolls = []
+        for (const n of [0, 1, 2, 3, 4]) rolls.push(await f.roll(seed, 'koepon', n, 1000000))
+        const table = [['11111111-1111-1111-1111-111111111111', 'N', 700000],
+                       ['22222222-2222-2222-2222-222222222222', 'SR', 299900],
+                       ['33333333-3333-3333-3333-333333333333', 'UR', 100]]
+        const wrong = await f.verifyPulls([{ seed_id: 's', server_seed: seed, orders: [],
+          server_seed_hash: '0'.repeat(64) }])
+        const right = await f.verifyPulls([{ seed_id: 's', server_seed: seed, orders: [],
+          server_seed_hash: '630dcd2966c4336691125448bbb25b4ff412a49c732db2c8abc1b8581bd710dd' }])
+        return { rolls, r3: await f.roll(seed, 'koepon', 0, 3), rejected: await f.roll(seed, 'koepon', 5114, 1000000),
+                 version: await f.tableVersion(table),
+                 items: [722706, 999899, 999900].map((r) => f.pick(table, r).rarity),
+                 wrongOk: wrong.ok, rightOk: right.ok }
+    }""")
+    assert got["rolls"] == [722706, 728870, 585462, 603252, 327039]
+    assert got["r3"] == 2
+    assert got["rejected"] == 224859  # round 0 rejected (x = 4294318898 ≥ 4294000000)
+    assert got["version"] == "936e1131b984bb4b1ccb45c4a7327d4f452b37af26b6055af7ea9ddf05c966e4"
+    assert got["items"] == ["SR", "SR", "UR"]
+    assert got["wrongOk"] is False and got["rightOk"] is True
     watch.check()

@@ -54,6 +54,9 @@ export async function applications (view) {
     }), { id: 'applications' }))
 }
 
+const refundStatus = (s) => ({ requested: L('申請中', 'Requested'), approved: L('承認済み', 'Approved'), executing: L('返金処理中', 'Executing'),
+  completed: L('返金完了', 'Completed'), rejected: L('却下', 'Rejected') })[s] || s
+
 export async function refunds (view) {
   if (!needAdmin()) return
   const requested = await rpc('admin_list_refund_requests', { p_status: 'requested', p_limit: 100 })
@@ -81,7 +84,7 @@ export async function refunds (view) {
     section(L('審査待ち', 'To review'), table([L('申請日時', 'Requested'), L('注文', 'Order'), L('理由', 'Reason'), L('金額', 'Amount'), L('審査メモ', 'Note'), ''], reqRows, { id: 'refunds-requested' })),
     section(L('承認済み（実行待ち）', 'Approved (to execute)'), table([L('承認日時', 'Approved'), L('注文', 'Order'), L('金額', 'Amount'), ''], apprRows, { id: 'refunds-approved' })),
     section(L('最近の返金', 'Recent refunds'), table([L('申請日時', 'Requested'), L('注文', 'Order'), L('状態', 'Status'), L('金額', 'Amount')],
-      recent.items.map((r) => h('tr', { dataset: { refundId: r.refund_id, status: r.status } }, h('td', {}, jst(r.created_at)), h('td', {}, h('code', {}, r.order_id.slice(0, 8))), h('td', {}, r.status), h('td', { class: 'num' }, yen(r.amount_jpy)))), { id: 'refunds-recent' })))
+      recent.items.map((r) => h('tr', { dataset: { refundId: r.refund_id, status: r.status } }, h('td', {}, jst(r.created_at)), h('td', {}, h('code', {}, r.order_id.slice(0, 8))), h('td', {}, refundStatus(r.status)), h('td', { class: 'num' }, yen(r.amount_jpy ?? r.order_amount_jpy)))), { id: 'refunds-recent' })))
 }
 
 export async function disputes (view) {

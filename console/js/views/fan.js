@@ -232,7 +232,10 @@ export async function box (view) {
       if (!res.ok) throw new ApiError(null, L('ファイルを取得できませんでした。', 'The file could not be fetched.'))
       const blob = await res.blob()
       const url = URL.createObjectURL(blob)
-      const type = blob.type || ''
+      // Storage answers with the object's stored type; a generic one is read from the file's extension.
+      const ext = d.path.split('.').pop().toLowerCase()
+      const byExt = { png: 'image/', jpg: 'image/', jpeg: 'image/', webp: 'image/', gif: 'image/', mp3: 'audio/', m4a: 'audio/', aac: 'audio/', wav: 'audio/', ogg: 'audio/', mp4: 'video/', webm: 'video/', mov: 'video/' }
+      const type = blob.type && blob.type !== 'application/octet-stream' ? blob.type : (byExt[ext] || blob.type || '')
       const media = type.startsWith('image/') ? h('img', { src: url, alt: r.name })
         : type.startsWith('audio/') ? h('audio', { src: url, controls: true, 'aria-label': r.name })
           : type.startsWith('video/') ? h('video', { src: url, controls: true, 'aria-label': r.name }) : null
