@@ -169,8 +169,25 @@ def open_page(browser, browser_context_args, stack, tmp_path):
         watch.check()
 
 
+UNLABELLED = """() => [...document.querySelectorAll('input, select, textarea, button, a[href]')]
+  .filter((el) => el.type !== 'hidden')
+  .filter((el) => {
+    const name = (el.labels && el.labels.length ? [...el.labels].map((l) => l.textContent).join('') : '') +
+      (el.getAttribute('aria-label') || '') + (['BUTTON', 'A'].includes(el.tagName) ? el.textContent : '')
+    return !name.trim()
+  }).map((el) => el.outerHTML.slice(0, 120))"""
+
+
+def assert_labelled(page) -> None:
+    """Every control on the screen has an accessible name: a <label for>, aria-label, or its text."""
+    missing = page.evaluate(UNLABELLED)
+    assert not missing, f"controls without a label: {missing}"
+
+
 def shot(page, name: str) -> None:
-    """A screenshot of a main screen for the README (docs/screenshots/NAME.png)."""
+    """A screenshot of a main screen for the README (docs/screenshots/NAME.png); the screen's
+    controls must all be labelled."""
+    assert_labelled(page)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.wait_for_timeout(150)  # let the last paint land (fonts, canvas)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)

@@ -162,9 +162,14 @@ def test_konbini_shows_the_payment_slip_and_the_results_arrive_when_paid_later(o
     page.get_by_role("button", name="登録する").click()
     page.wait_for_selector("#who-email")
 
+    # With the keyboard only: choose konbini in the select, Tab to the 1-pull button, Enter.
     goto(page, f"#/gacha/{HOSHI_GACHA}", "#buy-1")
-    page.get_by_label("支払い方法").select_option("komoju")
-    page.locator("#buy-1").click()
+    page.get_by_label("支払い方法").focus()
+    page.keyboard.press("ArrowDown")
+    assert page.get_by_label("支払い方法").input_value() == "komoju"
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "buy-1"
+    page.keyboard.press("Enter")
     page.wait_for_selector("#konbini-slip")
     assert "お支払い待ち" in page.locator("#order-status").inner_text()
     shot(page, "konbini")
