@@ -10,6 +10,7 @@ Every page is watched: a console error, an uncaught exception, a failed request 
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shutil
 import struct
@@ -40,6 +41,28 @@ def chromium_path() -> str:
     pytest.fail("Debian's chromium is not installed (scripts/bootstrap.sh installs it)")
 
 
+# pytest-playwright keeps one Playwright (and browser) for the whole session. Its sync API marks an
+# asyncio loop as running in this thread between calls, so every later test that calls
+# asyncio.run() (the Realtime tests) would fail with "cannot be called from a running event loop".
+# The console's modules therefore get their own, stopped when the module ends; the plugin's launch
+# arguments and browser_name are used as they are.
+@pytest.fixture(scope="module")
+def playwright():
+    from playwright.sync_api import sync_playwright
+
+    pw = sync_playwright().start()
+    yield pw
+    pw.stop()
+    assert asyncio._get_running_loop() is None, "Playwright left an event loop marked as running"
+
+
+@pytest.fixture(scope="module")
+def browser(playwright, browser_name, browser_type_launch_args):
+    browser = getattr(playwright, browser_name).launch(**browser_type_launch_args)
+    yield browser
+    browser.close()
+
+
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):
     # The system Chromium, headless; --no-sandbox because the tests may run as root (CI does).
@@ -47,10 +70,11 @@ def browser_type_launch_args(browser_type_launch_args):
             "args": ["--no-sandbox", "--disable-dev-shm-usage"]}
 
 
-@pytest.fixture(scope="session")
-def browser_context_args(browser_context_args):
-    return {**browser_context_args, "viewport": {"width": 1280, "height": 900}, "locale": "ja-JP",
-            "timezone_id": "Asia/Tokyo", "accept_downloads": True}
+@pytest.fixture(scope="module")
+def browser_context_args():
+    # Not the plugin's (session-scoped, it asks for its session Playwright): a person in Japan.
+    return {"viewport": {"width": 1280, "height": 900}, "locale": "ja-JP", "timezone_id": "Asia/Tokyo",
+            "accept_downloads": True}
 
 
 def png(width: int = 240, height: int = 135) -> bytes:

@@ -34,7 +34,7 @@ export async function kpis (view) {
     k.rate_audit_alerts?.length ? section(L('排出率の警告', 'Rate audit alerts'), h('ul', {}, k.rate_audit_alerts.map((a) => h('li', {}, `${a.title}: p = ${a.p_value}`)))) : null,
     k.failed_jobs_24h?.length ? section(L('失敗した定期ジョブ（24時間）', 'Failed jobs (24 h)'), h('ul', {}, k.failed_jobs_24h.map((j) => h('li', {}, `${j.job}: ${j.failures} — ${j.last_message}`)))) : null,
     section(L('プラットフォーム全体の売上', 'Platform sales'), out))
-  renderSales(out, sales)
+  renderSales(out, sales, true)
 }
 
 export async function applications (view) {

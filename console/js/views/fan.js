@@ -104,6 +104,8 @@ async function orderScreen (view, orderId, paying) {
       h('span', { class: 'front' }, rarityBadge(p.rarity), h('span', { class: 'name' }, p.name), p.pity ? h('small', {}, L('天井', 'pity')) : null)))
     const list = h('ol', { class: 'cards', id: 'cards' }, cards)
     fill(stage, h('h2', {}, L('結果', 'Results')), list)
+    const title = view.querySelector('h1')
+    if (title) title.textContent = L('ガチャ結果', 'Your pulls')
     status.textContent = L('結果が届きました！', 'Your results are here!')
     let i = 0
     const step = () => {
@@ -137,7 +139,8 @@ async function orderScreen (view, orderId, paying) {
   }))
   await joined
 
-  const head = [h('h1', {}, L('ガチャ結果', 'Your pulls')),
+  const checkingOut = paying && order.status === 'pending'
+  const head = [h('h1', {}, checkingOut ? L('お支払い', 'Checkout') : L('ガチャ結果', 'Your pulls')),
     h('p', {}, L(`${order.pull_count}回 · ${yen(order.amount_jpy)} · 注文 `, `${order.pull_count} pull(s) · ${yen(order.amount_jpy)} · order `), h('code', {}, orderId)), status]
   fill(view, ...head, stage)
   if (order.status === 'fulfilled') return () => sb.removeChannel(channel)

@@ -298,7 +298,7 @@ export async function dashboard (view) {
   return () => { charts.forEach((c) => c.destroy()); charts = [] }
 }
 
-export function renderSales (out, s) {
+export function renderSales (out, s, platform = false) {
   const t = s.totals
   const card = (label, value, id) => h('div', { class: 'kpi', id }, h('span', {}, label), h('strong', {}, value))
   const canvases = [0, 1, 2, 3].map((i) => h('canvas', { id: `chart-${i}`, role: 'img' }))
@@ -306,7 +306,7 @@ export function renderSales (out, s) {
     h('div', { class: 'kpis' },
       card(L('売上（税込）', 'Gross (tax incl.)'), yenPlain(t.gross_jpy), 'kpi-gross'), card(L('注文数', 'Paid orders'), num(t.paid_orders), 'kpi-orders'),
       card(L('ガチャ回数', 'Pulls'), num(t.pulls), 'kpi-pulls'), card(L('返金', 'Refunds'), yenPlain(t.refunds_jpy), 'kpi-refunds'),
-      card(L('純売上', 'Net'), yenPlain(t.net_jpy), 'kpi-net'), card(L('あなたの取り分（見込み）', 'Your share (estimate)'), yenPlain(t.vtuber_share_jpy), 'kpi-share'),
+      card(L('純売上', 'Net'), yenPlain(t.net_jpy), 'kpi-net'), card(platform ? L('VTuberへの分配（見込み）', 'VTuber shares (estimate)') : L('あなたの取り分（見込み）', 'Your share (estimate)'), yenPlain(t.vtuber_share_jpy), 'kpi-share'),
       card(L('課金ファン', 'Paying fans'), num(t.paying_fans), 'kpi-fans'), card('ARPPU', yenPlain(t.arppu_jpy), 'kpi-arppu')),
     h('p', { class: 'muted' }, L(`集計は ${jst(s.fresh_through)} までの分です（毎分更新）。金額は税込。`, `Figures up to ${jst(s.fresh_through)} (refreshed every minute). Amounts include tax.`)),
     h('div', { class: 'charts' },
