@@ -100,7 +100,7 @@ export async function gachas (view) {
   })
   fill(view, h('h1', {}, L('ガチャ編集', 'Your gachas')),
     table([L('タイトル', 'Title'), L('状態', 'Status'), L('アイテム数', 'Items'), L('販売期間', 'Window')],
-      list.map((g) => h('tr', { dataset: { gachaId: g.id, status: g.status } }, h('td', {}, h('a', { href: `#/vtuber/gacha/${g.id}` }, g.title)), h('td', {}, g.status),
+      list.map((g) => h('tr', { dataset: { gachaId: g.id, status: g.status } }, h('td', {}, h('a', { href: `#/vtuber/gacha/${g.id}` }, g.title)), h('td', {}, gachaStatus(g.status)),
         h('td', { class: 'num' }, g.items.length), h('td', {}, jst(g.start_at), ' – ', jst(g.end_at)))), { id: 'my-gachas' }),
     section(L('新しいガチャ', 'New gacha'), form))
 }
@@ -108,6 +108,8 @@ export async function gachas (view) {
 // datetime-local inputs are read as JST wall-clock times, whatever the browser's time zone.
 function localInput (d) { return new Date(d.getTime() + 9 * 3600e3).toISOString().slice(0, 16) }
 function fromJstInput (v) { return new Date(v + ':00+09:00').toISOString() }
+
+const gachaStatus = (s) => ({ draft: L('下書き', 'Draft'), published: L('公開中', 'Published'), ended: L('終了', 'Ended'), suspended: L('停止中', 'Suspended') })[s] || s
 
 const toPpm = (percent) => Math.round(Number(String(percent).replace(',', '.')) * 10000)
 
@@ -227,7 +229,7 @@ export async function editor (view, id) {
   })
 
   fill(view, h('h1', {}, g.title),
-    h('p', { class: 'muted', id: 'gacha-status', dataset: { status: g.status } }, L(`状態: ${g.status}`, `Status: ${g.status}`), ' · ',
+    h('p', { class: 'muted', id: 'gacha-status', dataset: { status: g.status } }, L('状態: ', 'Status: '), gachaStatus(g.status), ' · ',
       L('単発 ', '1 pull '), yen(g.price_single), ' · ', L('10連 ', '10 pulls '), yen(g.price_ten), ' · ', jst(g.start_at), ' – ', jst(g.end_at)),
     draft ? null : h('p', { class: 'note', id: 'read-only' }, L('公開済みのガチャは変更できません（表示のみ）。変更するには新しいガチャを作成してください。',
       'A published gacha is frozen (read-only). To change it, create a new gacha.')),
