@@ -123,7 +123,6 @@ def create_fake_app(stripe_webhook: tuple[str, str] | None = None,
         pi = state["pi"].get(pi_id)
         return jsonify(pi) if pi else stripe_error(404, f"No such payment_intent: '{pi_id}'", "resource_missing")
 
-
     # Stripe's declining test card; any other number is accepted, as in Stripe's test mode.
     declined_cards = {"4000000000000002"}
 
@@ -323,7 +322,7 @@ def create_fake_app(stripe_webhook: tuple[str, str] | None = None,
                 for event in ev.komoju_outcome_events(order_id, s["amount"], "succeeded", payment_id=pid,
                                                       session_id=sid):
                     deliver(komoju_webhook, "komoju", event)
-            note = "<p id='paid'>お支払いを受け付けました / Payment received.</p>"
+            note = '<p id="paid">お支払いを受け付けました / Payment received.</p>'
         else:
             note = ""
         receipt = pid[:4].upper() + "-" + pid[4:12].upper()
