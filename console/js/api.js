@@ -96,7 +96,7 @@ export async function confirmCard (paymentIntentId, clientSecret, card) {
 // The RPC names of the account lifecycle (sessions, deletion). They belong to the Auth work that
 // adds `auth.sessions` and erasure; until the server has them, the screens say so in words.
 export const ACCOUNT_RPC = {
-  listSessions: 'list_my_sessions',
+  listSessions: 'my_sessions',
   endSession: 'end_my_session',
   requestDeletion: 'request_account_deletion',
   cancelDeletion: 'cancel_account_deletion',

@@ -83,6 +83,9 @@ const ERRORS = {
   user_already_exists: ['このメールアドレスはすでに登録されています。', 'This e-mail address is already registered.'],
   email_exists: ['このメールアドレスはすでに登録されています。', 'This e-mail address is already registered.'],
   weak_password: ['パスワードが短すぎます（6文字以上）。', 'The password is too short (at least 6 characters).'],
+  session_not_found: ['このログインはすでに終了しています。', 'That session has already ended.'],
+  vtuber_account: ['VTuberのアカウントは管理者が閉鎖します（支払いの精算のため）。お問い合わせください。', 'A VTuber account is closed by an admin (payouts): please contact us.'],
+  deletion_not_requested: ['削除は申請されていません。', 'No deletion was requested.'],
   not_available_here: ['この機能はこのサーバーではまだ使えません。', 'This feature is not available on this server yet.'],
 }
 

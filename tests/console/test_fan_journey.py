@@ -129,9 +129,9 @@ def test_a_declined_card_and_a_missing_birth_date_are_told_in_words(open_page, s
     error = page.wait_for_selector(".flash.error")
     assert "生年月日を登録してください" in error.inner_text()
 
-    # The sessions list is an RPC of the account-lifecycle work (auth.sessions); this server does not
-    # have it yet, so the account page answers "not available here" for that one section.
-    watch.expect(r"/rest/v1/rpc/list_my_sessions$", 404)
+    # The sessions list is an RPC of the account-lifecycle work (auth.sessions); a server without it
+    # answers 404 and the account page says "not available here" for that one section.
+    watch.expect(r"/rest/v1/rpc/my_sessions$", 404)
     goto(page, "#/account", "#profile-form")
     page.get_by_label(re.compile("^生年月日")).fill("2000-01-01")
     page.locator("#profile-form button").click()

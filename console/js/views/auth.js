@@ -3,7 +3,7 @@
 import { ACCOUNT_RPC, ApiError, authError, cfg, rpc, sb } from '../api.js'
 import { L } from '../i18n.js'
 import { jst, yen } from '../format.js'
-import { act, field, fill, flash, h, section, showError, table } from '../ui.js'
+import { act, field, fill, flash, h, section, table } from '../ui.js'
 import { go, refreshProfile, state } from '../app.js'
 
 const input = (attrs) => h('input', attrs)
@@ -176,8 +176,8 @@ async function sessionsSection () {
     const rows = await rpc(ACCOUNT_RPC.listSessions)
     box.append(table([L('端末', 'Device'), L('IP', 'IP'), L('最終利用', 'Last active'), ''],
       (rows || []).map((s) => h('tr', {}, h('td', {}, s.user_agent || '—'), h('td', {}, s.ip || '—'),
-        h('td', {}, jst(s.refreshed_at || s.updated_at || s.created_at)),
-        h('td', {}, s.current ? L('この端末', 'this device')
+        h('td', {}, jst(s.last_active_at || s.refreshed_at || s.updated_at || s.created_at)),
+        h('td', {}, s.is_current ? L('この端末', 'this device')
           : h('button', { type: 'button', onclick: (e) => act(e.target, async () => { await rpc(ACCOUNT_RPC.endSession, { p_session_id: s.id }); go('#/account') }) }, L('ログアウトさせる', 'End')))))))
   } catch (err) {
     box.append(h('p', { class: 'note' }, err.message))
@@ -202,12 +202,18 @@ function deletionSection () {
   const btn = h('button', { type: 'button', id: 'delete-account', class: 'danger' }, L('アカウントの削除を申請', 'Ask to delete my account'))
   btn.addEventListener('click', () => act(btn, async () => {
     if (!confirmBox.checked) throw new ApiError(null, L('確認のチェックを入れてください。', 'Tick the confirmation first.'))
-    await rpc(ACCOUNT_RPC.requestDeletion)
-    flash(L('削除を申請しました。猶予期間が過ぎると削除されます。', 'Deletion requested: it happens after the cooling-off period.'))
-  }).catch(showError))
+    const r = await rpc(ACCOUNT_RPC.requestDeletion)
+    flash(L(`削除を申請しました。${jst(r.erase_after)} 以降に削除されます。それまでは取り消せます。`,
+      `Deletion requested: the account is erased after ${jst(r.erase_after)}; until then you can cancel.`))
+  }))
+  const cancel = h('button', { type: 'button', id: 'cancel-deletion' }, L('削除の申請を取り消す', 'Cancel the deletion request'))
+  cancel.addEventListener('click', () => act(cancel, async () => {
+    await rpc(ACCOUNT_RPC.cancelDeletion)
+    flash(L('削除の申請を取り消しました。', 'The deletion request was cancelled.'))
+  }))
   return section(L('アカウントの削除', 'Delete the account'),
     h('p', {}, L('猶予期間ののち、個人情報は削除されます。法律で保存が必要な取引記録は匿名化して保管します。未使用の推しメダルは失効します。',
       'After a cooling-off period your personal data is erased. Transaction records the law requires us to keep are kept, pseudonymised. Unused oshi medals are forfeited.')),
     h('div', { class: 'field inline' }, confirmBox, h('label', { for: 'delete-confirm' }, L('内容を理解しました', 'I understand'))),
-    btn)
+    btn, ' ', cancel)
 }
