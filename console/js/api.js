@@ -24,8 +24,13 @@ export async function init () {
   sb = window.supabase.createClient(cfg.supabase_url, cfg.anon_key, {
     auth: { persistSession: true, autoRefreshToken: true, detectSessionInUrl: true, storageKey: 'koepon-console-auth' },
   })
+  // A recovery link lands here with the session in the URL; supabase-js reads it while it starts
+  // and says PASSWORD_RECOVERY once, so listen before anything waits on it.
+  sb.auth.onAuthStateChange((event) => { if (event === 'PASSWORD_RECOVERY') recovery.pending = true })
   return cfg
 }
+
+export const recovery = { pending: false }
 
 // PostgREST's error body is {code: SQLSTATE, message: our snake_case code, details: words, hint}.
 function fromPostgrest (error, status) {

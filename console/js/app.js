@@ -1,5 +1,5 @@
 // The console's shell: configuration, session, navigation by role, and the router (#/path).
-import { ApiError, init, rpc, sb } from './api.js'
+import { ApiError, init, recovery, rpc, sb } from './api.js'
 import { L, getLang, setLang } from './i18n.js'
 import { clearFlash, fill, h } from './ui.js'
 import * as auth from './views/auth.js'
@@ -123,10 +123,14 @@ async function main () {
   langSel.addEventListener('change', () => { setLang(langSel.value); render() })
   state.session = (await sb.auth.getSession()).data.session
   await refreshProfile()
+  if (recovery.pending) {  // signed in by a recovery link: choose the new password first
+    recovery.pending = false
+    window.history.replaceState(null, '', '#/reset')
+  }
   sb.auth.onAuthStateChange((event, session) => {
     const changed = (session?.user?.id || null) !== (state.session?.user?.id || null)
     state.session = session
-    if (event === 'PASSWORD_RECOVERY') { location.hash = '#/reset'; return }
+    if (event === 'PASSWORD_RECOVERY') { location.hash = '#/reset'; return }  // a link opened in a running page
     // Never call supabase-js inside its own auth callback (it holds a lock): do it on the next tick.
     if (changed) setTimeout(() => refreshProfile().then(nav), 0)
   })
