@@ -118,19 +118,8 @@ class Storage:
                   "metadata = excluded.metadata ")
         params = [bucket, name, owner, owner,
                   orjson.dumps({"size": len(data), "mimetype": content_type}).decode()]
-        try:
-            results, _, _ = await self.rest._run(ctx, False, [(sql.SQL(q + "returning id"), params)],
-                                                 pre_request=False)
-            object_id = results[0][0][0]
-        except Exception as exc:  # the rest layer maps psycopg errors to ApiError
-            code = getattr(exc, "code", "")
-            if code == "23505":
-                raise StorageError(409, "Duplicate", "The resource already exists") from exc
-            if code == "42501":
-                raise StorageError(403, "Unauthorized", "new row violates row-level security policy") from exc
-            if code == "23503":
-                raise StorageError(404, "Bucket not found", "Bucket not found") from exc
-            raise
+        rows = await self._as_caller(ctx, False, q + "returning id", params)
+        object_id = rows[0][0]
         path = self.path_of(bucket, name)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
@@ -148,6 +137,8 @@ class Storage:
                 raise StorageError(409, "Duplicate", "The resource already exists") from exc
             if code == "42501":
                 raise StorageError(403, "Unauthorized", "new row violates row-level security policy") from exc
+            if code == "23503":  # an upload into a bucket that does not exist
+                raise StorageError(404, "Bucket not found", "Bucket not found") from exc
             raise
         return results[-1]
 
