@@ -206,13 +206,7 @@ class Storage:
         rows = await self._as_caller(ctx, False, (
             "update storage.objects set name = %s, updated_at = now() where bucket_id = %s and name = %s "
             "returning id"), [dst, bucket, src])
-        if not rows or rows == [[0]]:
-            raise StorageError(400, "not_found", "Object not found")
-        target = self.path_of(bucket, dst)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        source = self.path_of(bucket, src)
-        if source.is_file():
-            source.replace(target)
+        self._place_bytes(rows, bucket, src, dst, keep_source=False)
         return {"message": "Successfully moved"}
 
     async def copy(self, ctx, body: dict) -> dict:
@@ -221,14 +215,22 @@ class Storage:
             "insert into storage.objects (bucket_id, name, owner, owner_id, metadata) "
             "select bucket_id, %s, %s, %s, metadata from storage.objects where bucket_id = %s and name = %s "
             "returning id"), [dst, ctx.claims.get("sub"), ctx.claims.get("sub"), bucket, src])
+        self._place_bytes(rows, bucket, src, dst, keep_source=True)
+        return {"Key": f"{bucket}/{dst}"}
+
+    def _place_bytes(self, rows: list, bucket: str, src: str, dst: str, *, keep_source: bool) -> None:
+        """After a move or copy of the object row (`rows`: what it returned; none when the caller's
+        policies hid the source): the bytes follow, copied or moved."""
         if not rows or rows == [[0]]:
             raise StorageError(400, "not_found", "Object not found")
         target = self.path_of(bucket, dst)
         target.parent.mkdir(parents=True, exist_ok=True)
         source = self.path_of(bucket, src)
         if source.is_file():
-            target.write_bytes(source.read_bytes())
-        return {"Key": f"{bucket}/{dst}"}
+            if keep_source:
+                target.write_bytes(source.read_bytes())
+            else:
+                source.replace(target)
 
     async def remove(self, ctx, bucket: str, body: dict) -> list[dict]:
         """DELETE /object/<bucket> {prefixes: [...]}: the objects the caller may delete, as rows."""
