@@ -88,13 +88,14 @@ class StaffActions:
         """Work on their own files: upload, replace, list, move, delete; a wrong type is refused."""
         base = f"{st['vtuber_id']}/drafts/{uuid.uuid4().hex[:8]}"
         storage = f"{self.stack.api_url}/storage/v1/object"
-        self.upload(vt, f"{base}/a.png")
+        first = self.upload(vt, f"{base}/a.png")
         self.upload(vt, f"{base}/a.png", upsert=True, kind="storage upload (replace, x-upsert)")
         self.upload(vt, f"{base}/avatar.png", bucket="avatars", kind="storage upload (avatar)")
         self.upload(vt, f"{base}/page.html", "text/html", kind="storage upload (wrong type)", invalid=True,
                     expect=("invalid_mime_type",))
         r = vt.call("storage list", "POST", f"{storage}/list/rewards", json={"prefix": base, "limit": 10})
-        if ok(r) and [e["name"] for e in r.json()] != ["a.png"]:
+        # (only when the first upload was answered: in the crash suite it may have been cut off)
+        if ok(first) and ok(r) and [e["name"] for e in r.json()] != ["a.png"]:
             self.rec.fail(f"storage list of {base}: {r.text[:200]}")
         if rng.random() < 0.5:
             vt.call("storage move", "POST", f"{storage}/move",
