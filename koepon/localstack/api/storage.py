@@ -11,6 +11,7 @@ import orjson
 import psycopg
 from psycopg import sql
 
+from .errors import from_pg
 from .tokens import sign
 
 _SAFE = re.compile(r"^[A-Za-z0-9._\-/ ]+$")
@@ -190,10 +191,9 @@ class Storage:
     async def public(self, bucket: str, name: str) -> bytes:
         """GET /object/public/<bucket>/<path>: only for public buckets, no RLS."""
         _check(bucket, name)
-        async with self.pool.connection() as conn:
-            row = await (await conn.execute(
-                "select b.public, exists (select 1 from storage.objects o where o.bucket_id = b.id and o.name = %s) "
-                "from storage.buckets b where b.id = %s", [name, bucket])).fetchone()
+        row = await self._service_row(
+            "select b.public, exists (select 1 from storage.objects o where o.bucket_id = b.id and o.name = %s) "
+            "from storage.buckets b where b.id = %s", [name, bucket])
         path = self.path_of(bucket, name)
         if row is None or not row[0]:
             raise StorageError(400, "Bucket not found", "Bucket not found")
@@ -253,11 +253,19 @@ class Storage:
                         "created_at": _iso(created), "updated_at": _iso(updated), "metadata": metadata})
         return out
 
+    async def _service_row(self, query: str, params: list):
+        """One row read as Storage's own service (no caller policies). A database that is down or
+        restarting answers as everywhere else in the API (503, PGRST001 / its SQLSTATE), not 500."""
+        try:
+            async with self.pool.connection() as conn:
+                return await (await conn.execute(query, params)).fetchone()
+        except psycopg.Error as exc:
+            raise from_pg(exc, role_is_anon=False) from exc
+
     async def _enforce_bucket_limits(self, bucket: str, data: bytes, content_type: str) -> None:
         """The bucket's file_size_limit and allowed_mime_types, refused with Storage's answers."""
-        async with self.pool.connection() as conn:
-            row = await (await conn.execute(
-                "select file_size_limit, allowed_mime_types from storage.buckets where id = %s", [bucket])).fetchone()
+        row = await self._service_row(
+            "select file_size_limit, allowed_mime_types from storage.buckets where id = %s", [bucket])
         if row is None:
             return  # the insert's foreign key answers 404 Bucket not found, as before
         limit, allowed = row
