@@ -36,7 +36,9 @@ log = logging.getLogger("koepon.realtime")
 FILTER = re.compile(r"^([^=]+)=(eq|neq|lt|lte|gt|gte|in)\.(.*)$", re.S)
 EVENTS = {"*", "INSERT", "UPDATE", "DELETE"}
 ACTIONS = {"I": "INSERT", "U": "UPDATE", "D": "DELETE"}
+_MESSAGES = re.compile(r"^messages(?:_\d{4}_\d{2}_\d{2})?$")
 MAX_CHANGES = 1000
+JANITOR_INTERVAL = 3600.0  # seconds between realtime.messages partition upkeeps
 LINGER = 10.0  # seconds the slot outlives the last connection
 
 
@@ -198,8 +200,12 @@ class WalReader:
                     self.error = None
                     self.ready.set()
                     idle_since = None
+                    janitor_at = 0.0
                     async with self.hub.pool.connection() as rls:
                         while True:
+                            if time.monotonic() >= janitor_at:
+                                await self._janitor(conn)
+                                janitor_at = time.monotonic() + JANITOR_INTERVAL
                             if self.hub.connections:
                                 idle_since = None
                                 n = await self._poll(conn, rls)
@@ -225,6 +231,19 @@ class WalReader:
                 self.slot = _slot_name()
                 await asyncio.sleep(1)
 
+    @staticmethod
+    async def _janitor(conn) -> None:
+        """Hosted Realtime's janitor: realtime.messages partitions for the coming days, none older
+        than 72 hours (realtime_local.maintain_messages, from the platform base). A database
+        without it (built before the table was partitioned) is left as it is."""
+        try:
+            async with conn.transaction():
+                cur = await conn.execute("select to_regprocedure('realtime_local.maintain_messages()')")
+                if (await cur.fetchone())[0] is not None:
+                    await conn.execute("select realtime_local.maintain_messages()")
+        except psycopg.Error as exc:
+            log.warning("realtime: realtime.messages upkeep failed: %s", exc)
+
     async def _skip(self, conn) -> int:
         """Nobody is connected: move the slot past the WAL written so far without decoding it.
 
@@ -237,7 +256,8 @@ class WalReader:
         return 0
 
     def _tables(self) -> str:
-        tables = {("realtime", "messages")}
+        # realtime.messages is partitioned by day: wal2json names the partition a row went to
+        tables = {("realtime", "*")}
         for subs in self.subs.values():
             for s in subs:
                 if s.table:
@@ -258,7 +278,7 @@ class WalReader:
         published = None
         for (data,) in rows:
             change = orjson.loads(data)
-            if change.get("schema") == "realtime" and change.get("table") == "messages":
+            if change.get("schema") == "realtime" and _MESSAGES.match(change.get("table") or ""):
                 if change.get("action") == "I":
                     self._message(change)
                 continue
