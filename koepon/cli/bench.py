@@ -72,8 +72,11 @@ def print_table(name: str, result: dict, echo=click.echo) -> None:
     if result.get("cpu_ms_per_event"):
         echo("  CPU ms per event: " + ", ".join(f"{k} {_fmt(v, 3)}" for k, v in result["cpu_ms_per_event"].items()))
     if result.get("cpu"):
-        echo("  database CPU per call (1 client): " + ", ".join(
-            f"{k} {_fmt(v.get('backend_cpu_ms_per_call'), 3)} ms" for k, v in result["cpu"].items()))
+        c = result["cpu"]
+        fm, bm, ratio = c["fulfilment_ms"], c["bare_ms"], c["bare_over_fulfilment"]
+        echo(f"  database CPU per call (1 client, median of rounds): fulfilment {_fmt(fm['median'], 3)} ms "
+             f"{fm['each']}, bare {_fmt(bm['median'], 3)} ms {bm['each']}, bare / fulfilment "
+             f"{_fmt(ratio['median'], 3)}")
     if result.get("checks"):
         echo("  checks: " + json.dumps(result["checks"], default=str))
     for n in result.get("notes", []):

@@ -86,10 +86,11 @@ revoke all on function private.rate_table(uuid, boolean) from public;
 -- (private.draw_order) picks every pull with this function; pick_entry is it over a table's
 -- JSON entries, which the statistics tests and the fairness vectors exercise. width_bucket
 -- counts the cumulative bounds at or below the roll by binary search (zero rates, equal bounds,
--- are skipped as the walk over the entries skipped them). Plain SQL without a search_path
--- setting (every name qualified), so the planner inlines it into the draw's statement.
+-- are skipped as the walk over the entries skipped them). Plain SQL, neither strict nor with a
+-- search_path setting (every name qualified; a null input gives null anyway), so the planner
+-- inlines it into the draw's statement instead of running a SQL function per statement.
 create or replace function private.pick_index(p_cum bigint[], p_roll bigint) returns integer
-language sql immutable strict parallel safe
+language sql immutable parallel safe
 as $$
   select nullif(pg_catalog.width_bucket(p_roll, p_cum) + 1, pg_catalog.cardinality(p_cum) + 1)
 $$;

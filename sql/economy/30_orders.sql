@@ -695,13 +695,18 @@ comment on function private.service_fulfill_order(uuid, text, text, integer, tex
 revoke all on function private.service_fulfill_order(uuid, text, text, integer, text) from public, anon;
 grant execute on function private.service_fulfill_order(uuid, text, text, integer, text) to service_role;
 
+-- PL/pgSQL rather than SQL: a SQL function that cannot be inlined (its search_path setting
+-- prevents it) is parsed and planned again at every call, PL/pgSQL keeps its plan for the session;
+-- on the money path that is ~30 us a fulfilment.
 create or replace function public.service_fulfill_order(
   p_order_id uuid, p_provider text, p_provider_payment_id text, p_amount integer, p_currency text
 ) returns jsonb
-language sql
+language plpgsql
 set search_path = ''
 as $$
-  select private.service_fulfill_order(p_order_id, p_provider, p_provider_payment_id, p_amount, p_currency)
+begin
+  return private.service_fulfill_order(p_order_id, p_provider, p_provider_payment_id, p_amount, p_currency);
+end
 $$;
 comment on function public.service_fulfill_order(uuid, text, text, integer, text) is
   'Service (payment confirmation): fulfils the order exactly once whatever the number of calls: draws every pull, '
