@@ -64,6 +64,9 @@ def print_table(name: str, result: dict, echo=click.echo) -> None:
              f"{_fmt(rt['max'], 3)}, {c['rounds']} interleaved rounds); p99 ratio median {_fmt(p99['median'], 2)}; "
              f"load average before {_fmt(ld['before'], 2)}, during {_fmt(ld['during_min'], 2)}-"
              f"{_fmt(ld['during_max'], 2)}")
+        if c.get("cpu_ms_per_request"):
+            per = c["cpu_ms_per_request"]
+            echo("    CPU ms per request: " + ", ".join(f"{k} {_fmt(v, 3)}" for k, v in per.items()))
     if result.get("sweep"):
         echo("  throughput vs concurrency: " + ", ".join(f"{r['clients']}→{r['throughput']:,.0f}/s"
                                                          for r in result["sweep"]))

@@ -152,6 +152,7 @@ class BenchDB:
         url = f"http://127.0.0.1:{port}"
         self._spawn(services.api_argv(port, self.url, workers), f"api-{port}.log", url + "/health",
                     {"KOEPON_STORAGE_DIR": os.path.join(self.tmp.name, "storage")})
+        self.api_pids = {url: self.procs[-1].pid}  # its session: the API's CPU (profile.PartyCPU)
         return url
 
     def start_webhooks(self, workers: int = 1, api_workers: int = 1) -> str:

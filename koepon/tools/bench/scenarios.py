@@ -250,7 +250,10 @@ request = function()
                     {["Authorization"] = tokens[f], ["apikey"] = anon, ["Content-Type"] = "application/json"}, body)
 end
 """)
-    return wrk(api, lua, f"POST /rest/v1/rpc/create_order, {conns} connections", conns, duration)
+    with profile.PartyCPU(db, {"API": db.api_pids[api]}) as cpu:
+        run = wrk(api, lua, f"POST /rest/v1/rpc/create_order, {conns} connections", conns, duration)
+    run.cpu_ms_per_request = cpu.ms_per(run.ops)
+    return run
 
 
 def order_http(db: BenchDB, opts: dict) -> dict:
@@ -278,6 +281,9 @@ def order_http(db: BenchDB, opts: dict) -> dict:
                             rounds)
         rows += rounds_rows(res)
         comp = ab.summary(f"create_order over HTTP / pgbench, {c} connections", res, "pgbench, same transaction")
+        # Where a request's time goes: CPU ms per request of the API and of PostgreSQL (median of rounds).
+        per = [b.cpu_ms_per_request for _a, b in res["runs"]]
+        comp["cpu_ms_per_request"] = {k: ab.spread([p[k] for p in per if k in p])["median"] for k in per[0]}
         comparisons.append(comp)
         med, p99 = comp["ratio"]["median"] or 0, comp["p99_ratio"]["median"]
         targets.append(target(f"{c} connections: median ratio to pgbench over {res['rounds']} rounds "
