@@ -8,6 +8,29 @@
 -- auth.users row stays as that tombstone with no address, so the address can register again.
 -- docs/privacy.md states the rules.
 
+-- The download log stays history (no delete, no change) with one exception: erasure may blank
+-- its personal columns, client IP and user agent, and nothing else.
+create or replace function private.downloads_history_guard() returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if tg_op = 'UPDATE' and new.client_ip is null and new.user_agent is null
+     and (to_jsonb(new) - 'client_ip' - 'user_agent') = (to_jsonb(old) - 'client_ip' - 'user_agent') then
+    return new;
+  end if;
+  raise exception using errcode = 'PT409', message = 'history_append_only',
+    detail = 'downloads is append-only: rows can be neither changed nor deleted (erasure only blanks the client)';
+end
+$$;
+comment on function private.downloads_history_guard() is
+  'Trigger: refuses UPDATE and DELETE on app.downloads, except blanking client_ip and user_agent (erasure).';
+revoke all on function private.downloads_history_guard() from public;
+
+create or replace trigger downloads_before_update_delete_refuse
+  before update or delete on app.downloads
+  for each row execute function private.downloads_history_guard();
+
 create or replace function private.deletion_cooling_off() returns interval
 language sql immutable
 set search_path = ''
@@ -239,7 +262,9 @@ begin
       perform private.erase_account(r.user_id, null, p_now);
       v_n := v_n + 1;
     exception when sqlstate 'PT409' then
-      null;  -- pending orders: the next run tries again
+      if sqlerrm <> 'pending_orders' then
+        raise;
+      end if;  -- an order waiting for its payment: the next run tries again
     end;
   end loop;
   return v_n;
