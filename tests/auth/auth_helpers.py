@@ -46,3 +46,30 @@ def link_of(message: dict) -> str:
 
 def new_email(tag: str = "fan") -> str:
     return f"{tag}-{uuid.uuid4().hex[:10]}@example.com"
+
+
+def supabase_js_modules():
+    """The pinned supabase-js the other supabase-js suites use (tests/api/test_client_checklist_js.py
+    installs it into the same cache); installed here when missing, failing with the reason if npm cannot."""
+    import os
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    import pytest
+
+    default = Path.home() / ".cache" / "koepon" / "postgrest-js-checklist"
+    cache = Path(os.environ.get("KOEPON_POSTGREST_JS_DIR", default))
+    marker = cache / "node_modules" / "@supabase" / "supabase-js" / "package.json"
+    if not marker.exists() or '"version": "2.119.1"' not in marker.read_text():
+        if os.environ.get("KOEPON_SKIP_SUPABASE_JS") == "1":
+            pytest.skip("KOEPON_SKIP_SUPABASE_JS=1: the supabase-js checks were explicitly opted out of")
+        if not shutil.which("npm"):
+            pytest.fail("npm is not installed (scripts/bootstrap.sh installs it)")
+        cache.mkdir(parents=True, exist_ok=True)
+        res = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", str(cache),
+                              "@supabase/supabase-js@2.119.1", "typescript@5.9.3"],
+                             capture_output=True, text=True, timeout=900)
+        if res.returncode != 0:
+            pytest.fail(f"npm install failed: {res.stderr[-2000:]}")
+    return cache
