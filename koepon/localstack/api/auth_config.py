@@ -1,6 +1,6 @@
 """The local Auth's settings, read from supabase/config.toml the way the Supabase CLI reads them
 (`[auth]`, `[auth.email]`, `[auth.rate_limit]`, `[auth.email.template.*]`, `[auth.email.smtp]`,
-`[inbucket]`), so one file configures `koepon up` and, through `supabase config push`, the hosted
+`[local_smtp]`), so one file configures `koepon up` and, through `supabase config push`, the hosted
 project.
 
 Environment overrides (for `koepon up` on another machine, or tests):
@@ -87,7 +87,7 @@ def load(path: Path | None = None) -> AuthConfig:
     email = auth.get("email", {})
     rate = auth.get("rate_limit", {})
     smtp = email.get("smtp", {})
-    inbucket = conf.get("inbucket", {})
+    local_smtp = conf.get("local_smtp", {})
     api_port = conf.get("api", {}).get("port", 54321)
     templates = {}
     for name in TEMPLATES:
@@ -117,7 +117,7 @@ def load(path: Path | None = None) -> AuthConfig:
         cfg.admin_email = smtp.get("admin_email", cfg.admin_email)
         cfg.sender_name = smtp.get("sender_name", cfg.sender_name)
     else:
-        cfg.smtp_port = int(inbucket.get("smtp_port", SMTP_PORT))
+        cfg.smtp_port = int(local_smtp.get("smtp_port", SMTP_PORT))
     if os.environ.get("KOEPON_SMTP_HOST"):
         cfg.smtp_host = os.environ["KOEPON_SMTP_HOST"]
     if os.environ.get("KOEPON_SMTP_PORT"):
