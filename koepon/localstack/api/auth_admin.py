@@ -71,7 +71,7 @@ class AdminApi:
         try:
             page = int(query.get("page") or 1)
             per_page = int(query.get("per_page") or 50)
-            if page < 0 or per_page < 0:
+            if not (0 <= page < 2 ** 63 and 0 <= per_page < 2 ** 63) or page * per_page >= 2 ** 63:
                 raise ValueError
         except ValueError as exc:
             raise self._error(400, "validation_failed", "Bad Pagination Parameters: strconv.ParseUint: parsing "

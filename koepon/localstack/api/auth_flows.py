@@ -263,8 +263,9 @@ class EmailFlows:
             raise self._error(400, "validation_failed", "Type provided requires a phone number")
         if not email:
             raise self._error(400, "validation_failed", "Type provided requires an email address")
-        pkce = pkce_params(body.get("options") or body) if isinstance(body.get("options") or body, dict) else None
-        redirect = referrer(self.config, redirect_to or (body.get("options") or {}).get("emailRedirectTo"))
+        options = body.get("options") if isinstance(body.get("options"), dict) else {}
+        pkce = pkce_params(body)
+        redirect = referrer(self.config, redirect_to or options.get("emailRedirectTo"))
         async with self.auth.pool.connection() as conn:
             await self.ensure()
             async with conn.transaction():
@@ -428,6 +429,8 @@ class EmailFlows:
                 "email_change": ["email_change_token_current", "email_change_token_new"]}.get(kind)
         if cols is None:
             raise self._error(400, "validation_failed", "Invalid email verification type")
+        if "\x00" in hashed:  # never issued, and PostgreSQL text cannot hold it
+            raise self._error(403, "otp_expired", "Email link is invalid or has expired")
         where = " or ".join(f"{c} = %s" for c in cols)
         cur = await conn.execute(f"select id from auth.users where ({where}) and deleted_at is null for update",
                                  (hashed,) * len(cols))

@@ -43,6 +43,17 @@ async def _body(api, request: Request):
     return api.parse_json(raw) if raw.strip() else {}
 
 
+async def _flow_body(api, request: Request, go_type: str) -> dict:
+    """A body of the e-mail flows and the admin API: a JSON object without NUL characters (which no
+    address, code or token holds, and PostgreSQL's text cannot store)."""
+    from .auth import _has_nul
+
+    body = auth_object(await _body(api, request), go_type)
+    if _has_nul(body):
+        raise AuthError(400, "validation_failed", "The request must not contain NUL characters")
+    return body
+
+
 async def handle(api, request: Request, client_ip: str | None) -> Response:
     client_meta.set((client_ip, request.headers.get("user-agent")))
     auth = api.auth
@@ -64,15 +75,15 @@ async def handle(api, request: Request, client_ip: str | None) -> Response:
         location = await auth.flows.verify_get(dict(request.query_params), request.headers.get("referer"))
         return RedirectResponse(location, status_code=303)
     if action == "verify" and method == "POST":
-        return _json(200, await auth.flows.verify_post(auth_object(await _body(api, request), "api.VerifyParams")))
+        return _json(200, await auth.flows.verify_post(await _flow_body(api, request, "api.VerifyParams")))
     if action == "recover" and method == "POST":
-        return _json(200, await auth.flows.recover(auth_object(await _body(api, request), "api.RecoverParams"),
+        return _json(200, await auth.flows.recover(await _flow_body(api, request, "api.RecoverParams"),
                                                    _redirect_to(request)))
     if action in ("otp", "magiclink") and method == "POST":
-        return _json(200, await auth.flows.otp(auth_object(await _body(api, request), "api.OtpParams"),
+        return _json(200, await auth.flows.otp(await _flow_body(api, request, "api.OtpParams"),
                                                _redirect_to(request), magiclink_endpoint=action == "magiclink"))
     if action == "resend" and method == "POST":
-        body = auth_object(await _body(api, request), "api.ResendConfirmationParams")
+        body = await _flow_body(api, request, "api.ResendConfirmationParams")
         return _json(200, await auth.flows.resend(body, _redirect_to(request)))
     if action == "reauthenticate" and method == "GET":
         return _json(200, await auth.flows.reauthenticate(await _user_claims(api, request)))
@@ -80,7 +91,8 @@ async def handle(api, request: Request, client_ip: str | None) -> Response:
         return _json(200, settings(auth.config))
     if action == "invite" and method == "POST":
         auth.admin.require_admin(await _claims(api, request))
-        return _json(200, await auth.admin.invite(await _body(api, request), _redirect_to(request)))
+        body = await _flow_body(api, request, "api.InviteParams")
+        return _json(200, await auth.admin.invite(body, _redirect_to(request)))
     if action.startswith("admin/"):
         return await _admin(api, request, action.removeprefix("admin/"))
     if action in ("user", "logout"):
@@ -103,17 +115,19 @@ async def _admin(api, request: Request, rest: str) -> Response:
         body, headers = await admin.list_users(dict(request.query_params), str(request.url))
         return _json(200, body, headers)
     if rest == "users" and method == "POST":
-        return _json(200, await admin.create_user(await _body(api, request)))
+        return _json(200, await admin.create_user(await _flow_body(api, request, "api.AdminUserParams")))
     if rest == "generate_link" and method == "POST":
-        return _json(200, await admin.generate_link(await _body(api, request), _redirect_to(request)))
+        body = await _flow_body(api, request, "api.GenerateLinkParams")
+        return _json(200, await admin.generate_link(body, _redirect_to(request)))
     if rest.startswith("users/") and "/" not in rest.removeprefix("users/"):
         user_id = rest.removeprefix("users/")
         if method == "GET":
             return _json(200, await admin.get_user(user_id))
         if method == "PUT":
-            return _json(200, await admin.update_user(user_id, await _body(api, request)))
+            return _json(200, await admin.update_user(user_id, await _flow_body(api, request, "api.AdminUserParams")))
         if method == "DELETE":
-            return _json(200, await admin.delete_user(user_id, await _body(api, request)))
+            body = await _flow_body(api, request, "api.adminUserDeleteParams")
+            return _json(200, await admin.delete_user(user_id, body))
     raise AuthError(404, "not_found", "Not found")
 
 
