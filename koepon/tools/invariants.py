@@ -265,6 +265,56 @@ CHECKS: list[Check] = [
         from expected e full join app.sales_daily s on s.jst_date = e.d and s.gacha_id = e.gacha_id
        where (e.paid_orders, e.pulls, e.gross_jpy, e.refunds_jpy, e.chargebacks_jpy)
              is distinct from (s.paid_orders, s.pulls, s.gross_jpy, s.refunds_jpy, s.chargebacks_jpy)"""),
+    Check("rollup_details_equal_base_tables",
+          "up to the watermark, pulls per item, sales and first payments per fan, medal flows and exchanges per "
+          "JST day equal pulls, orders, the ledger and exchanges", """
+      with w as (select through from app.rollup_state),
+      g as (
+        select o.id, o.vtuber_id, o.user_id, o.amount_jpy, (o.fulfilled_at at time zone 'Asia/Tokyo')::date as d
+          from app.orders o join app.medal_ledger l on l.order_id = o.id and l.reason = 'pull_grant', w
+         where l.created_at < w.through),
+      item_pulls as (
+        select 'item_pulls_daily' as rollup, k as key, e.v as expected, r.v as rolled_up
+          from (select g.d || ' ' || p.gacha_item_id as k,
+                       row(count(*) filter (where not p.pity), count(*) filter (where p.pity))::text as v
+                  from g join app.pulls p on p.order_id = g.id group by g.d, p.gacha_item_id) e
+          full join (select jst_date || ' ' || gacha_item_id as k, row(pulls, pity_pulls)::text as v
+                       from app.item_pulls_daily) r using (k)
+         where e.v is distinct from r.v),
+      fan_sales as (
+        select 'fan_sales_daily', k, e.v, r.v
+          from (select g.vtuber_id || ' ' || g.d || ' ' || g.user_id as k,
+                       row(count(*), sum(g.amount_jpy))::text as v from g group by g.vtuber_id, g.d, g.user_id) e
+          full join (select vtuber_id || ' ' || jst_date || ' ' || user_id as k, row(paid_orders, gross_jpy)::text as v
+                       from app.fan_sales_daily) r using (k)
+         where e.v is distinct from r.v),
+      firsts as (
+        select 'fan_firsts', k, e.v, r.v
+          from (select g.vtuber_id || ' ' || g.user_id as k, min(g.d)::text as v
+                  from g group by g.vtuber_id, g.user_id) e
+          full join (select vtuber_id || ' ' || user_id as k, first_jst_date::text as v from app.fan_firsts) r using (k)
+         where e.v is distinct from r.v),
+      medals as (
+        select 'medals_daily', k, e.v, r.v
+          from (select l.vtuber_id || ' ' || (l.created_at at time zone 'Asia/Tokyo')::date as k,
+                       row(coalesce(sum(l.delta) filter (where l.reason = 'pull_grant'), 0),
+                           coalesce(-sum(l.delta) filter (where l.reason = 'exchange'), 0),
+                           coalesce(-sum(l.delta) filter (where l.reason = 'refund_clawback'), 0),
+                           coalesce(sum(l.delta) filter (where l.reason = 'admin_adjustment'), 0))::text as v
+                  from app.medal_ledger l, w where l.created_at < w.through group by 1) e
+          full join (select vtuber_id || ' ' || jst_date as k, row(granted, spent, clawed_back, adjusted)::text as v
+                       from app.medals_daily) r using (k)
+         where e.v is distinct from r.v),
+      exchanges as (
+        select 'exchanges_daily', k, e.v, r.v
+          from (select x.jst_date || ' ' || x.exchange_item_id as k,
+                       row(count(*), sum(x.quantity), sum(x.medals_spent))::text as v
+                  from app.exchanges x, w where x.created_at < w.through group by x.jst_date, x.exchange_item_id) e
+          full join (select jst_date || ' ' || exchange_item_id as k, row(exchanges, quantity, medals_spent)::text as v
+                       from app.exchanges_daily) r using (k)
+         where e.v is distinct from r.v)
+      select * from item_pulls union all select * from fan_sales union all select * from firsts
+      union all select * from medals union all select * from exchanges"""),
 ]
 
 

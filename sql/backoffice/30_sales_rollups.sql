@@ -188,8 +188,13 @@ declare
   v_top jsonb;
   v_totals jsonb;
   v_outstanding bigint;
+  v_default_bps integer;
+  v_paying bigint;
+  v_new bigint;
 begin
   perform private.check_date_range(p_from, p_to);
+  -- Read once per report (a function call per rollup row would dominate the report's time).
+  v_default_bps := private.setting_int('default_revenue_share_bps', 7000);
   with s as (
     select d.jst_date, d.vtuber_id, sum(d.paid_orders) as paid_orders, sum(d.pulls) as pulls,
            sum(d.gross_jpy) as gross_jpy, sum(d.provider_fees_jpy) as provider_fees_jpy,
@@ -201,8 +206,8 @@ begin
   split as (
     select s.*, s.gross_jpy - s.refunds_jpy - s.chargebacks_jpy - s.provider_fees_jpy as net_jpy,
            trunc((s.gross_jpy - s.refunds_jpy - s.chargebacks_jpy - s.provider_fees_jpy)
-                 * private.share_bps(s.vtuber_id) / 10000.0)::bigint as vtuber_share_jpy
-    from s),
+                 * coalesce(v.revenue_share_bps, v_default_bps) / 10000.0)::bigint as vtuber_share_jpy
+    from s left join app.vtubers v on v.id = s.vtuber_id),
   day as (
     select x.jst_date, sum(x.paid_orders)::bigint as paid_orders, sum(x.pulls)::bigint as pulls,
            sum(x.gross_jpy)::bigint as gross_jpy, sum(x.provider_fees_jpy)::bigint as provider_fees_jpy,
@@ -211,12 +216,22 @@ begin
            sum(x.net_jpy)::bigint as net_jpy, sum(x.vtuber_share_jpy)::bigint as vtuber_share_jpy,
            sum(x.net_jpy - x.vtuber_share_jpy)::bigint as platform_fee_jpy
     from split x group by 1),
+  -- Paying fans per day: distinct users (hashed, not sorted). A fan is new on the day of their
+  -- first payment to that VTuber (app.fan_firsts), so new fans come from that index alone.
+  paying as (
+    select u.jst_date, count(*) as paying_fans
+    from (select distinct f.jst_date, f.user_id from app.fan_sales_daily f
+          where (p_vtuber_id is null or f.vtuber_id = p_vtuber_id) and f.jst_date between p_from and p_to) u
+    group by 1),
+  newcomers as (
+    select u.first_jst_date as jst_date, count(*) as new_fans
+    from (select distinct ff.first_jst_date, ff.user_id from app.fan_firsts ff
+          where (p_vtuber_id is null or ff.vtuber_id = p_vtuber_id)
+            and ff.first_jst_date between p_from and p_to) u
+    group by 1),
   fans as (
-    select f.jst_date, count(distinct f.user_id) as paying_fans,
-           count(distinct f.user_id) filter (where ff.first_jst_date = f.jst_date) as new_fans
-    from app.fan_sales_daily f join app.fan_firsts ff on ff.vtuber_id = f.vtuber_id and ff.user_id = f.user_id
-    where (p_vtuber_id is null or f.vtuber_id = p_vtuber_id) and f.jst_date between p_from and p_to
-    group by 1)
+    select p.jst_date, p.paying_fans, coalesce(n.new_fans, 0) as new_fans
+    from paying p left join newcomers n on n.jst_date = p.jst_date)
   select coalesce(jsonb_agg(jsonb_build_object(
            'jst_date', d.jst_date, 'paid_orders', d.paid_orders, 'pulls', d.pulls, 'gross_jpy', d.gross_jpy,
            'refund_count', d.refund_count, 'refunds_jpy', d.refunds_jpy, 'chargeback_count', d.chargeback_count,
@@ -236,15 +251,17 @@ begin
     into v_days, v_totals
   from day d left join fans f on f.jst_date = d.jst_date;
 
-  -- Unique paying fans over the whole range (a fan paying on two days counts once).
-  select v_totals || jsonb_build_object(
-           'paying_fans', count(distinct (f.vtuber_id, f.user_id)),
-           'new_fans', count(distinct (f.vtuber_id, f.user_id)) filter (where ff.first_jst_date between p_from and p_to),
-           'arppu_jpy', case when count(distinct (f.vtuber_id, f.user_id)) > 0
-                             then round((v_totals ->> 'gross_jpy')::numeric / count(distinct (f.vtuber_id, f.user_id))) end)
-    into v_totals
-  from app.fan_sales_daily f join app.fan_firsts ff on ff.vtuber_id = f.vtuber_id and ff.user_id = f.user_id
-  where (p_vtuber_id is null or f.vtuber_id = p_vtuber_id) and f.jst_date between p_from and p_to;
+  -- Unique paying fans over the whole range (a fan paying on two days counts once), hashed; new
+  -- ones are those whose first payment to the VTuber falls in the range.
+  select count(*) into v_paying
+  from (select distinct f.vtuber_id, f.user_id from app.fan_sales_daily f
+        where (p_vtuber_id is null or f.vtuber_id = p_vtuber_id) and f.jst_date between p_from and p_to) u;
+  select count(*) into v_new
+  from app.fan_firsts ff
+  where (p_vtuber_id is null or ff.vtuber_id = p_vtuber_id) and ff.first_jst_date between p_from and p_to;
+  v_totals := v_totals || jsonb_build_object(
+    'paying_fans', v_paying, 'new_fans', v_new,
+    'arppu_jpy', case when v_paying > 0 then round((v_totals ->> 'gross_jpy')::numeric / v_paying) end);
 
   select coalesce(jsonb_agg(jsonb_build_object(
            'jst_date', d.jst_date, 'gacha_id', d.gacha_id, 'title', g.title, 'paid_orders', d.paid_orders,
@@ -420,8 +437,8 @@ begin
                                 then round(sum(d.chargeback_count)::numeric / sum(d.paid_orders), 6) end)
     into t
   from app.sales_daily d where d.jst_date between p_from and p_to;
-  select t || jsonb_build_object('paying_users', count(distinct f.user_id))
-    into t from app.fan_sales_daily f where f.jst_date between p_from and p_to;
+  select t || jsonb_build_object('paying_users', count(*))
+    into t from (select distinct f.user_id from app.fan_sales_daily f where f.jst_date between p_from and p_to) u;
   select t || jsonb_build_object('outstanding_medals',
                                  coalesce(sum(m.granted - m.spent - m.clawed_back + m.adjusted), 0))
     into t from app.medals_daily m;
@@ -429,8 +446,7 @@ begin
   select coalesce(jsonb_agg(jsonb_build_object('gacha_id', a.gacha_id, 'title', g.title, 'p_value', a.p)
                             order by a.p), '[]')
     into v_flagged
-  from (select c.gacha_id, (private.chi_square_test(c.cells) ->> 'p_value')::double precision as p,
-               (private.chi_square_test(c.cells) ->> 'reliable')::boolean as reliable
+  from (select c.gacha_id, (x.r ->> 'p_value')::double precision as p
         from (select i.gacha_id,
                      jsonb_agg(jsonb_build_object('observed', coalesce(o.pulls, 0),
                                                   'expected', n.total * i.rate_ppm / 1e6)) as cells
@@ -440,7 +456,8 @@ begin
               left join (select x.gacha_item_id, sum(x.pulls) as pulls from app.item_pulls_daily x group by 1) o
                 on o.gacha_item_id = i.id
               where n.total > 0
-              group by i.gacha_id) c) a
+              group by i.gacha_id) c
+        cross join lateral (select private.chi_square_test(c.cells) as r) x) a
   join app.gachas g on g.id = a.gacha_id
   where a.p < 0.001;
   return t || jsonb_build_object(

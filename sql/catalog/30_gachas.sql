@@ -330,6 +330,10 @@ begin
   perform private.require_draft(g);
   -- The freeze trigger runs the publish checks (private.gacha_publish_problem) for every role.
   update app.gachas set status = 'published' where id = g.id returning * into g;
+  -- Then every item's content must be uploaded (the first missing one, in display order, is
+  -- named); raising undoes the publish.
+  perform private.require_content_object(i.content_bucket, i.content_path)
+     from app.gacha_items i where i.gacha_id = g.id order by i.sort_order, i.id;
   return private.gacha_json(g);
 end
 $$;
@@ -346,7 +350,8 @@ comment on function public.publish_gacha(uuid) is
   'VTuber: publishes their own draft, which freezes it; returns the gacha with expected_cost_top_rarity. '
   'Errors: not_authenticated (PT401), account_suspended, not_a_vtuber, vtuber_not_approved, not_gacha_owner '
   '(PT403), gacha_not_found (PT404), gacha_not_draft (PT409), gacha_window_over, gacha_has_no_items, '
-  'rate_must_be_positive, rates_must_sum_to_one_million, pity_settings_invalid, expected_cost_too_high (PT422).';
+  'rate_must_be_positive, rates_must_sum_to_one_million, pity_settings_invalid, expected_cost_too_high, '
+  'content_object_missing (PT422: an item''s content is not in Storage).';
 revoke all on function public.publish_gacha(uuid) from public, anon, authenticated, service_role;
 grant execute on function public.publish_gacha(uuid) to authenticated;
 

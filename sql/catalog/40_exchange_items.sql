@@ -58,6 +58,9 @@ begin
   values (e.vtuber_id, e.name, e.description, e.medal_cost, e.total_stock, e.per_fan_limit,
           e.per_fan_daily_limit, e.available_from, e.available_until, e.content_path)
   returning * into e;
+  -- After the row's own rules (the table's triggers) so their answers come first; raising here
+  -- undoes the insert.
+  perform private.require_content_object(e.content_bucket, e.content_path);
   return to_jsonb(e);
 end
 $$;
@@ -87,7 +90,8 @@ comment on function public.create_exchange_item(text, integer, text, text, integ
   'VTuber: creates an exchange item costing 1–100000 of their medals (optional total stock, per-fan '
   'lifetime and JST-daily limits, availability window); returns it. Errors: not_authenticated (PT401), '
   'account_suspended, not_a_vtuber, vtuber_not_approved (PT403), invalid_name, invalid_description, '
-  'invalid_medal_cost, invalid_stock, invalid_limit, invalid_window, invalid_content_path (PT400).';
+  'invalid_medal_cost, invalid_stock, invalid_limit, invalid_window, invalid_content_path (PT400), '
+  'content_object_missing (PT422: the content is not in Storage).';
 revoke all on function public.create_exchange_item(text, integer, text, text, integer, integer, integer,
                                                    timestamptz, timestamptz)
   from public, anon, authenticated, service_role;
@@ -116,7 +120,12 @@ begin
   update app.exchange_items set name = n.name, description = n.description, medal_cost = n.medal_cost,
     total_stock = n.total_stock, per_fan_limit = n.per_fan_limit, per_fan_daily_limit = n.per_fan_daily_limit,
     available_from = n.available_from, available_until = n.available_until, content_path = n.content_path
-  where id = e.id returning * into e;
+  where id = e.id returning * into n;
+  -- Re-pointed content must exist (checked after the row's own rules; raising undoes the update).
+  if n.content_path is distinct from e.content_path then
+    perform private.require_content_object(n.content_bucket, n.content_path);
+  end if;
+  e := n;
   return to_jsonb(e);
 end
 $$;
@@ -131,7 +140,8 @@ set search_path = ''
 as $$ select private.update_exchange_item(p_exchange_item_id, p_patch) $$;
 comment on function public.update_exchange_item(uuid, jsonb) is
   'VTuber: changes fields of their own active exchange item ({"medal_cost": …, "total_stock": null, …}); '
-  'returns it. Errors: as create_exchange_item, plus invalid_patch (PT400), exchange_item_not_found (PT404), '
+  'returns it. Errors: as create_exchange_item (content_object_missing when content_path changes to a missing '
+  'object), plus invalid_patch (PT400), exchange_item_not_found (PT404), '
   'not_exchange_item_owner (PT403), exchange_item_retired (PT409).';
 revoke all on function public.update_exchange_item(uuid, jsonb) from public, anon, authenticated, service_role;
 grant execute on function public.update_exchange_item(uuid, jsonb) to authenticated;

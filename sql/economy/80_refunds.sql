@@ -393,7 +393,11 @@ begin
   end if;
   v_first := o.refunded_jpy = 0;
   if v_first then
-    update app.user_rewards u set revoked_at = p_now
+    -- Never stamp a revocation before a download it did not stop: a download that started after
+    -- this transaction (so p_now precedes its created_at) may have committed under the reward's
+    -- row lock before this update took it. The revocation happened after that download.
+    update app.user_rewards u
+       set revoked_at = greatest(p_now, (select max(d.created_at) from app.downloads d where d.user_reward_id = u.id))
      where u.pull_id in (select p.id from app.pulls p where p.order_id = o.id) and u.revoked_at is null;
     get diagnostics v_revoked = row_count;
     perform private.lock_medal_balances(array[o.user_id], array[o.vtuber_id]);

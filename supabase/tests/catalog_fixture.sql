@@ -38,6 +38,14 @@ begin
      '10000000-0000-4000-b000-000000000002/x/voice.mp3');
   insert into app.vtuber_applications (id, user_id, vtuber_name, description) values
     ('10000000-0000-4000-c000-000000000001', '10000000-0000-4000-a000-000000000004', 'Fan VT', 'hello');
+  -- The owner's uploaded content (publishing and exchange items need their objects in Storage):
+  -- every path above, the exchange item path the privilege matrix creates, drafts' t/1..9.mp3.
+  insert into storage.objects (bucket_id, name, owner, owner_id, metadata)
+  select 'rewards', '10000000-0000-4000-b000-000000000002/' || p, '10000000-0000-4000-a000-000000000002',
+         '10000000-0000-4000-a000-000000000002', '{"mimetype": "audio/mpeg", "size": 1}'
+    from unnest(array['d/n.mp3', 'd/sr.mp3', 'p/n.mp3', 'p/ssr.mp3', 'x/voice.mp3', 'i.mp3', 'a.mp3']
+                || array(select 't/' || n || '.mp3' from generate_series(1, 9) n)) p
+  on conflict do nothing;
 end
 $fixture$;
 

@@ -32,3 +32,35 @@ def test_rollups_equal_base_tables_and_the_check_can_fail(fresh_db_url):
         conn.execute("update app.sales_daily set refunds_jpy = refunds_jpy + 1 where refunds_jpy > 0")
         broken = _rollup_violations(conn)
         assert len(broken) == 1 and broken[0].row["expected"] != broken[0].row["rolled_up"]
+
+
+def _detail_violations(conn):
+    return [v for v in invariants.check(conn) if v.check == "rollup_details_equal_base_tables"]
+
+
+def test_rollup_details_equal_base_tables_and_each_can_fail(fresh_db_url):
+    """Pulls per item, sales and first payments per fan, medal flows and exchanges per JST day: equal
+    after a refresh, and a wrong row in any of those rollups is named."""
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        conn.execute("""
+            insert into econ_test.ids values ('v', econ_test.vtuber('v@det'));
+            insert into econ_test.ids values
+              ('g', econ_test.gacha(econ_test.id('v'), '[{"name":"n","rarity":"N","rate_ppm":1000000}]')),
+              ('f', econ_test.fan('f@det'));
+            insert into econ_test.ids values ('o1', econ_test.paid('f', 10, 'a', now() - interval '3 hours'));
+            insert into econ_test.ids values ('x', econ_test.exchange_item(econ_test.id('v'), 10));
+            select private.exchange_medals(econ_test.id('f'), econ_test.id('x'), 2, 'det-1', now() - interval '1 hour');
+            select private.record_refund(econ_test.id('o1'), 're_det', 400, now() - interval '30 minutes');
+        """)
+        conn.execute("select private.refresh_rollups(now())")
+        assert conn.execute("select count(*) from app.exchanges_daily").fetchone()[0] == 1
+        assert _detail_violations(conn) == []
+        for table, column in [("item_pulls_daily", "pulls"), ("fan_sales_daily", "gross_jpy"),
+                              ("fan_firsts", "first_jst_date"), ("medals_daily", "spent"),
+                              ("exchanges_daily", "quantity")]:
+            with conn.transaction():
+                change = "first_jst_date - 1" if column == "first_jst_date" else f"{column} + 1"
+                conn.execute(f"update app.{table} set {column} = {change}")
+                broken = _detail_violations(conn)
+                assert [v.row["rollup"] for v in broken] == [table], broken
+                raise psycopg.Rollback()  # undo the damage before the next rollup is broken

@@ -110,6 +110,10 @@ def test_a_ten_pull_may_not_cost_more_than_ten_singles(econ_url, people):
         conn.commit()
         _call(conn, vt_user, "select public.add_gacha_item(%s, 'i', 'N', 1000000, %s)",
               (ok["id"], f"{people['vtuber']}/i.png"))
+        # Its content is uploaded (publishing refuses missing content first).
+        conn.execute("insert into storage.objects (bucket_id, name) values ('rewards', %s) on conflict do nothing",
+                     (f"{people['vtuber']}/i.png",))
+        conn.commit()
         assert _call(conn, vt_user, "select public.publish_gacha(%s)", (ok["id"],)) == bad
         status = conn.execute("select status from app.gachas where id = %s", (ok["id"],)).fetchone()[0]
     assert status == "draft"

@@ -12,6 +12,9 @@ from pathlib import Path
 import httpx
 import jwt
 import psycopg
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
 
 # The seed's demo logins and fixed ids, under the names the tests import from here.
 from koepon.localstack.seed import *  # noqa: F403
@@ -138,3 +141,25 @@ def forged_service_tokens(uid: str = FAN[2]) -> dict[str, str]:  # noqa: F405
         "service_role_key": SERVICE_ROLE_KEY,
         "no_subject": token({k: v for k, v in user_claims(uid).items() if k != "sub"}),
     }
+
+
+# Fuzzing with hypothesis: reproducible (derandomized, no example database), no deadline (the
+# stack shares two cores), no health check that would fail a slow strategy.
+FUZZ_PROFILE = {"deadline": None, "database": None, "derandomize": True,
+                "suppress_health_check": list(HealthCheck)}
+
+
+def fuzz_operation(op, examples: int, counts: dict[str, int], check_case) -> None:
+    """Runs `examples` valid and invalid schemathesis examples of one OpenAPI operation, counting
+    them under "METHOD /path" in `counts`; check_case(case, label) sends one and records failures."""
+    label = f"{op.method.upper()} {op.path}"
+    strategy = st.one_of(op.as_strategy(generation_mode=GenerationMode.POSITIVE),
+                         op.as_strategy(generation_mode=GenerationMode.NEGATIVE))
+
+    @settings(max_examples=examples, **FUZZ_PROFILE)
+    @given(strategy)
+    def run(case):
+        counts[label] = counts.get(label, 0) + 1
+        check_case(case, label)
+
+    run()

@@ -20,27 +20,26 @@ import httpx
 import psycopg
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from reliability_support import (
     FAN,
+    FUZZ_PROFILE,
     HOSHI_EXCHANGE_UNLIMITED,
     HOSHI_GACHA,
     anon,
     documented_codes,
+    fuzz_operation,
     raise_rate_limits,
     sign_in,
     table_counts,
 )
-from schemathesis import GenerationMode
 
 # The same predicate the local Auth uses to refuse a NUL in JSON (PostgreSQL cannot store it).
 from koepon.localstack.api.auth import _has_nul
 
 EXAMPLES = int(os.environ.get("KOEPON_FUZZ_EXAMPLES", "12"))
 RPC_EXAMPLES = int(os.environ.get("KOEPON_FUZZ_RPC_EXAMPLES", "100"))
-PROFILE = {"deadline": None, "database": None, "derandomize": True,
-           "suppress_health_check": list(HealthCheck)}
 
 # PostgREST's own answers to requests that never reach a Koepon function (docs/errors.md, "Malformed
 # requests"): unknown function/column, bad JSON/filter/range, wrong argument types (class 22).
@@ -95,14 +94,7 @@ def test_schemathesis_every_operation(api, clients, seeded_db_url, role):
 
 
 def _fuzz_operation(api, client, op, documented, failures, counts, known):
-        label = f"{op.method.upper()} {op.path}"
-        strategy = st.one_of(op.as_strategy(generation_mode=GenerationMode.POSITIVE),
-                             op.as_strategy(generation_mode=GenerationMode.NEGATIVE))
-
-        @settings(max_examples=EXAMPLES, **PROFILE)
-        @given(strategy)
-        def run(case):
-            counts[label] = counts.get(label, 0) + 1
+        def check_case(case, label):
             from schemathesis.core import NotSet
 
             body = None if isinstance(case.body, NotSet) else case.body
@@ -131,7 +123,7 @@ def _fuzz_operation(api, client, op, documented, failures, counts, known):
             if problem and label not in failures:
                 failures[label] = f"{problem}\n    body={raw!r:.300} query={query!r:.200}"
 
-        run()
+        fuzz_operation(op, EXAMPLES, counts, check_case)
 
 
 def test_nul_bytes_in_arguments_are_4xx(api, clients, seeded_db_url):
@@ -216,7 +208,7 @@ def test_hypothesis_rpc_arguments(api, clients, seeded_db_url, fn):
     failures: list[str] = []
     seen: dict[int, int] = {}
 
-    @settings(max_examples=RPC_EXAMPLES, **PROFILE)
+    @settings(max_examples=RPC_EXAMPLES, **FUZZ_PROFILE)
     @given(RPCS[fn](), st.sampled_from(["json", "raw"]))
     def run(args, mode):
         before = money_counts(conn) if fn in ("create_order", "exchange_medals", "request_refund") else None

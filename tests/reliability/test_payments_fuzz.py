@@ -17,10 +17,7 @@ import httpx
 import psycopg
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from reliability_support import ADMIN, FAN, raise_rate_limits, sign_in
-from schemathesis import GenerationMode
+from reliability_support import ADMIN, FAN, fuzz_operation, raise_rate_limits, sign_in
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -32,7 +29,6 @@ from koepon.localstack.api.testing import running_api
 from koepon.localstack.fakes.serve import running_payments
 
 EXAMPLES = int(os.environ.get("KOEPON_FUZZ_PAYMENTS_EXAMPLES", "25"))
-PROFILE = {"deadline": None, "database": None, "derandomize": True, "suppress_health_check": list(HealthCheck)}
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 MONEY_TABLES = ("orders", "payments", "payment_events", "pulls", "medal_ledger", "refunds", "user_rewards")
 
@@ -85,14 +81,7 @@ def test_schemathesis_every_payment_service_operation(stack, tokens, seeded_db_u
 
 
 def _fuzz(op, base, auth, failures, counts, statuses):
-    label = f"{op.method.upper()} {op.path}"
-    strategy = st.one_of(op.as_strategy(generation_mode=GenerationMode.POSITIVE),
-                         op.as_strategy(generation_mode=GenerationMode.NEGATIVE))
-
-    @settings(max_examples=EXAMPLES, **PROFILE)
-    @given(strategy)
-    def run(case):
-        counts[label] = counts.get(label, 0) + 1
+    def check_case(case, label):
         headers = {k: v for k, v in (case.headers or {}).items() if k.lower() != "authorization"}
         headers = {k: v for k, v in headers.items() if isinstance(v, str) and v.isascii() and v.strip()}
         case.headers = {**headers, **auth}
@@ -103,4 +92,4 @@ def _fuzz(op, base, auth, failures, counts, statuses):
         except AssertionError as exc:  # schemathesis raises its failures as AssertionError subclasses
             failures.setdefault(label, f"{response.status_code} {response.text[:300]}\n    {exc!s:.600}")
 
-    run()
+    fuzz_operation(op, EXAMPLES, counts, check_case)

@@ -56,6 +56,13 @@ def test_soak_exercised_every_path(soak_result):
         assert res.faults[fault] > 0, (fault, report)
     refused = [k for k, o in outcomes if "(bad" in k and o != "ok"]
     assert len(refused) >= 10, report
+    # VTubers upload their content (and a wrong type is refused); the admin works the queues.
+    for needed, outcome in (("storage upload", "ok"), ("storage upload (replace, x-upsert)", "ok"),
+                            ("storage upload (wrong type)", "415 invalid_mime_type"), ("storage list", "ok"),
+                            ("admin_list_refund_requests", "ok")):
+        assert (needed, outcome) in outcomes, (needed, outcome, report)
+    assert any(k.endswith("(page 1)") and o == "ok" for k, o in outcomes), report
+    assert any(k.endswith("(bad cursor)") and o == "400 invalid_cursor" for k, o in outcomes), report
 
 
 def test_invariants_catch_corruption(soak_result):
@@ -94,6 +101,12 @@ def test_invariants_catch_corruption(soak_result):
         "books_balance": "update app.payments set amount_jpy = amount_jpy - 100 where (order_id, provider) = "
                          "(select p.order_id, p.provider from app.payments p join app.orders o on o.id = p.order_id "
                          "and o.provider_payment_id = p.provider_payment_id where o.status = 'fulfilled' limit 1)",
+        "rollups_equal_base_tables": "update app.sales_daily set gross_jpy = gross_jpy + 1 "
+                                     "where (jst_date, gacha_id) = (select jst_date, gacha_id from app.sales_daily "
+                                     "where paid_orders > 0 limit 1)",
+        "rollup_details_equal_base_tables": "update app.item_pulls_daily set pulls = pulls + 1 where "
+                                            "(jst_date, gacha_item_id) = (select jst_date, gacha_item_id "
+                                            "from app.item_pulls_daily limit 1)",
     }
     with psycopg.connect(stack.db_url) as conn:
         for name, sql in corruptions.items():

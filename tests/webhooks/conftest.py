@@ -9,6 +9,9 @@ import uuid
 import psycopg
 import pytest
 
+from koepon.localstack.api.testing import running_api
+from koepon.localstack.fakes.serve import running_payments
+
 ITEMS = [{"name": "n", "rarity": "N", "rate_ppm": 700000}, {"name": "r", "rarity": "R", "rate_ppm": 300000}]
 
 
@@ -63,3 +66,11 @@ def _act(conn, user_id, role):
 @pytest.fixture(scope="module")
 def shop(db_url) -> Shop:
     return Shop(db_url)
+
+
+@pytest.fixture(scope="module")
+def stack(seeded_db_url):
+    """The local API and the payment service (with its fake providers) on free ports, per module:
+    (api url, payments, database url)."""
+    with running_api(seeded_db_url) as api_url, running_payments(api_url) as pay:
+        yield api_url, pay, seeded_db_url

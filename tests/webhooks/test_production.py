@@ -21,13 +21,13 @@ import psycopg
 import psycopg.conninfo
 import pytest
 from flask import Flask, jsonify, request
+from webhook_support import sign_up_fan
 
 from koepon.localstack.api.testing import running_api
 from koepon.localstack.fakes import events as ev
-from koepon.localstack.fakes.serve import running_payments, serving
+from koepon.localstack.fakes.serve import serving
 from koepon.localstack.services import free_port, payments_env
-from koepon.settings import ANON_KEY, STRIPE_WEBHOOK_SECRET
-from supabase import create_client
+from koepon.settings import STRIPE_WEBHOOK_SECRET
 from webhooks.app import create_app
 from webhooks.db import classify
 from webhooks.observability import logging_config
@@ -153,23 +153,10 @@ def test_a_signed_but_unreadable_body_is_refused_not_retried(stub, stub_service,
     assert (r.status_code, r.json()["code"]) == (400, "invalid_signature")
 
 
-@pytest.fixture(scope="module")
-def stack(seeded_db_url):
-    with running_api(seeded_db_url) as api_url, running_payments(api_url) as pay:
-        yield api_url, pay
-
-
-def _fan(api_url):
-    sb = create_client(api_url, ANON_KEY)
-    res = sb.auth.sign_up({"email": f"prod-{uuid.uuid4().hex[:10]}@example.com", "password": "long-enough-pw"})
-    sb.rpc("update_my_profile", {"p_display_name": "Payer", "p_birth_date": "1990-01-01"}).execute()
-    return sb, res.session.access_token, res.user.id
-
-
 def test_nul_in_metadata_end_to_end_is_refused_once_and_not_retried(stack, seeded_db_url, caplog):
     """The poison event itself: a correctly signed Stripe event with \\u0000 in its metadata (22P05)."""
-    api_url, pay = stack
-    sb, _, _ = _fan(api_url)
+    api_url, pay, _ = stack
+    sb, _, _ = sign_up_fan(api_url, "prod")
     order = sb.rpc("create_order", {"p_gacha_id": GACHA, "p_pull_count": 10,
                                     "p_idempotency_key": uuid.uuid4().hex}).execute().data
     event = _stripe_event(order["order_id"], order["amount_jpy"])
@@ -294,12 +281,12 @@ def test_answers_are_compressed_when_the_client_accepts_it(cors_app):
 # Per-fan rate limits, counted in the database
 # ---------------------------------------------------------------------------------------
 def test_per_fan_rate_limit_is_shared_by_every_instance(stack, seeded_db_url):
-    api_url, pay = stack
+    api_url, pay, _ = stack
     with psycopg.connect(seeded_db_url, autocommit=True) as conn:
         conn.execute("update app.rate_limit_rules set per_minute = 4 where bucket = 'payments'")
     try:
-        _, token, user_id = _fan(api_url)
-        _, other_token, _ = _fan(api_url)
+        _, token, user_id = sign_up_fan(api_url, "prod")
+        _, other_token, _ = sign_up_fan(api_url, "prod")
         # A second instance of the service (another process in production) on the same database.
         second = create_app(pay.env)
         with serving(second) as second_url:
@@ -323,7 +310,7 @@ def test_per_fan_rate_limit_is_shared_by_every_instance(stack, seeded_db_url):
 
 
 def test_webhooks_and_anonymous_calls_are_not_counted(stack, seeded_db_url):
-    _, pay = stack
+    _, pay, _ = stack
     with psycopg.connect(seeded_db_url) as conn:
         before = conn.execute("select count(*) from app.rate_limit_hits where bucket = 'payments'").fetchone()[0]
     r = httpx.post(pay.payments_url + "/payments/stripe/payment-intents", json={"order_id": "x"})
@@ -337,7 +324,7 @@ def test_webhooks_and_anonymous_calls_are_not_counted(stack, seeded_db_url):
 # /health and /ready, here and on the local API
 # ---------------------------------------------------------------------------------------
 def test_health_and_ready(stack):
-    api_url, pay = stack
+    api_url, pay, _ = stack
     assert httpx.get(pay.payments_url + "/health").json()["status"] == "ok"
     r = httpx.get(pay.payments_url + "/ready")
     assert (r.status_code, r.json()["status"], r.json()["database"]) == (200, "ready", "ok")
@@ -388,10 +375,10 @@ def _sample(text: str, name: str, **labels) -> float:
 
 
 def test_metrics_count_requests_outcomes_and_provider_calls(stack):
-    api_url, pay = stack
+    api_url, pay, _ = stack
     url = pay.payments_url
     before = httpx.get(url + "/metrics").text
-    sb, token, _ = _fan(api_url)
+    sb, token, _ = sign_up_fan(api_url, "prod")
     order = sb.rpc("create_order", {"p_gacha_id": GACHA, "p_pull_count": 10,
                                     "p_idempotency_key": uuid.uuid4().hex}).execute().data
     r = httpx.post(url + "/payments/stripe/payment-intents", json={"order_id": order["order_id"]},

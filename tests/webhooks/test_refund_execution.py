@@ -8,33 +8,16 @@ import uuid
 
 import httpx
 import psycopg
-import pytest
 from click.testing import CliRunner
+from webhook_support import sign_up_fan
 
 from koepon.cli import main
-from koepon.localstack.api.testing import running_api
-from koepon.localstack.fakes.serve import running_payments
-from koepon.settings import ANON_KEY
-from supabase import create_client
 
 GACHA = "00000000-0000-4000-d000-000000000001"  # seed: 10 pulls ¥3000
 
 
-@pytest.fixture(scope="module")
-def stack(seeded_db_url):
-    with running_api(seeded_db_url) as api_url, running_payments(api_url) as pay:
-        yield api_url, pay, seeded_db_url
-
-
-def _user(api_url):
-    sb = create_client(api_url, ANON_KEY)
-    res = sb.auth.sign_up({"email": f"rx-{uuid.uuid4().hex[:10]}@example.com", "password": "long-enough-pw"})
-    sb.rpc("update_my_profile", {"p_display_name": "Refunder", "p_birth_date": "1990-01-01"}).execute()
-    return sb, res.session.access_token, res.user.id
-
-
 def _admin(api_url, db_url, *, suspended=False):
-    sb, token, uid = _user(api_url)
+    sb, token, uid = sign_up_fan(api_url, "rx", "Refunder")
     with psycopg.connect(db_url, autocommit=True) as conn:
         conn.execute("insert into app.user_roles (user_id, role) values (%s, 'admin')", (uid,))
         if suspended:
@@ -43,7 +26,7 @@ def _admin(api_url, db_url, *, suspended=False):
 
 
 def _approved_refund(api_url, pay, admin_sb):
-    sb, token, _ = _user(api_url)
+    sb, token, _ = sign_up_fan(api_url, "rx", "Refunder")
     order = sb.rpc("create_order", {"p_gacha_id": GACHA, "p_pull_count": 10,
                                     "p_idempotency_key": uuid.uuid4().hex}).execute().data
     # The PaymentIntent is made at the (fake) provider, as a browser would, so that the provider

@@ -12,11 +12,10 @@ import jwt
 import psycopg
 import pytest
 from click.testing import CliRunner
+from webhook_support import sign_up_fan
 
 from koepon.cli import main
-from koepon.localstack.api.testing import running_api
-from koepon.localstack.fakes.serve import running_payments
-from koepon.settings import ANON_KEY, SERVICE_ROLE_KEY
+from koepon.settings import SERVICE_ROLE_KEY
 from supabase import create_client
 from webhooks.blueprints import downloads
 
@@ -24,17 +23,9 @@ GACHA = "00000000-0000-4000-d000-000000000001"  # seed: on sale
 TEN_YEARS = 10 * 365 * 24 * 3600
 
 
-@pytest.fixture(scope="module")
-def stack(seeded_db_url):
-    with running_api(seeded_db_url) as api_url, running_payments(api_url) as pay:
-        yield api_url, pay, seeded_db_url
-
-
 def _fan_with_reward(api_url, pay, db_url):
     """A new fan with one paid single pull: (client, token, user id, reward id, order id, object path)."""
-    sb = create_client(api_url, ANON_KEY)
-    res = sb.auth.sign_up({"email": f"dl-{uuid.uuid4().hex[:10]}@example.com", "password": "long-enough-pw"})
-    sb.rpc("update_my_profile", {"p_display_name": "Downloader", "p_birth_date": "1990-01-01"}).execute()
+    sb, token, user_id = sign_up_fan(api_url, "dl", "Downloader")
     order = sb.rpc("create_order", {"p_gacha_id": GACHA, "p_pull_count": 1,
                                     "p_idempotency_key": uuid.uuid4().hex}).execute().data
     r = CliRunner().invoke(main, ["pay", order["order_id"], "--url", pay.payments_url, "--api-url", api_url])
@@ -46,7 +37,7 @@ def _fan_with_reward(api_url, pay, db_url):
     # The rewards bucket takes images, audio and video only (its allowed_mime_types).
     create_client(api_url, SERVICE_ROLE_KEY).storage.from_(bucket).upload(
         path, b"the reward bytes", {"upsert": "true", "content-type": "audio/mpeg"})
-    return sb, res.session.access_token, res.user.id, reward["id"], order["order_id"], path
+    return sb, token, user_id, reward["id"], order["order_id"], path
 
 
 def _download(pay, token, reward_id, **kw):

@@ -13,11 +13,11 @@ import httpx
 import psycopg
 import pytest
 from click.testing import CliRunner
+from webhook_support import sign_up_fan
 
 from koepon.cli import main
-from koepon.localstack.api.testing import running_api
 from koepon.localstack.fakes import events as ev
-from koepon.localstack.fakes.serve import running_payments, serving
+from koepon.localstack.fakes.serve import serving
 from koepon.localstack.services import free_port, payments_env
 from koepon.settings import ANON_KEY, KOMOJU_WEBHOOK_SECRET, STRIPE_WEBHOOK_SECRET
 from supabase import create_client
@@ -25,19 +25,6 @@ from webhooks.app import create_app
 from webhooks.config import Config, ConfigError
 
 GACHA = "00000000-0000-4000-d000-000000000001"  # seed: 10 pulls ¥3000, 110 medals
-
-
-@pytest.fixture(scope="module")
-def stack(seeded_db_url):
-    with running_api(seeded_db_url) as api_url, running_payments(api_url) as pay:
-        yield api_url, pay
-
-
-def _fan(api_url):
-    sb = create_client(api_url, ANON_KEY)
-    res = sb.auth.sign_up({"email": f"pay-{uuid.uuid4().hex[:10]}@example.com", "password": "long-enough-pw"})
-    sb.rpc("update_my_profile", {"p_display_name": "Payer", "p_birth_date": "1990-01-01"}).execute()
-    return sb, res.session.access_token, res.user.id
 
 
 def _order(sb, pulls=10):
@@ -110,9 +97,9 @@ def test_the_service_refuses_to_start_without_a_provider_key(missing, tmp_path):
 # Signatures: checked over the raw body before anything is parsed
 # ---------------------------------------------------------------------------------------
 def test_stripe_signature_cases(stack):
-    api_url, pay = stack
+    api_url, pay, _ = stack
     url = pay.payments_url
-    sb, _, _ = _fan(api_url)
+    sb, _, _ = sign_up_fan(api_url, "pay")
     order = _order(sb)
     [event] = ev.stripe_outcome_events(order["order_id"], order["amount_jpy"], "succeeded")
     body = ev.dumps(event)
@@ -153,9 +140,9 @@ def test_stripe_signature_cases(stack):
 
 
 def test_komoju_signature_cases(stack):
-    api_url, pay = stack
+    api_url, pay, _ = stack
     url = pay.payments_url
-    sb, _, _ = _fan(api_url)
+    sb, _, _ = sign_up_fan(api_url, "pay")
     order = _order(sb)
     _, captured = ev.komoju_outcome_events(order["order_id"], order["amount_jpy"], "succeeded")
     body = ev.dumps(captured)
@@ -190,8 +177,8 @@ def test_database_unreachable_is_503_with_retry_after():
 
 
 def test_ten_identical_deliveries_at_once_over_http(stack, seeded_db_url):
-    api_url, pay = stack
-    sb, _, _ = _fan(api_url)
+    api_url, pay, _ = stack
+    sb, _, _ = sign_up_fan(api_url, "pay")
     order = _order(sb)
     [event] = ev.stripe_outcome_events(order["order_id"], order["amount_jpy"], "succeeded")
     body = ev.dumps(event)
@@ -221,9 +208,9 @@ def test_ten_identical_deliveries_at_once_over_http(stack, seeded_db_url):
 # Endpoints
 # ---------------------------------------------------------------------------------------
 def test_payment_intent_endpoint_rules(stack):
-    api_url, pay = stack
+    api_url, pay, _ = stack
     url = pay.payments_url + "/payments/stripe/payment-intents"
-    sb, token, _ = _fan(api_url)
+    sb, token, _ = sign_up_fan(api_url, "pay")
     order = _order(sb)
     assert httpx.post(url, json={"order_id": order["order_id"]}).json()["code"] == "not_authenticated"
     r = httpx.post(url, json={"order_id": order["order_id"]}, headers={"Authorization": "Bearer nope"})
@@ -233,7 +220,7 @@ def test_payment_intent_endpoint_rules(stack):
     assert (r.status_code, r.json()["code"]) == (400, "invalid_order_id")
     r = httpx.post(url, content=b"[", headers={**auth, "Content-Type": "application/json"})
     assert (r.status_code, r.json()["code"]) == (400, "invalid_body")
-    _, other_token, _ = _fan(api_url)
+    _, other_token, _ = sign_up_fan(api_url, "pay")
     r = httpx.post(url, json={"order_id": order["order_id"]}, headers={"Authorization": f"Bearer {other_token}"})
     assert (r.status_code, r.json()["code"]) == (404, "order_not_found")
     first = httpx.post(url, json={"order_id": order["order_id"]}, headers=auth)
@@ -253,9 +240,9 @@ def test_payment_intent_endpoint_rules(stack):
 
 
 def test_komoju_session_endpoint_rules(stack):
-    api_url, pay = stack
+    api_url, pay, _ = stack
     url = pay.payments_url + "/payments/komoju/sessions"
-    sb, token, _ = _fan(api_url)
+    sb, token, _ = sign_up_fan(api_url, "pay")
     order = _order(sb)
     auth = {"Authorization": f"Bearer {token}"}
     r = httpx.post(url, json={"order_id": order["order_id"], "return_url": "javascript:alert(1)"}, headers=auth)
@@ -265,8 +252,8 @@ def test_komoju_session_endpoint_rules(stack):
 
 
 def test_refund_execution_needs_an_admin_and_an_approved_refund(stack):
-    api_url, pay = stack
-    sb, token, _ = _fan(api_url)
+    api_url, pay, _ = stack
+    sb, token, _ = sign_up_fan(api_url, "pay")
     order = _order(sb)
     paid = CliRunner().invoke(main, ["pay", order["order_id"], "--url", pay.payments_url, "--api-url", api_url])
     assert paid.exit_code == 0 and "fulfilled" in paid.output, paid.output
@@ -294,8 +281,8 @@ def _wait_fulfilled(sb, order_id):
 
 
 def test_end_to_end_stripe(stack):
-    api_url, pay = stack
-    sb, token, _ = _fan(api_url)
+    api_url, pay, _ = stack
+    sb, token, _ = sign_up_fan(api_url, "pay")
     order = _order(sb)
     pi = httpx.post(pay.payments_url + "/payments/stripe/payment-intents", json={"order_id": order["order_id"]},
                     headers={"Authorization": f"Bearer {token}"}).json()
@@ -315,8 +302,8 @@ def test_end_to_end_stripe(stack):
 
 
 def test_end_to_end_komoju_konbini(stack):
-    api_url, pay = stack
-    sb, token, _ = _fan(api_url)
+    api_url, pay, _ = stack
+    sb, token, _ = sign_up_fan(api_url, "pay")
     order = _order(sb)
     s = httpx.post(pay.payments_url + "/payments/komoju/sessions",
                    json={"order_id": order["order_id"], "return_url": "https://koepon.example/r"},
@@ -332,8 +319,8 @@ def test_end_to_end_komoju_konbini(stack):
 
 
 def test_koepon_pay_outcomes(stack):
-    api_url, pay = stack
-    sb, _, _ = _fan(api_url)
+    api_url, pay, _ = stack
+    sb, _, _ = sign_up_fan(api_url, "pay")
     failed, disputed = _order(sb), _order(sb)
     run = CliRunner().invoke
     r = run(main, ["pay", failed["order_id"], "--outcome", "failed", "--url", pay.payments_url,

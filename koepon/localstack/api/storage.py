@@ -11,6 +11,7 @@ import orjson
 import psycopg
 from psycopg import sql
 
+from .errors import from_pg
 from .tokens import sign
 
 _SAFE = re.compile(r"^[A-Za-z0-9._\-/ ]+$")
@@ -118,19 +119,8 @@ class Storage:
                   "metadata = excluded.metadata ")
         params = [bucket, name, owner, owner,
                   orjson.dumps({"size": len(data), "mimetype": content_type}).decode()]
-        try:
-            results, _, _ = await self.rest._run(ctx, False, [(sql.SQL(q + "returning id"), params)],
-                                                 pre_request=False)
-            object_id = results[0][0][0]
-        except Exception as exc:  # the rest layer maps psycopg errors to ApiError
-            code = getattr(exc, "code", "")
-            if code == "23505":
-                raise StorageError(409, "Duplicate", "The resource already exists") from exc
-            if code == "42501":
-                raise StorageError(403, "Unauthorized", "new row violates row-level security policy") from exc
-            if code == "23503":
-                raise StorageError(404, "Bucket not found", "Bucket not found") from exc
-            raise
+        rows = await self._as_caller(ctx, False, q + "returning id", params)
+        object_id = rows[0][0]
         path = self.path_of(bucket, name)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
@@ -148,6 +138,8 @@ class Storage:
                 raise StorageError(409, "Duplicate", "The resource already exists") from exc
             if code == "42501":
                 raise StorageError(403, "Unauthorized", "new row violates row-level security policy") from exc
+            if code == "23503":  # an upload into a bucket that does not exist
+                raise StorageError(404, "Bucket not found", "Bucket not found") from exc
             raise
         return results[-1]
 
@@ -199,10 +191,9 @@ class Storage:
     async def public(self, bucket: str, name: str) -> bytes:
         """GET /object/public/<bucket>/<path>: only for public buckets, no RLS."""
         _check(bucket, name)
-        async with self.pool.connection() as conn:
-            row = await (await conn.execute(
-                "select b.public, exists (select 1 from storage.objects o where o.bucket_id = b.id and o.name = %s) "
-                "from storage.buckets b where b.id = %s", [name, bucket])).fetchone()
+        row = await self._service_row(
+            "select b.public, exists (select 1 from storage.objects o where o.bucket_id = b.id and o.name = %s) "
+            "from storage.buckets b where b.id = %s", [name, bucket])
         path = self.path_of(bucket, name)
         if row is None or not row[0]:
             raise StorageError(400, "Bucket not found", "Bucket not found")
@@ -215,13 +206,7 @@ class Storage:
         rows = await self._as_caller(ctx, False, (
             "update storage.objects set name = %s, updated_at = now() where bucket_id = %s and name = %s "
             "returning id"), [dst, bucket, src])
-        if not rows or rows == [[0]]:
-            raise StorageError(400, "not_found", "Object not found")
-        target = self.path_of(bucket, dst)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        source = self.path_of(bucket, src)
-        if source.is_file():
-            source.replace(target)
+        self._place_bytes(rows, bucket, src, dst, keep_source=False)
         return {"message": "Successfully moved"}
 
     async def copy(self, ctx, body: dict) -> dict:
@@ -230,14 +215,22 @@ class Storage:
             "insert into storage.objects (bucket_id, name, owner, owner_id, metadata) "
             "select bucket_id, %s, %s, %s, metadata from storage.objects where bucket_id = %s and name = %s "
             "returning id"), [dst, ctx.claims.get("sub"), ctx.claims.get("sub"), bucket, src])
+        self._place_bytes(rows, bucket, src, dst, keep_source=True)
+        return {"Key": f"{bucket}/{dst}"}
+
+    def _place_bytes(self, rows: list, bucket: str, src: str, dst: str, *, keep_source: bool) -> None:
+        """After a move or copy of the object row (`rows`: what it returned; none when the caller's
+        policies hid the source): the bytes follow, copied or moved."""
         if not rows or rows == [[0]]:
             raise StorageError(400, "not_found", "Object not found")
         target = self.path_of(bucket, dst)
         target.parent.mkdir(parents=True, exist_ok=True)
         source = self.path_of(bucket, src)
         if source.is_file():
-            target.write_bytes(source.read_bytes())
-        return {"Key": f"{bucket}/{dst}"}
+            if keep_source:
+                target.write_bytes(source.read_bytes())
+            else:
+                source.replace(target)
 
     async def remove(self, ctx, bucket: str, body: dict) -> list[dict]:
         """DELETE /object/<bucket> {prefixes: [...]}: the objects the caller may delete, as rows."""
@@ -260,11 +253,19 @@ class Storage:
                         "created_at": _iso(created), "updated_at": _iso(updated), "metadata": metadata})
         return out
 
+    async def _service_row(self, query: str, params: list):
+        """One row read as Storage's own service (no caller policies). A database that is down or
+        restarting answers as everywhere else in the API (503, PGRST001 / its SQLSTATE), not 500."""
+        try:
+            async with self.pool.connection() as conn:
+                return await (await conn.execute(query, params)).fetchone()
+        except psycopg.Error as exc:
+            raise from_pg(exc, role_is_anon=False) from exc
+
     async def _enforce_bucket_limits(self, bucket: str, data: bytes, content_type: str) -> None:
         """The bucket's file_size_limit and allowed_mime_types, refused with Storage's answers."""
-        async with self.pool.connection() as conn:
-            row = await (await conn.execute(
-                "select file_size_limit, allowed_mime_types from storage.buckets where id = %s", [bucket])).fetchone()
+        row = await self._service_row(
+            "select file_size_limit, allowed_mime_types from storage.buckets where id = %s", [bucket])
         if row is None:
             return  # the insert's foreign key answers 404 Bucket not found, as before
         limit, allowed = row

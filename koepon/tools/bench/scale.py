@@ -1,5 +1,6 @@
-"""scale: the read paths at 1M fans / 10M pulls / 10M ledger entries / 100k orders a day of history
-(times --scale-factor), against a small-data run of the same queries in the same process.
+"""scale: the read paths at 1M fans / 10M pulls / 10M ledger entries over 90 days of history (times
+--scale-factor), against a small-data run of the same queries in the same process; then the sales
+dashboards and the rollup job at that size (dashboard.py).
 
 History is generated with set-based SQL, consistent by construction (every order fulfilled with
 10 pulls, 10 rewards, one pull_grant; the rest of the ledger is admin adjustments whose running
@@ -16,12 +17,13 @@ import time
 import psycopg
 
 from ...settings import superuser_url
+from . import dashboard
 from .env import BenchDB, has_function
 from .scenarios import Skip, row, target
 from .tools import pgbench
 
 FULL = {"fans": 1_000_000, "orders": 1_000_000, "ledger": 10_000_000}  # orders are 10-pull: 10M pulls
-DAYS = 10  # 100k orders a day at scale factor 1
+DAYS = dashboard.DAYS  # 90 days: the VTuber's dashboard reads 90 days (11k orders a day at sf 1)
 
 SCALE_TABLE = """
 create table if not exists bench.so (n integer primary key, order_id uuid not null, user_id uuid not null,
@@ -32,11 +34,20 @@ grant select on bench.so to anon, authenticated, service_role;
 GEN_SQL = """
 set session_replication_role = replica;
 set work_mem = '256MB';
-insert into app.fairness_seeds (user_id, server_seed, server_seed_hash, client_seed, next_nonce)
-select f.user_id, x.seed, encode(sha256(x.seed), 'hex'), 'bench', 0
-  from bench.fans f cross join lateral (select decode(md5(random()::text || f.n) || md5(f.n || random()::text), 'hex')
-                                        as seed) x
+-- Seeds as fans get them now (sql/economy/10_fairness.sql): each fan's committed next seed (made
+-- by the profile trigger when the fan was created) becomes the active pair with a client seed the
+-- fan chose, and a fresh next seed is committed; backdated before the history's first order.
+insert into app.fairness_seeds (user_id, server_seed, server_seed_hash, client_seed, next_nonce, created_at,
+                                committed_at, client_seed_source)
+select f.user_id, n.server_seed, n.server_seed_hash, 'bench-' || f.n, 0,
+       now() - interval ':days days' - interval '1 hour', now() - interval ':days days' - interval '2 hours', 'fan'
+  from bench.fans f join app.fairness_next_seeds n on n.user_id = f.user_id
  where f.n between :flo and :fhi;
+update app.fairness_next_seeds n set server_seed = x.seed, server_seed_hash = encode(sha256(x.seed), 'hex'),
+                                     committed_at = now() - interval ':days days' - interval '1 hour'
+  from (select f.user_id, decode(md5(random()::text || f.n) || md5(f.n || random()::text), 'hex') as seed
+          from bench.fans f where f.n between :flo and :fhi) x
+ where n.user_id = x.user_id;
 insert into bench.so (n, order_id, user_id, gacha_id, vtuber_id, created_at)
 select k.k, gen_random_uuid(), f.user_id, b.gacha_id, b.vtuber_id,
        now() - interval '1 hour' - random() * interval ':days days'
@@ -44,12 +55,20 @@ select k.k, gen_random_uuid(), f.user_id, b.gacha_id, b.vtuber_id,
                1 + floor(:ng * random())::integer as gn
           from generate_series(:olo, :ohi) k) k
   join bench.fans f on f.n = k.fn join bench.gachas b on b.n = k.gn;
+-- Each order is bound to its draw at creation (seed, first nonce, rate table), as create_order does.
 insert into app.orders (id, user_id, gacha_id, vtuber_id, pull_count, amount_jpy, medals, currency, idempotency_key,
-                        status, provider, provider_payment_id, created_at, expires_at, paid_at, fulfilled_at)
+                        status, provider, provider_payment_id, created_at, expires_at, paid_at, fulfilled_at,
+                        seed_id, first_nonce, rate_table_version)
 select so.order_id, so.user_id, so.gacha_id, so.vtuber_id, 10, 1000, 100, 'JPY', 'hist-' || so.n, 'fulfilled',
        'stripe', 'pi_hist_' || so.n, so.created_at, so.created_at + interval '30 minutes', so.created_at,
-       so.created_at
-  from bench.so so where so.n between :olo and :ohi;
+       so.created_at, s.id, so.n::bigint * 10, b.rate_version
+  from bench.so so join bench.gachas b on b.gacha_id = so.gacha_id
+  join app.fairness_seeds s on s.user_id = so.user_id and s.active
+ where so.n between :olo and :ohi;
+update app.fairness_seeds s set next_nonce = x.next
+  from (select so.user_id, max(so.n)::bigint * 10 + 10 as next from bench.so so
+         where so.n between :olo and :ohi group by 1) x
+ where s.user_id = x.user_id and s.active;
 create temporary table gen_pulls on commit drop as select coalesce(max(id), 0) as before from app.pulls;
 insert into app.pulls (order_id, user_id, gacha_id, gacha_item_id, rarity, seed_id, nonce, roll, rate_table_version,
                        pity, created_at)
@@ -119,7 +138,7 @@ def _generate(db: BenchDB, sf: float, ng: int, olo: int) -> tuple[int, int, floa
         with conn.transaction():
             conn.execute(sql)
         for t in ("app.orders", "app.pulls", "app.user_rewards", "app.medal_ledger", "app.medal_balances",
-                  "app.fairness_seeds", "bench.so", "auth.users", "app.profiles"):
+                  "app.fairness_seeds", "app.fairness_next_seeds", "bench.so", "auth.users", "app.profiles"):
             conn.execute(f"vacuum analyze {t}")
     return olo + orders - 1, fans, time.monotonic() - t0
 
@@ -193,9 +212,11 @@ def scale(db: BenchDB, opts: dict) -> dict:
         targets.append(target(f"{name}: index use, no seq scan on a big table",
                               ", ".join(plans[name]["index_scans"]) or "none", "index scans only",
                               bool(plans[name]["index_scans"]) and not plans[name]["seq_scans_on_big_tables"]))
-    return {"rows": rows, "targets": targets, "checks": {"counts": counts, "generate_s": round(t_small + t_big, 1)},
+    dash = dashboard.dashboards(db, opts, d, clients)
+    return {"rows": rows + dash["rows"], "targets": targets + dash["targets"],
+            "checks": {"counts": counts, "generate_s": round(t_small + t_big, 1), "dashboards": dash["checks"]},
             "plans": plans,
             "notes": [f"scale factor {sf:g}: {fans:,} fans with a skewed number of orders (random()^2), "
                       f"10-pull orders over {DAYS} days, {math.floor(FULL['ledger'] / FULL['orders'])} ledger "
                       f"entries per order; {clients} pgbench clients, role and claims set as PostgREST does; "
-                      "ratio = small-data throughput kept at scale"]}
+                      "ratio = small-data throughput kept at scale", *dash["notes"]]}

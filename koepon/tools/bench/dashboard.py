@@ -1,0 +1,195 @@
+"""The sales dashboards at scale (part of `koepon bench scale`): a VTuber's 90-day report and the
+admin KPIs read from the rollups with the scale history in the database, the rollup job's
+catch-up and freshness, and whether the job slows fulfilment.
+
+Fulfilment with the rollup job running is compared with fulfilment without it in the SAME run,
+in interleaved rounds (off, on, on, off, ...: drift on a shared machine hits both alike); the
+ratio is reported as the median of the rounds' pairs with its spread. While "on", a thread runs
+the job's own function (private.refresh_rollups) every REFRESH_EVERY seconds, twelve times as
+often as pg_cron runs it: the job is incremental, so its work per fulfilled order is the same at
+any cadence, and a shorter cadence puts several refreshes inside every measured round."""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+
+from .env import BenchDB, has_function
+from .scenarios import FULFIL_SCRIPT, Skip, row, target
+from .tools import pgbench
+
+DAYS = 90
+REFRESH_EVERY = 5.0  # seconds; pg_cron runs the job every 60 s
+CRON_PERIOD = 60.0
+CAP_FULFIL_ROUND = 2000
+
+ADMIN_SQL = """
+insert into auth.users (instance_id, id, aud, role, email, encrypted_password, email_confirmed_at,
+                        raw_app_meta_data, raw_user_meta_data, created_at, updated_at)
+values ('00000000-0000-0000-0000-000000000000', '00000000-0000-4000-8000-00000000bead', 'authenticated',
+        'authenticated', 'bench-admin@bench.invalid', 'x', now(), '{"provider":"email"}', '{}', now(), now())
+on conflict do nothing;
+insert into app.user_roles (user_id, role) values ('00000000-0000-4000-8000-00000000bead', 'admin')
+on conflict do nothing;
+create table if not exists bench.vt (n integer primary key, user_id uuid not null, vtuber_id uuid not null);
+insert into bench.vt (n, user_id, vtuber_id)
+select row_number() over (order by v.id), v.user_id, v.id from app.vtubers v
+ where v.id in (select b.vtuber_id from bench.gachas b)
+on conflict do nothing;
+grant select on bench.vt to authenticated;
+"""
+
+# What PostgREST runs for the request: role and claims for the transaction, then the call.
+VTUBER_SCRIPT = """\\set v random(1, :nv)
+begin isolation level read committed read only;
+select set_config('role', 'authenticated', true),
+       set_config('request.jwt.claims', json_build_object('sub', v.user_id, 'role', 'authenticated',
+                                                          'aud', 'authenticated')::text, true)
+  from bench.vt v where v.n = :v;
+select public.get_my_sales(current_date - 89, current_date);
+commit;
+"""
+ADMIN_SCRIPT = """begin isolation level read committed read only;
+select set_config('role', 'authenticated', true),
+       set_config('request.jwt.claims', '{"sub":"00000000-0000-4000-8000-00000000bead","role":"authenticated",
+                                          "aud":"authenticated"}', true);
+select public.{call}current_date - 89, current_date);
+commit;
+"""
+READS = {
+    "get_my_sales, 90 days (a VTuber)": VTUBER_SCRIPT,
+    "admin_get_kpis, 90 days": ADMIN_SCRIPT.replace("{call}", "admin_get_kpis("),
+    "admin_get_sales, platform, 90 days": ADMIN_SCRIPT.replace("{call}", "admin_get_sales(null, "),
+}
+
+
+class Refresher(threading.Thread):
+    """Runs the rollup job every `every` seconds until stopped; records each run's duration and the
+    lag it leaves (now() - the new watermark)."""
+
+    def __init__(self, db: BenchDB, every: float):
+        super().__init__(daemon=True)
+        self.db, self.every = db, every
+        self.stop = threading.Event()
+        self.runs: list[tuple[float, float, int]] = []  # (seconds, lag seconds after, rows)
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            with self.db.connect() as conn:
+                while not self.stop.is_set():
+                    t0 = time.monotonic()
+                    res = conn.execute("""
+                      select r, extract(epoch from clock_timestamp() - (r ->> 'through')::timestamptz)
+                        from private.refresh_rollups(now()) r""").fetchone()
+                    self.runs.append((time.monotonic() - t0, float(res[1]), int(res[0].get("rows", 0))))
+                    self.stop.wait(max(0.0, self.every - (time.monotonic() - t0)))
+        except BaseException as exc:  # noqa: BLE001 - reported by the caller
+            self.error = exc
+
+
+def _catch_up(db: BenchDB) -> tuple[float, dict]:
+    with db.connect() as conn:
+        t0 = time.monotonic()
+        res = conn.execute("select private.refresh_rollups(now())").fetchone()[0]
+        took = time.monotonic() - t0
+        for t in ("sales_daily", "item_pulls_daily", "fan_sales_daily", "fan_firsts", "medals_daily"):
+            conn.execute(f"vacuum analyze app.{t}")
+        sizes = dict(conn.execute("""
+          select 'sales_daily', count(*) from app.sales_daily union all
+          select 'item_pulls_daily', count(*) from app.item_pulls_daily union all
+          select 'fan_sales_daily', count(*) from app.fan_sales_daily union all
+          select 'fan_firsts', count(*) from app.fan_firsts union all
+          select 'medals_daily', count(*) from app.medals_daily""").fetchall())
+    return took, {"catch_up": res, "rollup_rows": sizes}
+
+
+def _rollups_match(db: BenchDB) -> dict:
+    """The rollups against the base tables (orders, pulls, ledger) once caught up."""
+    with db.connect() as conn:
+        conn.execute("select private.refresh_rollups(now() + interval '3 seconds')")
+        return dict(zip(("gross_rollup", "gross_base", "pulls_rollup", "pulls_base"), conn.execute("""
+          select (select sum(gross_jpy) from app.sales_daily), (select sum(amount_jpy) from app.orders
+                                                                 where status = 'fulfilled'),
+                 (select sum(pulls + pity_pulls) from app.item_pulls_daily), (select count(*) from app.pulls)
+        """).fetchone(), strict=True))
+
+
+def _fulfil_round(db: BenchDB, label: str, clients: int, duration: float, with_job: bool,
+                  refreshes: list) -> object:
+    """One fulfil-sql round (its orders queued first, unmeasured); with_job: the job runs during it."""
+    per = -(-CAP_FULFIL_ROUND * int(duration) // clients) + 2
+    nbase = db.queue_orders(per * clients, "spread")
+    ref = Refresher(db, REFRESH_EVERY) if with_job else None
+    if ref:
+        ref.start()
+    try:
+        return pgbench(db.url, FULFIL_SCRIPT, label, clients, duration, {"k": 0, "nbase": nbase, "per": per})
+    finally:
+        if ref:
+            ref.stop.set()
+            ref.join(120)
+            if ref.error:
+                raise ref.error
+            refreshes += ref.runs
+
+
+def dashboards(db: BenchDB, opts: dict, duration: float, clients: int = 4) -> dict:
+    """Called by scale() once the history is loaded."""
+    with db.connect() as conn:
+        for f in ("public.get_my_sales(date,date)", "public.admin_get_kpis(date,date)",
+                  "private.refresh_rollups(timestamptz)"):
+            if not has_function(conn, f):
+                raise Skip(f"{f} is not in the repository yet")
+        conn.execute(ADMIN_SQL)
+        nv = conn.execute("select count(*) from bench.vt").fetchone()[0]
+    catch_up_s, checks = _catch_up(db)
+    rows, targets = [], []
+    for name, script in READS.items():
+        run = pgbench(db.url, script, name, clients, duration, {"nv": nv})
+        rows.append(row(run))
+        targets.append(target(f"{name}: p95 ms", run.p95_ms, "<= 50", run.p95_ms is not None and run.p95_ms <= 50))
+
+    # fulfil-sql with the rollup job running vs not, interleaved (ABBA ...), 8 clients.
+    rounds = 2 if opts.get("smoke") else 3
+    c = 8
+    pairs, refreshes = [], []
+    for i in range(rounds):
+        order = ("off", "on") if i % 2 == 0 else ("on", "off")
+        got = {}
+        for mode in order:
+            label = f"service_fulfill_order, {c} clients, rollup job {mode} (round {i + 1})"
+            got[mode] = _fulfil_round(db, label, c, opts["duration"], mode == "on", refreshes)
+        if got["off"].throughput:
+            pairs.append(got["on"].throughput / got["off"].throughput)
+        rows += [row(got["off"]), row(got["on"], got["off"])]
+    med = statistics.median(pairs) if pairs else 0.0
+    targets.append(target("fulfil-sql with the rollup job / without (median of interleaved rounds)",
+                          round(med, 3), ">= 0.98", med >= 0.98))
+    # Freshness: a row committed just after a run waits for the next run (the cron period), then
+    # for that run to finish; the watermark itself trails now() by the lag the run leaves.
+    worst_run = max((r[0] for r in refreshes), default=None)
+    worst_lag = max((r[1] for r in refreshes), default=None)
+    fresh = CRON_PERIOD + worst_run + worst_lag if refreshes else None
+    targets.append(target("rollup freshness bound, s (cron period + slowest run + largest lag)",
+                          round(fresh, 1) if fresh is not None else None, "<= 120",
+                          fresh is not None and fresh <= 120))
+    checks.update({
+        "catch_up_s": round(catch_up_s, 1),
+        "fulfil_ratio_rounds": [round(p, 3) for p in pairs],
+        "fulfil_ratio_median": round(med, 3),
+        "fulfil_ratio_spread": [round(min(pairs), 3), round(max(pairs), 3)] if pairs else None,
+        "refresh_runs_under_load": len(refreshes),
+        "refresh_run_s": {"median": round(statistics.median(r[0] for r in refreshes), 3),
+                          "max": round(worst_run, 3)} if refreshes else None,
+        "lag_after_run_s": {"median": round(statistics.median(r[1] for r in refreshes), 3),
+                            "max": round(worst_lag, 3)} if refreshes else None,
+        "rows_per_run_median": statistics.median(r[2] for r in refreshes) if refreshes else None,
+        "rollups_vs_base": _rollups_match(db),
+    })
+    notes = [f"dashboards read the rollups over {DAYS} JST days of history; {nv} VTubers; {clients} pgbench "
+             "clients with PostgREST's role and claims, read-only transactions",
+             f"fulfil-sql rounds of {opts['duration']:g} s, {c} clients, order off/on alternating per round (ABBA); "
+             f"rollup job run every {REFRESH_EVERY:g} s while on (pg_cron: every {CRON_PERIOD:g} s)"]
+    return {"rows": rows, "targets": targets, "checks": checks, "notes": notes}
