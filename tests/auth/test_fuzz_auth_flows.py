@@ -57,6 +57,13 @@ def test_flow_bodies_never_500(api, method, path, service):
         run()
 
 
+def test_pkce_grant_with_a_nul_is_refused(api):
+    # Found by the fuzzer: a NUL in auth_code reached PostgreSQL (500).
+    r = httpx.post(f"{api}/auth/v1/token?grant_type=pkce", headers={"apikey": ANON_KEY},
+                   json={"auth_code": "a\x00b", "code_verifier": "v"})
+    assert (r.status_code, r.json()["error_code"]) == (400, "validation_failed")
+
+
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 @given(params=st.dictionaries(st.sampled_from(["token", "type", "redirect_to"]), st.text(max_size=100), max_size=3))
 def test_verify_links_never_500(api, params):

@@ -69,7 +69,12 @@ async def handle(api, request: Request, client_ip: str | None) -> Response:
         if grant == "refresh_token":
             return _json(200, await auth.refresh_grant(body))
         if grant == "pkce":
-            return _json(200, await auth.flows.pkce_grant(auth_object(body, "api.PKCEGrantParams")))
+            from .auth import _has_nul
+
+            body = auth_object(body, "api.PKCEGrantParams")
+            if _has_nul(body):  # no code or verifier holds one; PostgreSQL's text cannot
+                raise AuthError(400, "validation_failed", "The request must not contain NUL characters")
+            return _json(200, await auth.flows.pkce_grant(body))
         raise AuthError(400, "validation_failed", "unsupported_grant_type")
     if action == "verify" and method == "GET":
         location = await auth.flows.verify_get(dict(request.query_params), request.headers.get("referer"))
