@@ -11,6 +11,7 @@ from ..db import migrations
 from ..db.cluster import Cluster
 from ..localstack import services as stack
 from ..localstack.api.storage import ensure_demo_bytes
+from ..localstack.mail import MAIL_PORT
 from ..localstack.seed import DEMO_LOGINS
 from ..settings import (
     ANON_KEY,
@@ -35,6 +36,7 @@ def describe(db_url: str) -> dict:
         "payments_url": f"http://127.0.0.1:{PAYMENTS_PORT}",
         "fake_providers_url": f"http://127.0.0.1:{FAKES_PORT}",
         "console_url": f"http://127.0.0.1:{CONSOLE_PORT}",
+        "mail_url": f"http://127.0.0.1:{MAIL_PORT}",
         "anon_key": ANON_KEY,
         "service_role_key": SERVICE_ROLE_KEY,
         "jwt_secret": JWT_SECRET,
@@ -53,6 +55,7 @@ def _print(info: dict) -> None:
     click.echo(f"Payments     {info['payments_url']}")
     click.echo(f"Fake Stripe/KOMOJU {info['fake_providers_url']} (local only)")
     click.echo(f"Console      {info['console_url']} (fan, VTuber and admin screens; sign in with a demo login)")
+    click.echo(f"Mail catcher {info['mail_url']} (auth e-mail; `koepon mail`)")
     click.echo(f"anon key     {info['anon_key']}")
     click.echo(f"service_role {info['service_role_key']}")
     click.echo(f"JWT secret   {info['jwt_secret']}")

@@ -69,6 +69,10 @@ def api_argv(port: int, db_url: str | None = None, workers: int | None = None) -
     return argv
 
 
+def mail_argv(port: int, smtp_port: int) -> list[str]:
+    return [sys.executable, "-m", "koepon.localstack.mail", "--port", str(port), "--smtp-port", str(smtp_port)]
+
+
 def payments_argv(port: int, workers: int | None = None) -> list[str]:
     return [sys.executable, "-m", "webhooks", "--port", str(port)] + (["--workers", str(workers)] if workers else [])
 
@@ -119,7 +123,11 @@ class Service:
 def services() -> list[Service]:
     """In start order: the fakes deliver refund events to the payment service, which may start after them."""
     payments_url = f"http://127.0.0.1:{PAYMENTS_PORT}"
+    from .mail import MAIL_PORT, SMTP_PORT
+
     return [
+        # The mail catcher first: Auth sends its e-mail there.
+        Service("mail", tuple(mail_argv(MAIL_PORT, SMTP_PORT)), MAIL_PORT, "/livez"),
         Service("api", tuple(api_argv(API_PORT)), API_PORT, "/health"),
         Service("fakes", tuple(fakes_argv(FAKES_PORT, payments_url)), FAKES_PORT, "/health"),
         Service("payments", tuple(payments_argv(PAYMENTS_PORT)), PAYMENTS_PORT, "/health"),
