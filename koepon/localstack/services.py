@@ -81,9 +81,9 @@ def fakes_argv(port: int, payments_url: str) -> list[str]:
     return [sys.executable, "-m", "koepon.localstack.fakes", "--port", str(port), "--payments-url", payments_url]
 
 
-def console_argv(port: int, api_url: str, payments_url: str, fakes_url: str) -> list[str]:
+def console_argv(port: int, api_url: str, payments_url: str, fakes_url: str, mail_url: str) -> list[str]:
     return [sys.executable, "-m", "koepon.localstack.console", "--port", str(port), "--api-url", api_url,
-            "--payments-url", payments_url, "--stripe-api-base", f"{fakes_url}/stripe"]
+            "--payments-url", payments_url, "--stripe-api-base", f"{fakes_url}/stripe", "--mail-url", mail_url]
 
 
 def spawn(argv: list[str], log_path: str | Path, env: dict[str, str] | None = None,
@@ -132,7 +132,8 @@ def services() -> list[Service]:
         Service("fakes", tuple(fakes_argv(FAKES_PORT, payments_url)), FAKES_PORT, "/health"),
         Service("payments", tuple(payments_argv(PAYMENTS_PORT)), PAYMENTS_PORT, "/health"),
         Service("console", tuple(console_argv(CONSOLE_PORT, f"http://127.0.0.1:{API_PORT}", payments_url,
-                                              f"http://127.0.0.1:{FAKES_PORT}")), CONSOLE_PORT, "/health"),
+                                              f"http://127.0.0.1:{FAKES_PORT}", f"http://127.0.0.1:{MAIL_PORT}")),
+                CONSOLE_PORT, "/health"),
     ]
 
 

@@ -26,6 +26,7 @@ from koepon.localstack.api.storage import ensure_demo_bytes
 from koepon.localstack.api.testing import running_api
 from koepon.localstack.console import ConsoleConfig, running_console
 from koepon.localstack.fakes.serve import running_payments
+from koepon.localstack.mail.testing import running_mail
 from koepon.localstack.services import free_port
 from koepon.settings import ANON_KEY, SERVICE_ROLE_KEY
 
@@ -95,6 +96,7 @@ class Stack:
     payments_url: str
     fake_url: str
     db_url: str
+    mail_url: str
 
 
 @pytest.fixture(scope="module")
@@ -107,11 +109,15 @@ def stack(seeded_db_url) -> Stack:
         image.write_bytes(png())
     port = free_port()
     origin = f"http://127.0.0.1:{port}"
+    # Auth's e-mail goes to a mail catcher of the module's own; its links may lead back to the console.
+    auth = {"site_url": origin, "additional_redirect_urls": (f"{origin}/**",)}
     try:
-        with running_api(seeded_db_url, storage_root=storage) as api, running_payments(api, origin) as pay:
-            cfg = ConsoleConfig(api, ANON_KEY, pay.payments_url, pay.fake_url + "/stripe")
+        with running_mail() as (mail_url, smtp_port), \
+                running_api(seeded_db_url, storage_root=storage, auth={**auth, "smtp_port": smtp_port}) as api, \
+                running_payments(api, origin) as pay:
+            cfg = ConsoleConfig(api, ANON_KEY, pay.payments_url, pay.fake_url + "/stripe", mail_url=mail_url)
             with running_console(cfg, port) as console:
-                yield Stack(console, api, pay.payments_url, pay.fake_url, seeded_db_url)
+                yield Stack(console, api, pay.payments_url, pay.fake_url, seeded_db_url, mail_url)
     finally:
         shutil.rmtree(storage, ignore_errors=True)
 

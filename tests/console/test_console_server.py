@@ -45,6 +45,7 @@ def test_no_inline_script_or_handler_in_the_app_files():
 
 
 def test_koepon_up_serves_the_console_on_54323_pointed_at_the_stack():
+    from koepon.localstack.mail import MAIL_PORT
     from koepon.localstack.services import services
     from koepon.settings import API_PORT, CONSOLE_PORT, FAKES_PORT, PAYMENTS_PORT
 
@@ -55,4 +56,5 @@ def test_koepon_up_serves_the_console_on_54323_pointed_at_the_stack():
     assert argv[1:3] == ["-m", "koepon.localstack.console"]
     assert opts == {"--port": "54323", "--api-url": f"http://127.0.0.1:{API_PORT}",
                     "--payments-url": f"http://127.0.0.1:{PAYMENTS_PORT}",
-                    "--stripe-api-base": f"http://127.0.0.1:{FAKES_PORT}/stripe"}
+                    "--stripe-api-base": f"http://127.0.0.1:{FAKES_PORT}/stripe",
+                    "--mail-url": f"http://127.0.0.1:{MAIL_PORT}"}
