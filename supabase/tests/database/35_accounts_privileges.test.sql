@@ -41,7 +41,7 @@ insert into matrix values
    array['42501', 'PT403 admin_only', 'PT403 admin_only', 'PT403 admin_only', 'PT403 admin_only',
          'PT404 deletion_not_requested', '42501']);
 
-select plan((select count(*)::integer * 7 from matrix) + 45);
+select plan((select count(*)::integer * 7 from matrix) + 46);
 
 select is(tests.probe(p.persona, m.sql), m.expected[p.n], m.object || ' as ' || p.persona)
 from matrix m
@@ -54,15 +54,17 @@ select is(
   array(select p.oid::regprocedure::text from pg_proc p join pg_namespace n on n.oid = p.pronamespace
          where n.nspname = 'private'
            and p.proname in ('my_sessions', 'end_my_session', 'request_account_deletion', 'cancel_account_deletion',
-                             'erase_account', 'admin_erase_account', 'ban_follows_suspension', 'suspension_follows_ban')
+                             'erase_account', 'admin_erase_account', 'ban_follows_suspension', 'suspension_follows_ban',
+                             'orders_refuse_erased_account')
            and not (p.prosecdef and p.proconfig @> array['search_path=""']) order by 1),
   array[]::text[],
   'the account definers are security definer with search_path pinned to empty');
 select is((select count(*)::integer from pg_proc p join pg_namespace n on n.oid = p.pronamespace
            where n.nspname = 'private'
              and p.proname in ('my_sessions', 'end_my_session', 'request_account_deletion', 'cancel_account_deletion',
-                               'erase_account', 'admin_erase_account', 'ban_follows_suspension', 'suspension_follows_ban')),
-          8, 'all eight account definers exist (the check above covers them)');
+                               'erase_account', 'admin_erase_account', 'ban_follows_suspension', 'suspension_follows_ban',
+                               'orders_refuse_erased_account')),
+          9, 'all nine account definers exist (the check above covers them)');
 select is(
   array(select p.oid::regprocedure::text from pg_proc p join pg_namespace n on n.oid = p.pronamespace
          where n.nspname = 'public'
@@ -77,7 +79,7 @@ select is(
           cross join (values ('anon'), ('authenticated'), ('service_role')) r (rolname)
          where n.nspname = 'private'
            and p.proname in ('erase_account', 'erase_due_accounts', 'ban_follows_suspension', 'suspension_follows_ban',
-                             'downloads_history_guard')
+                             'downloads_history_guard', 'orders_refuse_erased_account')
            and has_function_privilege(r.rolname, p.oid, 'execute') order by 1),
   array[]::text[],
   'erasure itself, the job body and the trigger functions are executable by no API role');
@@ -181,6 +183,13 @@ select is((select count(*)::integer from auth.sessions where user_id = tests.per
           'the erased fan''s sessions are gone');
 select tests.authenticate_as(tests.persona_id('fan'));
 select is(public.request_account_deletion() ->> 'status', 'erased', 'an erased account''s request stays erased');
+select tests.as_postgres();
+-- As if create_order had passed its profile check before the erasure committed: the order is
+-- still refused (the trigger on app.orders).
+update app.profiles set status = 'active', birth_date = '1990-04-01' where user_id = tests.persona_id('fan');
+select tests.authenticate_as(tests.persona_id('fan'));
+select throws_ok($$select public.create_order('10000000-0000-4000-d000-000000000002', 1, 'after-erasure')$$,
+                 'PT403', 'account_suspended', 'no order is created for an erased account, even past the profile check');
 select throws_ok($$select public.cancel_account_deletion()$$, 'PT404', 'deletion_not_requested',
                  'an erasure cannot be cancelled');
 select tests.as_postgres();
