@@ -221,6 +221,34 @@ comment on function private.erase_account(uuid, uuid, timestamptz) is
   'financial rows kept under the same id, medals forfeited through the ledger); writes Auth''s tables.';
 revoke all on function private.erase_account(uuid, uuid, timestamptz) from public;
 
+-- An order created while the account is being erased: create_order checked the profile before the
+-- erasure committed, and its insert would otherwise land after the pending-orders check, leaving an
+-- order (and later a payment naming the fan) on the tombstone. Inserting an order takes a share lock
+-- on the user's deletion request, so the two serialize: an erasure in progress makes the order wait
+-- and then refuses it; an order being created makes the erasure wait and then see it pending.
+create or replace function private.orders_refuse_erased_account() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  v_erased timestamptz;
+begin
+  select d.erased_at into v_erased from app.account_deletions d where d.user_id = new.user_id for share;
+  if v_erased is not null then
+    raise exception using errcode = 'PT403', message = 'account_suspended', detail = 'this account is erased';
+  end if;
+  return new;
+end
+$$;
+comment on function private.orders_refuse_erased_account() is
+  'Trigger on app.orders: serializes a new order with an erasure of its user and refuses it once the account '
+  'is erased. security definer: reads app.account_deletions, which no API role reads.';
+revoke all on function private.orders_refuse_erased_account() from public;
+
+create or replace trigger orders_before_insert_refuse_erased
+  before insert on app.orders
+  for each row execute function private.orders_refuse_erased_account();
+
 create or replace function private.admin_erase_account(p_user_id uuid) returns jsonb
 language plpgsql security definer
 set search_path = ''
