@@ -205,3 +205,16 @@ def test_generate_link_email_change(api):
     with pytest.raises(AuthApiError) as exc:
         adm.generate_link({"type": "recovery", "email": new_email("nobody")})
     assert (exc.value.status, exc.value.code) == (404, "user_not_found")
+
+
+@pytest.mark.parametrize("field, value, kind", [("redirect_to", 0, "number"), ("redirect_to", ["x"], "array"),
+                                                ("email", {"a": 1}, "object")])
+def test_generate_link_refuses_a_string_field_of_another_kind_as_gotrue_decodes_it(api, field, value, kind):
+    """GoTrue decodes the body into GenerateLinkParams, whose fields are strings: another JSON kind is
+    400 bad_json, never a 500 from the value reaching the redirect check."""
+    body = {"type": "magiclink", "email": new_email("kind"), field: value}
+    r = httpx.post(f"{api}/auth/v1/admin/generate_link", json=body,
+                   headers={"apikey": SERVICE_ROLE_KEY, "Authorization": f"Bearer {SERVICE_ROLE_KEY}"})
+    assert r.status_code == 400, r.text
+    assert r.json()["error_code"] == "bad_json"
+    assert f"cannot unmarshal {kind} into Go struct field GenerateLinkParams.{field} of type string" in r.json()["msg"]

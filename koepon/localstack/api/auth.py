@@ -393,6 +393,18 @@ def _object(body, go_type: str) -> dict:
                                      f"Go value of type {go_type}")
 
 
+def _string_fields(body: dict, go_type: str, *fields: str) -> dict:
+    """Fields GoTrue declares as strings: a JSON value of another kind fails its decoding (400
+    bad_json), where Python would carry it on until it broke something."""
+    for field in fields:
+        value = body.get(field)
+        if value is not None and not isinstance(value, str):
+            kind, struct = _GO_KIND.get(type(value), "object"), go_type.rsplit(".", 1)[-1]
+            raise AuthError(400, "bad_json", f"Could not parse request body as JSON: json: cannot unmarshal {kind} "
+                                             f"into Go struct field {struct}.{field} of type string")
+    return body
+
+
 _INT64 = 2 ** 63
 
 

@@ -207,9 +207,10 @@ class AdminApi:
 
     async def generate_link(self, body: dict, redirect_to: str | None) -> dict:
         """GoTrue's GenerateLink: the link and code of an e-mail, returned instead of sent."""
-        from .auth import _object, user_json
+        from .auth import _object, _string_fields, user_json
 
-        body = _object(body, "api.GenerateLinkParams")
+        body = _string_fields(_object(body, "api.GenerateLinkParams"), "api.GenerateLinkParams",
+                              "type", "email", "password", "new_email", "redirect_to")
         kind = body.get("type")
         email = str(body.get("email") or "").strip().lower()
         if not email or "@" not in email or "\x00" in email:
