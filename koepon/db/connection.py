@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -58,6 +59,21 @@ def create_database(admin_url: str, name: str, template: str | None = None) -> s
 
 def drop_database(admin_url: str, name: str) -> None:
     with connect(admin_url, autocommit=True) as conn:
+        # A logical slot left on the database (a local Realtime process killed mid-run) would make
+        # the drop fail; `with (force)` ends sessions, not replication slots.
+        slots = conn.execute("select slot_name, active_pid from pg_replication_slots where database = %s",
+                             (name,)).fetchall()
+        for slot, pid in slots:
+            if pid:
+                conn.execute("select pg_terminate_backend(%s)", (pid,))
+            for _ in range(50):
+                try:
+                    conn.execute("select pg_drop_replication_slot(%s)", (slot,))
+                    break
+                except psycopg.errors.ObjectInUse:
+                    time.sleep(0.1)
+                except psycopg.errors.UndefinedObject:
+                    break
         conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
 
 

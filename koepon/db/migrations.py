@@ -116,6 +116,8 @@ def migrate(conn: psycopg.Connection, paths: Paths, dry_run: bool = False,
             echo("warning: sql/platform changed since this database was built; "
                  "`koepon db reset` rebuilds a local database with it")
         if not dry_run:
+            platform.maintain_realtime_messages(conn)
+        if not dry_run:
             _ensure_history(conn)
         st = status(conn, paths)
         if st.missing:

@@ -129,3 +129,15 @@ def _apply(conn: psycopg.Connection, paths: Paths) -> bool:
         comment = _DIGEST.sub("", comment).rstrip() + f" [sql/platform {digest(paths)}]"
         conn.execute(sql.SQL("comment on schema auth is {}").format(sql.Literal(comment)))
     return True
+
+
+def maintain_realtime_messages(conn: psycopg.Connection) -> None:
+    """Hosted Realtime's janitor, locally: today's and the next days' realtime.messages partitions
+    exist and days older than 72 hours are gone. A database built before the table was partitioned
+    (or a real Supabase project, whose Realtime does this itself) has no such function: nothing to do."""
+    if state(conn) != "local":
+        return
+    if conn.execute("select to_regprocedure('realtime_local.maintain_messages()')").fetchone()[0] is None:
+        return
+    with conn.transaction():
+        conn.execute("select realtime_local.maintain_messages()")

@@ -58,6 +58,7 @@ class Embed:
 
 _EMBED = re.compile(r"^(?P<spread>\.\.\.)?(?:(?P<alias>[^:!(]+):(?!:))?(?P<target>[^!(:]+)"
                     r"(?P<bangs>(?:![^!(]+)*)\((?P<inner>.*)\)$", re.S)
+_RELATED_ORDER = re.compile(r"^(?P<rel>[^().,]+)\((?P<field>[^()]+)\)(?P<rest>(?:\.[a-z]+)*)$")
 _AGG = re.compile(r"^(?P<spec>.+)\.(?P<agg>sum|avg|max|min|count)\(\)(?:::(?P<cast>[a-z_][a-z0-9_ ]*))?$")
 
 
@@ -152,6 +153,7 @@ class Planner:
         join_params: list = []
         where_params: list = []
         embed_filters: dict[str, sql.Composable] = {}
+        embedded: dict[str, tuple[str, bool, bool, bool]] = {}
         has_agg = False
         group: list[sql.Composable] = []
         for item in items:
@@ -192,10 +194,18 @@ class Planner:
                             f"'{item.target}' in the schema cache")
             child_alias = self._alias()
             lat = "_l" + child_alias
-            conds = self._join_conditions(rel_info, alias, child_alias)
+            c_source = None
+            if rel_info.function is not None:
+                # A computed relationship: the function called with the parent's row (QueryBuilder's
+                # `schema.fn(parent::schema.table)`), no join condition.
+                c_source = sql.SQL("{}({}::{})").format(sql.Identifier(*rel_info.function),
+                                                        sql.Identifier(alias), sql.Identifier(*rel_info.table))
+                conds = {"where": []}
+            else:
+                conds = self._join_conditions(rel_info, alias, child_alias)
             c_sel, c_from, c_params = self.node(
                 target, child_alias, item.items, path + (item.name,), conds["where"],
-                self._child_limit(path + (item.name,)))
+                self._child_limit(path + (item.name,)), source=c_source)
             inner = sql.SQL("select {} {}").format(
                 sql.SQL(", ").join(sql.SQL("{} as {}").format(e, sql.Identifier(n)) for e, n in c_sel), c_from)
             kind = "inner" if item.join == "inner" else "left"
@@ -209,7 +219,8 @@ class Planner:
                 for _e, n in c_sel:
                     selects.append((sql.Identifier(lat, n), n))
             elif rel_info.to_one:
-                sub = sql.SQL("select row_to_json(_s) as body from ({}) _s").format(inner)
+                # `_row` keeps the typed columns for a related order (`order=rel(col)`)
+                sub = sql.SQL("select row_to_json(_s) as body, _s as _row from ({}) _s").format(inner)
                 selects.append((sql.Identifier(lat, "body"), item.name))
             elif item.spread:
                 sub = sql.SQL("select {} from ({}) _s").format(
@@ -234,6 +245,7 @@ class Planner:
             joins.append(sql.SQL(" " + kind + " join lateral ({}) {} on {}").format(sub, sql.Identifier(lat), on))
             join_params.extend(c_params)
             embed_filters[item.name] = present
+            embedded[item.name] = (lat, rel_info.to_one, item.spread, shown)
         # filters of this resource (and `embed=is.null` / `embed=not.is.null`)
         conds_sql: list[sql.Composable] = list(extra_where or [])
         plain = []
@@ -251,12 +263,56 @@ class Planner:
         if has_agg and group:
             text = sql.SQL("{} group by {}").format(text, sql.SQL(", ").join(group))
         order_value = dict(local).get("order")
-        terms = qs.order_terms(order_value, cols, alias)
+        terms = self._order_terms(order_value, cols, alias, rel.name, embedded)
         if terms:
             text = sql.SQL("{} order by {}").format(text, sql.SQL(", ").join(terms))
         if limit is not None:
             text = sql.Composed([text, limit])
         return selects, text, join_params + where_params
+
+    def _order_terms(self, value: str | None, cols, alias: str, origin: str,
+                     embedded: dict[str, tuple[str, bool, bool, bool]]) -> list[sql.Composable]:
+        """`order=a.desc,rel(col).asc`: a related order sorts by a column of an embedded to-one
+        resource (docs: Resource Embedding, "Related order"; RelatedQueriesSpec.hs)."""
+        if not value:
+            return []
+        terms: list[sql.Composable] = []
+        for item in qs._split_top(value):
+            m = _RELATED_ORDER.match(item.strip())
+            if not m:
+                terms += qs.order_terms(item, cols, alias)
+                continue
+            name, spec, rest = m.group("rel"), m.group("field"), m.group("rest") or ""
+            if name not in embedded:
+                raise pgrst(400, "PGRST108", f"'{name}' is not an embedded resource in this request",
+                            None, f"Verify that '{name}' is included in the 'select' query parameter.")
+            lat, to_one, spread, shown = embedded[name]
+            if not to_one:
+                raise pgrst(400, "PGRST118", f"A related order on '{name}' is not possible",
+                            f"'{origin}' and '{name}' do not form a many-to-one or one-to-one relationship")
+            col, path = qs.parse_field(spec)
+            qs.ident(col)
+            expr: sql.Composable = sql.Identifier(lat, col) if spread else \
+                sql.SQL("({}).{}").format(sql.Identifier(lat, "_row"), sql.Identifier(col))
+            if path:
+                # the embedded select's columns are typed only at run time: to_jsonb() of a json
+                # or jsonb value is the value itself
+                expr = sql.SQL("to_jsonb({})").format(expr)
+            for arrow, key in path:
+                lit = sql.Literal(int(key)) if re.fullmatch(r"-?\d+", key) else sql.Literal(key)
+                expr = sql.SQL("{}" + arrow + "{}").format(expr, lit)
+            bits = [expr]
+            for b in [b for b in rest.split(".") if b]:
+                if b in ("asc", "desc"):
+                    bits.append(sql.SQL(b))
+                elif b in ("nullsfirst", "nullslast"):
+                    bits.append(sql.SQL("nulls first" if b == "nullsfirst" else "nulls last"))
+                else:
+                    raise pgrst(400, "PGRST100", f'"failed to parse order ({value})"')
+            if not shown:
+                raise pgrst(400, "PGRST100", f'"failed to parse order ({value})"')
+            terms.append(sql.SQL(" ").join(bits))
+        return terms
 
     def _field(self, spec: str, cast: str | None, cols, alias: str) -> sql.Composable:
         expr = qs.field(spec, cols, alias)

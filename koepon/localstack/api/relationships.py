@@ -121,6 +121,27 @@ select sch.nspname, tbl.relname, rep.view_schema, rep.view_name, pks_fks.conname
 having ncol = count(*)
 """
 
+# PostgREST's allComputedRels: a function taking one table's (or view's) row type and returning
+# another relation's row type is a relationship named after the function; `setof` with `rows 1`
+# (or no `setof`) makes it to-one.
+COMPUTED_RELS = """
+with all_relations as (
+  select reltype from pg_class where relkind in ('v', 'r', 'm', 'f', 'p')
+)
+select (parse_ident(p.pronamespace::regnamespace::text))[1], p.proname::text,
+       arg_schema.nspname::text, arg_name.typname::text,
+       ret_schema.nspname::text, ret_name.typname::text,
+       not p.proretset or p.prorows = 1
+  from pg_proc p
+  join pg_type arg_name on arg_name.oid = p.proargtypes[0]
+  join pg_namespace arg_schema on arg_schema.oid = arg_name.typnamespace
+  join pg_type ret_name on ret_name.oid = p.prorettype
+  join pg_namespace ret_schema on ret_schema.oid = ret_name.typnamespace
+ where p.pronargs = 1
+   and p.proargtypes[0] in (select reltype from all_relations)
+   and p.prorettype in (select reltype from all_relations)
+"""
+
 QI = tuple[str, str]  # (schema, name)
 _CARD_ORDER = {"o2m": 0, "m2o": 1, "o2o": 2, "m2m": 3}
 
@@ -145,6 +166,7 @@ class Rel:
     table_is_view: bool
     ftable_is_view: bool
     junction: Junction | None = None
+    function: QI | None = None  # a computed relationship: the function called with the parent row
 
     @property
     def to_one(self) -> bool:
@@ -155,7 +177,10 @@ class Rel:
         def els(cs):
             return "(" + ", ".join(cs) + ")"
         out = {"embedding": f"{self.table[1]} with {self.ftable[1]}"}
-        if self.card == "m2m":
+        if self.function is not None:
+            out["cardinality"] = "many-to-one" if self.to_one else "one-to-many"
+            out["relationship"] = f"{self.function[0]}.{self.function[1]}"
+        elif self.card == "m2m":
             j = self.junction
             out["cardinality"] = "many-to-many"
             out["relationship"] = (f"{j.table[1]} using {j.cons1}{els(c for _, c in j.cols_source)} and "
@@ -179,7 +204,7 @@ def _expand(dep_cols: list) -> list[list[tuple[str, str]]]:
 
 
 def build(fk_rows, dep_rows, views: set[QI], pks: dict[QI, tuple[str, ...]],
-          schemas: list[str]) -> dict[QI, list[Rel]]:
+          schemas: list[str], computed_rows=()) -> dict[QI, list[Rel]]:
     """All relationships keyed by their origin, restricted to the exposed schemas."""
     base: list[Rel] = []
     for sch, tab, fsch, ftab, is_self, cons, cols, one_to_one in fk_rows:
@@ -231,6 +256,14 @@ def build(fk_rows, dep_rows, views: set[QI], pks: dict[QI, tuple[str, ...]],
                    tuple((f, c) for c, f in r.cols), r.ftable_is_view, r.table_is_view)
                for r in rels if r.card in ("m2o", "o2o")]
     rels += inverse
+    # Computed relationships override the detected ones between the same table and a relation of
+    # the function's name (PostgREST's getOverrideRelationshipsMap), so a function can replace an
+    # ambiguous or unwanted foreign-key embed.
+    computed = [Rel((tsch, tname), (fsch, fname), (tsch, tname) == (fsch, fname), "m2o" if one else "o2m",
+                    "", (), (tsch, tname) in views, (fsch, fname) in views, None, (sch, name))
+                for sch, name, tsch, tname, fsch, fname, one in computed_rows]
+    overridden = {(r.table, r.function) for r in computed}
+    rels = [r for r in rels if (r.table, r.ftable) not in overridden] + computed
     out: dict[QI, list[Rel]] = defaultdict(list)
     for r in rels:
         if r.table[0] in schemas and r.ftable[0] in schemas and \
@@ -253,6 +286,8 @@ def find(rels: dict[QI, list[Rel]], schema: str, origin: str, target: str,
         return len(r.cols) == 1 and r.card != "m2m" and r.cols[0][1] == h
 
     def ok(r: Rel) -> bool:
+        if r.function is not None:
+            return target == r.function[1]
         if r.is_self:
             if hint is None:
                 return (target == r.ftable[1] and r.card == "o2m") or (fk_col(target, r) and r.card == "m2o")

@@ -193,9 +193,11 @@ async def load(conn) -> SchemaCache:
     fk_rows = await cur.fetchall()
     cur = await conn.execute(rels.VIEW_KEY_DEPS, {"schemas": list(schemas)})
     dep_rows = await cur.fetchall()
+    cur = await conn.execute(rels.COMPUTED_RELS)
+    computed_rows = await cur.fetchall()
     views = {(c.schema, r.name) for c in profiles.values() for r in c.relations.values() if r.kind in ("v", "m")}
     pks = {(c.schema, r.name): r.pk for c in profiles.values() for r in c.relations.values() if r.pk}
-    relationships = rels.build(fk_rows, dep_rows, views, pks, list(schemas))
+    relationships = rels.build(fk_rows, dep_rows, views, pks, list(schemas), computed_rows)
     for c in profiles.values():
         for name, r in list(c.relations.items()):
             if not r.pk and pks.get((c.schema, name)):

@@ -159,7 +159,14 @@ async def write(rest, ctx, name: str, body):
     selects = None
     if want_rows:
         # RETURNING only when rows are wanted back: then RLS SELECT policies apply, as in PostgREST.
-        embeds_only = [(k, v) for k, v in ctx.query if k not in dict(qs.local(ctx.query)) or k == "select"]
+        # The written rows are filtered already; `order` (top-level and embedded) sorts what is sent
+        # back, while `limit`/`offset` apply to nothing on a write: PostgREST 13 dropped limited
+        # updates/deletes and plans no range for a mutation (Plan.hs addRanges; UpdateSpec.hs,
+        # DeleteSpec.hs "with ordering").
+        top = dict(qs.local(ctx.query))
+        embeds_only = [(k, v) for k, v in ctx.query
+                       if (k not in top or k in ("select", "order"))
+                       and k.rsplit(".", 1)[-1] not in ("limit", "offset")]
         planner = plan.Planner(cache, cache.schema, embeds_only, cache.aggregates)
         items = plan.parse(ctx.q("select")) if representation or ctx.singular else ["*"]
         selects, frm, sel_params = planner.node(rel, "_0", items, (), None, None, source=sql.Identifier("_w"))

@@ -2,8 +2,12 @@
 -- channels (its Realtime server creates these in every project: github.com/supabase/realtime,
 -- lib/realtime/tenants/repo/migrations). Same names, signatures, grants and owner, so our
 -- migrations only add policies and triggers, on hosted Supabase and locally alike.
--- One local difference: hosted partitions realtime.messages by day (Realtime creates the
--- partitions and drops those older than three days); here it is one table (docs/realtime.md).
+-- realtime.messages is partitioned by day on `inserted_at`, as hosted (migration
+-- 20241030150047_messages_partitioning): partitions `messages_YYYY_MM_DD`, made for yesterday to
+-- three days ahead and dropped once older than 72 hours by Realtime's janitor
+-- (lib/realtime/tenants.ex create_messages_partitions, lib/realtime/messages.ex
+-- delete_old_messages). Locally realtime_local.maintain_messages() does the janitor's work: at
+-- build, at every `koepon db start` / migrate, and hourly from the local Realtime server.
 create schema if not exists realtime;
 grant usage on schema realtime to postgres, anon, authenticated, service_role;
 -- `postgres` is no member of supabase_realtime_admin (as on hosted); it writes policies on
@@ -19,7 +23,7 @@ create table if not exists realtime.messages (
   inserted_at timestamp without time zone not null default now(),
   id uuid not null default gen_random_uuid(),
   primary key (id, inserted_at)
-);
+) partition by range (inserted_at);
 create index if not exists messages_inserted_at_topic_index on realtime.messages (inserted_at desc, topic)
   where extension = 'broadcast' and private is true;
 alter table realtime.messages owner to supabase_realtime_admin;
@@ -95,3 +99,51 @@ end;
 $$;
 alter function realtime.broadcast_changes(text, text, text, text, text, record, record, text)
   owner to supabase_realtime_admin;
+
+-- The janitor's work, local only (hosted Realtime runs it from its own servers, so this schema
+-- is no part of the hosted surface and nothing of ours calls it from a migration).
+create schema if not exists realtime_local authorization supabase_admin;
+revoke all on schema realtime_local from public;
+grant usage on schema realtime_local to postgres;
+
+-- the partitions belong to the table's owner, as create_messages_partitions makes them
+grant usage, create on schema realtime to supabase_realtime_admin;
+
+create or replace function realtime_local.maintain_messages() returns void
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  today date := (now() at time zone 'utc')::date;
+  oldest date := ((now() at time zone 'utc') - interval '72 hours')::date;
+  d date;
+  part record;
+begin
+  -- partitions from yesterday to three days ahead (create_messages_partitions)
+  for d in select generate_series(today - 1, today + 3, interval '1 day')::date loop
+    if to_regclass(format('realtime.messages_%s', to_char(d, 'YYYY_MM_DD'))) is null then
+      execute format('create table realtime.%I partition of realtime.messages for values from (%L) to (%L)',
+                     'messages_' || to_char(d, 'YYYY_MM_DD'), d, d + 1);
+    end if;
+  end loop;
+  -- drop the days older than 72 hours (delete_old_messages)
+  for part in
+    select c.relname from pg_catalog.pg_inherits i
+      join pg_catalog.pg_class c on c.oid = i.inhrelid
+     where i.inhparent = 'realtime.messages'::regclass
+       and c.relname ~ '^messages_[0-9]{4}_[0-9]{2}_[0-9]{2}$'
+  loop
+    if to_date(substr(part.relname, 10), 'YYYY_MM_DD') < oldest then
+      execute format('drop table if exists realtime.%I', part.relname);
+    end if;
+  end loop;
+end;
+$$;
+alter function realtime_local.maintain_messages() owner to supabase_realtime_admin;
+revoke all on function realtime_local.maintain_messages() from public;
+grant execute on function realtime_local.maintain_messages() to postgres;
+comment on function realtime_local.maintain_messages() is
+  'Local stand-in for hosted Realtime''s janitor: daily realtime.messages partitions from yesterday '
+  'to three days ahead, partitions older than 72 hours dropped.';
+
+select realtime_local.maintain_messages();

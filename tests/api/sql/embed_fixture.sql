@@ -86,3 +86,38 @@ grant select, insert, update, delete on public.tiobe_pls, public.with_defaults, 
 create function public.getallprojects() returns setof public.projects
 language sql stable as $$ select * from public.projects $$;
 grant execute on function public.getallprojects() to anon, authenticated;
+
+-- Computed relationships (ComputedRelsSpec.hs): functions taking a table's row type and returning
+-- another table's rows embed like a relation; `designers(videogames)` / `videogames(designers)`
+-- override the foreign-key relationships of the same name.
+create table public.designers (id int primary key, name text);
+create table public.videogames (id int primary key, name text, designer_id int references public.designers (id));
+insert into public.designers values (1, 'Sid Meier'), (2, 'Hironobu Sakaguchi');
+insert into public.videogames values (1, 'Civilization I', 1), (2, 'Civilization II', 1),
+  (3, 'Final Fantasy I', 2), (4, 'Final Fantasy II', 2);
+create function public.computed_designers(public.videogames) returns setof public.designers
+language sql stable rows 1 as $$ select * from public.designers where id = $1.designer_id $$;
+create function public.computed_designers_noset(public.videogames) returns public.designers
+language sql stable as $$ select * from public.designers where id = $1.designer_id $$;
+create function public.computed_videogames(public.designers) returns setof public.videogames
+language sql stable as $$ select * from public.videogames where designer_id = $1.id $$;
+create function public.getallvideogames() returns setof public.videogames
+language sql stable as $$ select * from public.videogames $$;
+create function public.getalldesigners() returns setof public.designers
+language sql stable as $$ select * from public.designers $$;
+create function public.designers(public.videogames) returns setof public.designers
+language sql stable rows 1 as $$ select * from public.designers where false $$;
+create function public.videogames(public.designers) returns setof public.videogames
+language sql stable as $$ select * from public.videogames where false $$;
+create function public.computed_clients(public.projects) returns setof public.clients rows 1
+language sql stable as $$ select * from public.clients where id = $1.client_id $$;
+create function public.computed_projects(public.clients) returns setof public.projects rows 1
+language sql stable as $$ select * from public.projects where client_id = $1.id $$;
+grant select, insert, update, delete on public.designers, public.videogames to anon, authenticated;
+
+-- Related orders on a jsonb column of a one-to-one embed (RelatedQueriesSpec.hs).
+create table public.trash (id int primary key);
+create table public.trash_details (id int primary key references public.trash (id), jsonb_col jsonb);
+insert into public.trash values (1), (2), (3);
+insert into public.trash_details values (1, '{"key": 10}'), (2, '{"key": 6}'), (3, '{"key": 8}');
+grant select on public.trash, public.trash_details to anon, authenticated;
