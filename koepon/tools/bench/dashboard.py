@@ -48,16 +48,20 @@ select set_config('role', 'authenticated', true),
        set_config('request.jwt.claims', json_build_object('sub', v.user_id, 'role', 'authenticated',
                                                           'aud', 'authenticated')::text, true)
   from bench.vt v where v.n = :v;
-select public.get_my_sales(current_date - 89, current_date);
+select public.get_my_sales(@TODAY@ - 89, @TODAY@);
 commit;
 """
 ADMIN_SCRIPT = """begin isolation level read committed read only;
 select set_config('role', 'authenticated', true),
        set_config('request.jwt.claims', '{"sub":"00000000-0000-4000-8000-00000000bead","role":"authenticated",
                                           "aud":"authenticated"}', true);
-select public.{call}current_date - 89, current_date);
+select public.{call}@TODAY@ - 89, @TODAY@);
 commit;
 """
+# "Today" is the JST day, as the reports' own defaults (current_date is the session's time zone:
+# from 15:00 UTC on, JST is already a day ahead and a window ending at current_date is in the past).
+TODAY = "(now() at time zone 'Asia/Tokyo')::date"
+VTUBER_SCRIPT = VTUBER_SCRIPT.replace("@TODAY@", TODAY)
 READS = {
     "get_my_sales, 90 days (a VTuber)": VTUBER_SCRIPT,
     "admin_get_kpis, 90 days": ADMIN_SCRIPT.replace("{call}", "admin_get_kpis("),
@@ -68,10 +72,12 @@ READS = {
 # Shown for scale, no target: what a past window costs.
 PAST_READS = {
     "get_my_sales, 89 days ending yesterday (past window)":
-        VTUBER_SCRIPT.replace("current_date - 89, current_date", "current_date - 89, current_date - 1"),
+        VTUBER_SCRIPT.replace(f"{TODAY});", f"{TODAY} - 1);"),
     "admin_get_kpis, 89 days ending yesterday (past window)":
-        ADMIN_SCRIPT.replace("{call}", "admin_get_kpis(").replace("current_date);", "current_date - 1);"),
+        ADMIN_SCRIPT.replace("{call}", "admin_get_kpis(").replace("@TODAY@);", "@TODAY@ - 1);"),
 }
+PAST_READS = {k: v.replace("@TODAY@", TODAY) for k, v in PAST_READS.items()}
+READS = {k: v.replace("@TODAY@", TODAY) for k, v in READS.items()}
 ROLLUPS = ("sales_daily", "item_pulls_daily", "fan_sales_daily", "fan_firsts", "medals_daily", "fan_counts_daily",
            "platform_fan_days", "platform_fan_firsts", "platform_fans", "platform_fan_counts_daily")
 
