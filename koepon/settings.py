@@ -14,6 +14,7 @@ API_PORT = 54321
 PAYMENTS_PORT = 54329
 # The fake Stripe and KOMOJU APIs `koepon up` runs for the payment service (local only).
 FAKES_PORT = 54328
+CONSOLE_PORT = 54323  # the web console (console/), where Supabase Studio sits locally
 LOCAL_DB_URL = f"postgresql://postgres:postgres@127.0.0.1:{DB_PORT}/postgres"
 # As on hosted Supabase, `postgres` is not a superuser in the private cluster: migrations, seed
 # and tests run as that role. The cluster's bootstrap superuser is `supabase_admin` (hosted's

@@ -17,10 +17,13 @@ major=$(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1 || true)
 if [ -z "$major" ] || [ "$major" -lt 15 ]; then need+=(postgresql postgresql-contrib); fi
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"; }
 # pg_prove runs the pgTAP files as `supabase test db` does (tests/test_pg_prove.py).
-for cmd_pkg in pgbench:postgresql-contrib wrk:wrk npm:npm pg_prove:libtap-parser-sourcehandler-pgtap-perl; do
+# chromium: Debian's headless browser the console's browser tests drive (tests/console).
+for cmd_pkg in pgbench:postgresql-contrib wrk:wrk npm:npm pg_prove:libtap-parser-sourcehandler-pgtap-perl chromium:chromium; do
   cmd=${cmd_pkg%%:*}; pkg=${cmd_pkg##*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done
+# Japanese glyphs for the headless browser, so the console's screenshots (docs/screenshots) are legible.
+have fonts-noto-cjk || need+=(fonts-noto-cjk)
 if [ ${#need[@]} -gt 0 ]; then
   echo "bootstrap: installing ${need[*]}"
   $SUDO apt-get update -qq
@@ -60,4 +63,11 @@ if [ ! -x .venv/bin/python ] || [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stam
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q -e '.[dev]'
   touch "$stamp"
+fi
+
+# The console's JavaScript libraries (supabase-js, Chart.js), pinned with integrity hashes in
+# console/package-lock.json; `koepon up` serves them from console/node_modules as they are.
+if [ ! -f console/node_modules/.package-lock.json ] || [ console/package-lock.json -nt console/node_modules/.package-lock.json ]; then
+  echo "bootstrap: installing the console's npm packages"
+  (cd console && NPM_CONFIG_UPDATE_NOTIFIER=false npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 fi

@@ -3,10 +3,10 @@ packages below them (tools, localstack, db); every group is registered here, exp
 
 from __future__ import annotations
 
-from . import backoffice, bench, db, demo, fairness, gen, pay, soak, stack
+from . import backoffice, bench, db, demo, fairness, gen, mail, pay, soak, stack
 from .base import main
 
-for _group in (db, stack, fairness, pay, demo, bench, soak, gen, backoffice):
+for _group in (db, stack, fairness, pay, demo, bench, soak, gen, backoffice, mail):
     _group.register(main)
 
 __all__ = ["main"]

@@ -58,11 +58,28 @@ def print_table(name: str, result: dict, echo=click.echo) -> None:
     for r in result.get("rows", []):
         for n in r.get("notes", []):
             echo(f"  note ({r['what']}): {n}")
+    for c in result.get("comparisons", []):
+        rt, p99, ld = c["ratio"], c["p99_ratio"], c["load"]
+        echo(f"  {c['what']}: median ratio {_fmt(rt['median'], 3)} (min {_fmt(rt['min'], 3)}, max "
+             f"{_fmt(rt['max'], 3)}, {c['rounds']} interleaved rounds); p99 ratio median {_fmt(p99['median'], 2)}; "
+             f"load average before {_fmt(ld['before'], 2)}, during {_fmt(ld['during_min'], 2)}-"
+             f"{_fmt(ld['during_max'], 2)}")
+        if c.get("cpu_ms_per_request"):
+            per = c["cpu_ms_per_request"]
+            echo("    CPU ms per request: " + ", ".join(f"{k} {_fmt(v, 3)}" for k, v in per.items()))
     if result.get("sweep"):
         echo("  throughput vs concurrency: " + ", ".join(f"{r['clients']}→{r['throughput']:,.0f}/s"
                                                          for r in result["sweep"]))
     for t in result.get("targets", []):
         echo(f"  [{t['status']}] {t['target']}: {_fmt(t['value'], 3)} (target {t['goal']})")
+    if result.get("cpu_ms_per_event"):
+        echo("  CPU ms per event: " + ", ".join(f"{k} {_fmt(v, 3)}" for k, v in result["cpu_ms_per_event"].items()))
+    if result.get("cpu"):
+        c = result["cpu"]
+        fm, bm, ratio = c["fulfilment_ms"], c["bare_ms"], c["bare_over_fulfilment"]
+        echo(f"  database CPU per call (1 client, median of rounds): fulfilment {_fmt(fm['median'], 3)} ms "
+             f"{fm['each']}, bare {_fmt(bm['median'], 3)} ms {bm['each']}, bare / fulfilment "
+             f"{_fmt(ratio['median'], 3)}")
     if result.get("checks"):
         echo("  checks: " + json.dumps(result["checks"], default=str))
     for n in result.get("notes", []):
@@ -88,7 +105,8 @@ def machine() -> dict:
 
 
 def run_bench(names: list[str], duration: float, concurrency: list[int] | None, smoke: bool,
-              scale_factor: float, api_workers: int, echo=click.echo) -> dict:
+              scale_factor: float, api_workers: int, echo=click.echo, rounds: int = 1,
+              webhook_api_workers: int | None = None, webhook_workers: int | None = None) -> dict:
     import signal
 
     reg = _registry()
@@ -103,7 +121,8 @@ def run_bench(names: list[str], duration: float, concurrency: list[int] | None, 
         return api_url[0]
 
     opts = {"duration": duration, "concurrency": concurrency, "smoke": smoke, "api": api,
-            "api_workers": api_workers, "scale_factor": scale_factor}
+            "api_workers": api_workers, "scale_factor": scale_factor, "rounds": rounds,
+            "webhook_api_workers": webhook_api_workers, "webhook_workers": webhook_workers}
     out = {"started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "machine": machine(),
            "options": {k: v for k, v in opts.items() if k != "api"}, "database": db.name, "scenarios": {}}
     try:
@@ -135,7 +154,10 @@ def run_bench(names: list[str], duration: float, concurrency: list[int] | None, 
 def register(main: click.Group) -> None:
     @main.command("bench")
     @click.argument("scenario", nargs=-1, type=click.Choice(ORDER))
-    @click.option("--duration", type=float, default=None, help="Seconds per measured run (default 10; smoke 2).")
+    @click.option("--duration", type=float, default=None, help="Seconds per measured run (default 5; smoke 2).")
+    @click.option("--rounds", type=int, default=None,
+                  help="Interleaved baseline/subject rounds per comparison (default 3; smoke 1): the ratio "
+                       "reported is their median.")
     @click.option("--concurrency", type=int, multiple=True,
                   help="Clients/connections (repeatable); replaces each scenario's default and the sweep.")
     @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write results here.")
@@ -144,12 +166,18 @@ def register(main: click.Group) -> None:
                   help="scale: fraction of 1M fans / 10M pulls / 10M ledger entries (default 1; smoke 0.002).")
     @click.option("--api-workers", type=int, default=None,
                   help="API processes (default: one per core; 1 is what koepon up runs).")
-    def bench(scenario, duration, concurrency, json_path, smoke, scale_factor, api_workers):
+    @click.option("--webhook-api-workers", type=int, default=None,
+                  help="webhook: processes of the API the payment service calls (default 1, as koepon up).")
+    @click.option("--webhook-workers", type=int, default=None,
+                  help="webhook: payment service (gunicorn) processes (default 2).")
+    def bench(scenario, duration, concurrency, json_path, smoke, scale_factor, api_workers, rounds,
+              webhook_api_workers, webhook_workers):
         """Benchmarks: throughput, latency, contention and scale as ratios to same-run baselines."""
         names = [n for n in ORDER if n in scenario] if scenario else list(ORDER)
-        res = run_bench(names, duration or (2 if smoke else 10), list(concurrency) or None, smoke,
+        res = run_bench(names, duration or (2 if smoke else 5), list(concurrency) or None, smoke,
                         scale_factor if scale_factor is not None else (0.002 if smoke else 1.0),
-                        api_workers or NCPU)
+                        api_workers or NCPU, rounds=rounds or (1 if smoke else 3),
+                        webhook_api_workers=webhook_api_workers, webhook_workers=webhook_workers)
         if json_path:
             os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
             with open(json_path, "w") as f:

@@ -11,10 +11,12 @@ from ..db import migrations
 from ..db.cluster import Cluster
 from ..localstack import services as stack
 from ..localstack.api.storage import ensure_demo_bytes
+from ..localstack.mail import MAIL_PORT
 from ..localstack.seed import DEMO_LOGINS
 from ..settings import (
     ANON_KEY,
     API_PORT,
+    CONSOLE_PORT,
     FAKES_PORT,
     JWT_SECRET,
     LOCAL_DB_URL,
@@ -33,6 +35,8 @@ def describe(db_url: str) -> dict:
         "realtime_url": f"ws://127.0.0.1:{API_PORT}/realtime/v1",
         "payments_url": f"http://127.0.0.1:{PAYMENTS_PORT}",
         "fake_providers_url": f"http://127.0.0.1:{FAKES_PORT}",
+        "console_url": f"http://127.0.0.1:{CONSOLE_PORT}",
+        "mail_url": f"http://127.0.0.1:{MAIL_PORT}",
         "anon_key": ANON_KEY,
         "service_role_key": SERVICE_ROLE_KEY,
         "jwt_secret": JWT_SECRET,
@@ -50,6 +54,8 @@ def _print(info: dict) -> None:
     click.echo(f"Realtime URL {info['realtime_url']}")
     click.echo(f"Payments     {info['payments_url']}")
     click.echo(f"Fake Stripe/KOMOJU {info['fake_providers_url']} (local only)")
+    click.echo(f"Console      {info['console_url']} (fan, VTuber and admin screens; sign in with a demo login)")
+    click.echo(f"Mail catcher {info['mail_url']} (auth e-mail; `koepon mail`)")
     click.echo(f"anon key     {info['anon_key']}")
     click.echo(f"service_role {info['service_role_key']}")
     click.echo(f"JWT secret   {info['jwt_secret']}")

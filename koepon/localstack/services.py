@@ -1,8 +1,8 @@
 """The local stack's processes, the one copy of each rule: pick a free port, spawn a service,
 wait until it answers, give the payment service its whole configuration, stop it again.
 
-`koepon up` runs three services on fixed ports: the API, the fake payment providers and the
-payment service. The payment service is configured only through its environment, as in
+`koepon up` runs four services on fixed ports: the API, the fake payment providers, the
+payment service and the web console. The payment service is configured only through its environment, as in
 production; the fakes are chosen by that environment (a local test key and the fakes' base
 URL), never by a missing key.
 """
@@ -26,6 +26,7 @@ from ..db.ports import ensure_free
 from ..errors import KoeponError
 from ..settings import (
     API_PORT,
+    CONSOLE_PORT,
     FAKES_PORT,
     JWT_SECRET,
     KOMOJU_WEBHOOK_SECRET,
@@ -68,12 +69,21 @@ def api_argv(port: int, db_url: str | None = None, workers: int | None = None) -
     return argv
 
 
+def mail_argv(port: int, smtp_port: int) -> list[str]:
+    return [sys.executable, "-m", "koepon.localstack.mail", "--port", str(port), "--smtp-port", str(smtp_port)]
+
+
 def payments_argv(port: int, workers: int | None = None) -> list[str]:
     return [sys.executable, "-m", "webhooks", "--port", str(port)] + (["--workers", str(workers)] if workers else [])
 
 
 def fakes_argv(port: int, payments_url: str) -> list[str]:
     return [sys.executable, "-m", "koepon.localstack.fakes", "--port", str(port), "--payments-url", payments_url]
+
+
+def console_argv(port: int, api_url: str, payments_url: str, fakes_url: str, mail_url: str) -> list[str]:
+    return [sys.executable, "-m", "koepon.localstack.console", "--port", str(port), "--api-url", api_url,
+            "--payments-url", payments_url, "--stripe-api-base", f"{fakes_url}/stripe", "--mail-url", mail_url]
 
 
 def spawn(argv: list[str], log_path: str | Path, env: dict[str, str] | None = None,
@@ -113,10 +123,17 @@ class Service:
 def services() -> list[Service]:
     """In start order: the fakes deliver refund events to the payment service, which may start after them."""
     payments_url = f"http://127.0.0.1:{PAYMENTS_PORT}"
+    from .mail import MAIL_PORT, SMTP_PORT
+
     return [
+        # The mail catcher first: Auth sends its e-mail there.
+        Service("mail", tuple(mail_argv(MAIL_PORT, SMTP_PORT)), MAIL_PORT, "/livez"),
         Service("api", tuple(api_argv(API_PORT)), API_PORT, "/health"),
         Service("fakes", tuple(fakes_argv(FAKES_PORT, payments_url)), FAKES_PORT, "/health"),
         Service("payments", tuple(payments_argv(PAYMENTS_PORT)), PAYMENTS_PORT, "/health"),
+        Service("console", tuple(console_argv(CONSOLE_PORT, f"http://127.0.0.1:{API_PORT}", payments_url,
+                                              f"http://127.0.0.1:{FAKES_PORT}", f"http://127.0.0.1:{MAIL_PORT}")),
+                CONSOLE_PORT, "/health"),
     ]
 
 

@@ -3,7 +3,6 @@
 -- (cron.schedule with a job name replaces that job's schedule and command), so running it
 -- again, or on hosted Supabase, is harmless. A database without pg_cron gets no jobs and
 -- migrates all the same (test databases: pg_cron lives in one database per cluster).
--- Account erasure after its cooling-off period joins this list once the auth lifecycle has it.
 
 create or replace function private.job_definitions()
 returns table (name text, schedule text, command text, description text)
@@ -18,7 +17,9 @@ as $$
     ('koepon_refresh_rollups', '* * * * *', 'select private.refresh_rollups(now())',
      'what is new in orders, pulls, the ledger, refunds, disputes and exchanges is added to the sales rollups'),
     ('koepon_reconcile', '*/5 * * * *', 'select private.reconcile(now())',
-     'payments are compared with orders; discrepancies are filed into the admin queue')
+     'payments are compared with orders; discrepancies are filed into the admin queue'),
+    ('koepon_erase_accounts', '17 * * * *', 'select private.erase_due_accounts(now())',
+     'accounts whose deletion request is past its cooling-off period are erased (docs/privacy.md)')
 $$;
 comment on function private.job_definitions() is 'The scheduled jobs: name, cron schedule (UTC), SQL command, purpose.';
 revoke all on function private.job_definitions() from public;

@@ -81,26 +81,43 @@ comment on function private.rate_table(uuid, boolean) is
   'version = SHA-256 of the lines "item_id:rarity:rate_ppm" in draw order.';
 revoke all on function private.rate_table(uuid, boolean) from public;
 
--- Which entry of a rate table holds a roll: the first whose cumulative rate exceeds it.
+-- Which entry of a rate table holds a roll: the first whose cumulative rate exceeds it, as its
+-- 1-based index into the table's cumulative rates (null beyond the table). The draw
+-- (private.draw_order) picks every pull with this function; pick_entry is it over a table's
+-- JSON entries, which the statistics tests and the fairness vectors exercise. width_bucket
+-- counts the cumulative bounds at or below the roll by binary search (zero rates, equal bounds,
+-- are skipped as the walk over the entries skipped them). Plain SQL, neither strict nor with a
+-- search_path setting (every name qualified; a null input gives null anyway), so the planner
+-- inlines it into the draw's statement instead of running a SQL function per statement.
+create or replace function private.pick_index(p_cum bigint[], p_roll bigint) returns integer
+language sql immutable parallel safe
+as $$
+  select nullif(pg_catalog.width_bucket(p_roll, p_cum) + 1, pg_catalog.cardinality(p_cum) + 1)
+$$;
+comment on function private.pick_index(bigint[], bigint) is
+  'The 1-based index of the rate-table entry whose cumulative range [sum before, sum before + rate) holds the '
+  'roll, given the cumulative rates in draw order; null when the roll is beyond the table.';
+revoke all on function private.pick_index(bigint[], bigint) from public;
+
 create or replace function private.pick_entry(p_entries jsonb, p_roll bigint) returns jsonb
 language plpgsql immutable strict parallel safe
 set search_path = ''
 as $$
 declare
-  v_cum bigint := 0;
-  v_entry jsonb;
+  v_k integer;
 begin
-  for v_entry in select e from jsonb_array_elements(p_entries) e loop
-    v_cum := v_cum + (v_entry ->> 2)::bigint;
-    if p_roll < v_cum then
-      return v_entry;
-    end if;
-  end loop;
-  raise exception using errcode = 'PT400', message = 'invalid_range', detail = 'roll beyond the rate table';
+  select private.pick_index(array_agg(x.c order by x.n), p_roll) into v_k
+    from (select t.n, (sum((t.e ->> 2)::bigint) over (order by t.n))::bigint as c
+            from jsonb_array_elements(p_entries) with ordinality as t (e, n)) x;
+  if v_k is null then
+    raise exception using errcode = 'PT400', message = 'invalid_range', detail = 'roll beyond the rate table';
+  end if;
+  return p_entries -> (v_k - 1);
 end
 $$;
 comment on function private.pick_entry(jsonb, bigint) is
-  'The [item_id, rarity, rate_ppm] entry whose cumulative range [sum before, sum before + rate) holds the roll.';
+  'The [item_id, rarity, rate_ppm] entry whose cumulative range [sum before, sum before + rate) holds the roll '
+  '(private.pick_index over the entries'' cumulative rates, as the draw picks).';
 revoke all on function private.pick_entry(jsonb, bigint) from public;
 
 -- The fan's active seed; created from the given randomness when the fan has none.

@@ -43,23 +43,21 @@ begin
     values (p_user, p_vtuber, p_delta, p_now)
     on conflict (user_id, vtuber_id) do update set balance = b.balance + excluded.balance, updated_at = p_now
     returning b.balance into v_new;
-    insert into app.medal_ledger (user_id, vtuber_id, delta, reason, previous_balance, new_balance, order_id,
-                                  exchange_id, note, created_at)
-    values (p_user, p_vtuber, p_delta, p_reason, v_new - p_delta, v_new, p_order, p_exchange, p_note, p_now);
-    return v_new;
+    v_prev := v_new - p_delta;
+  else
+    insert into app.medal_balances (user_id, vtuber_id, updated_at) values (p_user, p_vtuber, p_now)
+    on conflict (user_id, vtuber_id) do nothing;
+    select b.balance into v_prev from app.medal_balances b
+     where b.user_id = p_user and b.vtuber_id = p_vtuber
+     for update;
+    v_new := v_prev + p_delta;
+    if v_new < 0 then
+      raise exception using errcode = 'PT409', message = 'insufficient_medals',
+        detail = format('this needs %s medals; the balance is %s', -p_delta, v_prev);
+    end if;
+    update app.medal_balances b set balance = v_new, updated_at = p_now
+     where b.user_id = p_user and b.vtuber_id = p_vtuber;
   end if;
-  insert into app.medal_balances (user_id, vtuber_id, updated_at) values (p_user, p_vtuber, p_now)
-  on conflict (user_id, vtuber_id) do nothing;
-  select b.balance into v_prev from app.medal_balances b
-   where b.user_id = p_user and b.vtuber_id = p_vtuber
-   for update;
-  v_new := v_prev + p_delta;
-  if v_new < 0 then
-    raise exception using errcode = 'PT409', message = 'insufficient_medals',
-      detail = format('this needs %s medals; the balance is %s', -p_delta, v_prev);
-  end if;
-  update app.medal_balances b set balance = v_new, updated_at = p_now
-   where b.user_id = p_user and b.vtuber_id = p_vtuber;
   insert into app.medal_ledger (user_id, vtuber_id, delta, reason, previous_balance, new_balance, order_id,
                                 exchange_id, note, created_at)
   values (p_user, p_vtuber, p_delta, p_reason, v_prev, v_new, p_order, p_exchange, p_note, p_now);

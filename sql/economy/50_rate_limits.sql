@@ -79,7 +79,8 @@ create policy "Anyone can read the rate limit rules" on app.rate_limit_rules
   for select to anon, authenticated using (true);
 
 -- Counts (unless p_read_only) one request of the current subject in p_bucket at p_now and
--- raises rate_limited when the sliding-window estimate exceeds the bucket's rule.
+-- raises rate_limited when the sliding-window estimate exceeds the bucket's rule (one bucket at a
+-- time: the payment service's own limit, sql/payments/30_service_limits.sql).
 create or replace function private.rate_limit_take(p_bucket text, p_now timestamptz, p_read_only boolean)
 returns void
 language plpgsql
@@ -127,27 +128,88 @@ comment on function private.rate_limit_take(text, timestamptz, boolean) is
 revoke all on function private.rate_limit_take(text, timestamptz, boolean) from public;
 grant execute on function private.rate_limit_take(text, timestamptz, boolean) to anon, authenticated;
 
--- The pre-request core, with the time passed in (tests drive windows explicitly).
+-- The answer to a request over a bucket's rule (called by check_request_at's statement only for
+-- a bucket that is over).
+create or replace function private.rate_limited(p_bucket text, p_limit integer, p_elapsed double precision)
+returns text
+language plpgsql
+set search_path = ''
+as $$
+begin
+  raise exception using errcode = 'PT429', message = 'rate_limited',
+    detail = format('at most %s requests per minute (%s); slow down', p_limit,
+                    case p_bucket when 'user' then 'per signed-in user' when 'ip' then 'per client address'
+                                  else p_bucket || ' per user' end),
+    hint = format('retry after %s seconds', ceil(60 * (1 - p_elapsed))::integer);
+end
+$$;
+comment on function private.rate_limited(text, integer, double precision) is
+  'security invoker: raises rate_limited (PT429) for a bucket over its per-minute rule, with the retry hint.';
+revoke all on function private.rate_limited(text, integer, double precision) from public;
+grant execute on function private.rate_limited(text, integer, double precision) to anon, authenticated;
+
+-- The pre-request core, with the time passed in (tests drive windows explicitly). One statement
+-- counts (or, read only, reads) every bucket the request falls in -- the subject's own (per user
+-- or per address) and, for create_order and exchange_medals, that RPC's -- and reads the
+-- previous minute's counts beside them; private.rate_limited raises for the first bucket over
+-- its rule (the general one first). The subject is computed once here and compared by the
+-- policies' own initplans.
 create or replace function private.check_request_at(p_now timestamptz) returns void
 language plpgsql
 set search_path = ''
 as $$
 declare
-  v_read_only boolean := current_setting('transaction_read_only') = 'on';
-  v_signed_in boolean := auth.uid() is not null;
-  v_rpc text := substring(coalesce(current_setting('request.path', true), '') from '/rpc/([a-z_]+)/?$');
+  v_signed_in boolean;
+  v_rpc text;
+  v_buckets text[];
+  v_subject text;
+  v_window timestamptz;
+  v_elapsed double precision;
 begin
   if current_user not in ('anon', 'authenticated') then
     return;  -- service_role (the payment service) and direct connections are not limited
   end if;
-  perform private.rate_limit_take(case when v_signed_in then 'user' else 'ip' end, p_now, v_read_only);
-  if v_signed_in and v_rpc in ('create_order', 'exchange_medals') then
-    perform private.rate_limit_take(v_rpc, p_now, v_read_only);
+  v_subject := private.rate_limit_subject();
+  v_signed_in := v_subject like 'u:%';
+  v_rpc := substring(coalesce(current_setting('request.path', true), '') from '/rpc/([a-z_]+)/?$');
+  v_buckets := case when not v_signed_in then array['ip']
+                    when v_rpc in ('create_order', 'exchange_medals') then array['user', v_rpc]
+                    else array['user'] end;
+  v_window := date_trunc('minute', p_now, 'UTC');
+  v_elapsed := extract(epoch from p_now - v_window) / 60.0;
+  if current_setting('transaction_read_only') = 'on' then
+    -- Read only: nothing can be written; checked as if this request were one more.
+    perform private.rate_limited(r.bucket, r.per_minute, v_elapsed)
+       from app.rate_limit_rules r
+       left join app.rate_limit_hits c
+         on c.subject = v_subject and c.bucket = r.bucket and c.window_start = v_window
+       left join app.rate_limit_hits p
+         on p.subject = v_subject and p.bucket = r.bucket and p.window_start = v_window - interval '1 minute'
+      where r.bucket = any(v_buckets)
+        and coalesce(p.hits, 0) * (1 - v_elapsed) + coalesce(c.hits, 0) + 1 > r.per_minute
+      order by r.bucket = v_buckets[1] desc
+      limit 1;
+  else
+    with cur as (
+      insert into app.rate_limit_hits as h (subject, bucket, window_start, hits)
+      select v_subject, r.bucket, v_window, 1 from app.rate_limit_rules r
+       where r.bucket = any(v_buckets)
+       order by r.bucket
+      on conflict (subject, bucket, window_start) do update set hits = h.hits + 1
+      returning h.bucket, h.hits)
+    select private.rate_limited(r.bucket, r.per_minute, v_elapsed) into v_rpc
+      from cur
+      join app.rate_limit_rules r on r.bucket = cur.bucket
+      left join app.rate_limit_hits p
+        on p.subject = v_subject and p.bucket = cur.bucket and p.window_start = v_window - interval '1 minute'
+     where coalesce(p.hits, 0) * (1 - v_elapsed) + cur.hits > r.per_minute
+     order by cur.bucket = v_buckets[1] desc
+     limit 1;
   end if;
 end
 $$;
 comment on function private.check_request_at(timestamptz) is
-  'security invoker: the rate limits of the current request at p_now (see private.check_request).';
+  'security invoker: the rate limits of the current request at p_now in one statement (see private.check_request).';
 revoke all on function private.check_request_at(timestamptz) from public;
 grant execute on function private.check_request_at(timestamptz) to anon, authenticated, service_role;
 

@@ -20,13 +20,16 @@ comment on function private.jst_age(date, timestamptz) is 'Age in whole years on
 revoke all on function private.jst_age(date, timestamptz) from public;
 grant execute on function private.jst_age(date, timestamptz) to anon, authenticated, service_role;
 
-create or replace function private.check_spending_cap(p_user uuid, p_amount integer, p_now timestamptz)
+-- The check itself takes the birth date its caller has already read (create_order reads the
+-- fan's profile row for its own checks; reading it again here was a second lookup per order).
+create or replace function private.check_spending_cap(p_user uuid, p_birth_date date, p_amount integer,
+                                                      p_now timestamptz)
 returns void
 language plpgsql
 set search_path = ''
 as $$
 declare
-  v_birth date;
+  v_birth date := p_birth_date;
   v_age integer;
   v_cap app.spending_caps;
   v_day_start timestamptz := (date_trunc('day', p_now at time zone 'Asia/Tokyo')) at time zone 'Asia/Tokyo';
@@ -36,7 +39,6 @@ declare
   v_left_day bigint;
   v_left_month bigint;
 begin
-  select p.birth_date into v_birth from app.profiles p where p.user_id = p_user;
   if v_birth is null then
     raise exception using errcode = 'PT422', message = 'birth_date_required',
       detail = 'set your birth date (update_my_profile) before the first purchase';
@@ -74,11 +76,26 @@ begin
   end if;
 end
 $$;
+comment on function private.check_spending_cap(uuid, date, integer, timestamptz) is
+  'Minors'' caps from app.spending_caps (age from p_birth_date, the fan''s profile as the caller read it) '
+  'against the fan''s pending and fulfilled orders of the JST day and month (p_now); raises birth_date_required, '
+  'minor_under_13_cannot_purchase, spending_cap_exceeded (PT422, remaining yen in the detail and as JSON in the '
+  'hint). Called by private.create_order (a definer), so it needs no privileges of its own.';
+revoke all on function private.check_spending_cap(uuid, date, integer, timestamptz) from public;
+
+-- The same check reading the fan's birth date itself.
+create or replace function private.check_spending_cap(p_user uuid, p_amount integer, p_now timestamptz)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  perform private.check_spending_cap(p_user, (select p.birth_date from app.profiles p where p.user_id = p_user),
+                                     p_amount, p_now);
+end
+$$;
 comment on function private.check_spending_cap(uuid, integer, timestamptz) is
-  'Minors'' caps from app.spending_caps against the fan''s pending and fulfilled orders of the JST '
-  'day and month (p_now); raises birth_date_required, minor_under_13_cannot_purchase, spending_cap_exceeded '
-  '(PT422, remaining yen in the detail and as JSON in the hint). Called by private.create_order (a definer), so '
-  'it needs no privileges of its own.';
+  'private.check_spending_cap with the fan''s birth date read from app.profiles.';
 revoke all on function private.check_spending_cap(uuid, integer, timestamptz) from public;
 
 create or replace function public.get_my_spending_limits() returns jsonb

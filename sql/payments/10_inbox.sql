@@ -7,13 +7,14 @@
 --   2. the event is normalised (kind, order, payment ids, amount, cumulative refunds, dispute);
 --   3. the order row is locked (it serialises every event of one order, whatever their order of
 --      arrival), then the order's payment row (app.payments) for that provider;
---   4. the forward-only state machine acts through the economy's service functions:
---        paid      -> service_fulfill_order (amount/currency mismatch: flagged, not fulfilled)
---        refund    -> service_record_refund for the part of the provider's cumulative refunded
+--   4. the forward-only state machine acts through the economy's cores, at this call's time
+--      (p_now) -- the private functions the service_* wrappers call, without their frames:
+--        paid      -> fulfill_order (amount/currency mismatch: flagged, not fulfilled)
+--        refund    -> record_refund for the part of the provider's cumulative refunded
 --                     amount not yet applied; seen before the payment it waits on the payment
 --                     row and is applied right after the fulfilment (same final state as in order)
---        dispute   -> service_record_dispute
---        failed / canceled / expired -> service_fail_order, only from pending
+--        dispute   -> record_dispute
+--        failed / canceled / expired -> fail_order, only from pending
 --        authorized (KOMOJU konbini/bank: awaiting payment) -> the order waits until the deadline
 --        anything else -> recorded and acknowledged (outcome ignored)
 --   5. the event row records the outcome; the answer says what happened.
@@ -180,8 +181,8 @@ begin
     return 'refund_of_unfulfilled_payment';
   end if;
   begin
-    perform public.service_record_refund(
-      o.id, format('%s:%s:refunded_to:%s', p.provider, p.provider_payment_id, p.refunded_jpy), v_delta);
+    perform private.record_refund(
+      o.id, format('%s:%s:refunded_to:%s', p.provider, p.provider_payment_id, p.refunded_jpy), v_delta, p_now);
   exception when sqlstate 'PT409' or sqlstate 'PT400' then
     get stacked diagnostics v_msg = message_text, v_detail = pg_exception_detail;
     perform private.flag_payment(o.id, p.provider, v_msg, v_detail, p_now);
@@ -195,7 +196,7 @@ begin
 end
 $$;
 comment on function private.apply_payment_refunds(uuid, text, timestamptz) is
-  'security definer: records (service_record_refund) what the provider refunded beyond what was applied.';
+  'security definer: records (private.record_refund) what the provider refunded beyond what was applied.';
 revoke all on function private.apply_payment_refunds(uuid, text, timestamptz) from public;
 
 -- ---------------------------------------------------------------------------------------
@@ -326,8 +327,9 @@ begin
                                   currency = nullif(n ->> 'currency', ''), updated_at = p_now
          where x.order_id = o.id and x.provider = p_provider;
         begin
-          v_res := public.service_fulfill_order(o.id, p_provider, p.provider_payment_id,
-                                                (n ->> 'amount')::integer, n ->> 'currency');
+          v_res := private.fulfill_order(o.id, p_provider, p.provider_payment_id, (n ->> 'amount')::integer,
+                                         n ->> 'currency', p_now, extensions.gen_random_bytes(32),
+                                         encode(extensions.gen_random_bytes(16), 'hex'));
           if (v_res ->> 'fulfilled')::boolean then
             v_outcome := 'fulfilled';
           elsif v_res ->> 'provider' = p_provider and v_res ->> 'provider_payment_id' = p.provider_payment_id then
@@ -370,7 +372,7 @@ begin
           v_outcome := 'payment_' || v_kind;
           v_detail := 'another payment of this order is still pending';
         else
-          v_res := public.service_fail_order(o.id, v_kind);
+          v_res := private.fail_order(o.id, v_kind, p_now);
           v_outcome := case when (v_res ->> 'changed')::boolean then 'order_' || v_kind else 'payment_' || v_kind end;
         end if;
       else
@@ -397,7 +399,7 @@ begin
       update app.payments x set disputed = true, updated_at = p_now
        where x.order_id = o.id and x.provider = p_provider;
       begin
-        v_res := public.service_record_dispute(o.id, n ->> 'dispute_id', coalesce(n ->> 'dispute_status', 'unknown'));
+        v_res := private.record_dispute(o.id, n ->> 'dispute_id', coalesce(n ->> 'dispute_status', 'unknown'), p_now);
         v_outcome := 'dispute_recorded';
       exception when sqlstate 'PT409' or sqlstate 'PT400' then
         get stacked diagnostics v_msg = message_text, v_detail = pg_exception_detail;
@@ -416,7 +418,7 @@ end
 $$;
 comment on function private.record_payment_event(text, text, text, jsonb, timestamptz) is
   'security definer: the inbox core (time passed in): dedupes on (provider, event id), locks the order, runs the '
-  'forward-only payment state machine through the economy service functions, records the outcome.';
+  'forward-only payment state machine through the economy cores at p_now, records the outcome.';
 revoke all on function private.record_payment_event(text, text, text, jsonb, timestamptz) from public;
 grant execute on function private.record_payment_event(text, text, text, jsonb, timestamptz) to service_role;
 

@@ -22,6 +22,7 @@ EXPECTED = {
     "koepon_sweep_rate_limits": "* * * * *",
     "koepon_refresh_rollups": "* * * * *",
     "koepon_reconcile": "*/5 * * * *",
+    "koepon_erase_accounts": "17 * * * *",
 }
 
 

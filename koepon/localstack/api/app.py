@@ -208,36 +208,9 @@ async def rest_error(request: Request, err: ApiError) -> Response:
 
 
 async def auth_endpoint(request: Request) -> Response:
-    api = _api(request)
-    action = request.path_params["action"]
-    if action == "signup" and request.method == "POST":
-        return _json(200, orjson.dumps(await api.auth.signup(api.parse_json(await api.body(request)),
-                                                               _client_ip(request))))
-    if action == "token" and request.method == "POST":
-        grant = request.query_params.get("grant_type")
-        body = api.parse_json(await api.body(request))
-        if grant == "password":
-            return _json(200, orjson.dumps(await api.auth.password_grant(body, _client_ip(request))))
-        if grant == "refresh_token":
-            return _json(200, orjson.dumps(await api.auth.refresh_grant(body)))
-        raise AuthError(400, "validation_failed", "unsupported_grant_type")
-    if action in ("user", "logout"):
-        try:
-            role, claims = api.identify(request)
-        except ApiError as exc:
-            raise AuthError(401, "bad_jwt", exc.message) from exc
-        if not claims.get("sub"):
-            raise AuthError(401, "no_authorization", "This endpoint requires a valid Bearer token")
-        if action == "logout" and request.method == "POST":
-            await api.auth.logout(claims, request.query_params.get("scope"))
-            return _json(204, None)
-        if request.method == "GET":
-            return _json(200, orjson.dumps(await api.auth.get_user(claims)))
-        if request.method == "PUT":
-            return _json(200, orjson.dumps(await api.auth.update_user(claims, api.parse_json(await api.body(request)))))
-    if action == "settings":
-        return _json(200, b'{"external":{"email":true},"disable_signup":false,"mailer_autoconfirm":true}')
-    raise AuthError(404, "not_found", "Not found")
+    from . import auth_routes
+
+    return await auth_routes.handle(_api(request), request, _client_ip(request))
 
 
 async def auth_error(request: Request, err: AuthError) -> Response:
@@ -349,7 +322,7 @@ def create_app(db_url: str | None = None, jwt_secret: str | None = None,
         _mount("/rest/v1", api, [Route("/", rest_root, methods=["GET", "HEAD"]),
                                  Route("/{name:path}", rest, methods=METHODS)],
                {ApiError: rest_error}),
-        _mount("/auth/v1", api, [Route("/{action}", auth_endpoint, methods=METHODS)],
+        _mount("/auth/v1", api, [Route("/{action:path}", auth_endpoint, methods=METHODS)],
                {AuthError: auth_error, ApiError: auth_api_error}),
         _mount("/storage/v1", api, [Route("/{rest:path}", storage_endpoint, methods=METHODS)],
                {StorageError: storage_error, ApiError: storage_api_error}),

@@ -11,6 +11,9 @@ import uuid
 import bcrypt
 import orjson
 
+from . import auth_config
+from .auth_admin import AdminApi
+from .auth_flows import EmailFlows, client_meta, referrer
 from .auth_limits import AuthLimits, address_key, sign_in_sign_ups_limit
 from .tokens import sign
 
@@ -41,7 +44,9 @@ def _iso(v) -> str | None:
 
 USER_COLS = ("id, aud, role, email, phone, email_confirmed_at, confirmed_at, last_sign_in_at, "
              "raw_app_meta_data, raw_user_meta_data, created_at, updated_at, is_anonymous, "
-             "encrypted_password, banned_until")
+             "encrypted_password, banned_until, deleted_at, invited_at, confirmation_token, confirmation_sent_at, "
+             "recovery_token, recovery_sent_at, email_change, email_change_token_new, email_change_token_current, "
+             "email_change_confirm_status, email_change_sent_at")
 
 
 def user_json(row: dict) -> dict:
@@ -54,7 +59,20 @@ def user_json(row: dict) -> dict:
         "user_metadata": _go_numbers(row["raw_user_meta_data"] or {}),
         "identities": [], "created_at": _iso(row["created_at"]), "updated_at": _iso(row["updated_at"]),
         "is_anonymous": bool(row["is_anonymous"]),
-    }
+    } | _omitempty(row)
+
+
+def _omitempty(row: dict) -> dict:
+    """GoTrue's user fields tagged omitempty: present only when set."""
+    out = {}
+    for key, col in (("invited_at", "invited_at"), ("confirmation_sent_at", "confirmation_sent_at"),
+                     ("recovery_sent_at", "recovery_sent_at"), ("email_change_sent_at", "email_change_sent_at"),
+                     ("banned_until", "banned_until"), ("deleted_at", "deleted_at")):
+        if row.get(col):
+            out[key] = _iso(row[col])
+    if row.get("email_change"):
+        out["new_email"] = row["email_change"]
+    return out
 
 
 class Auth:
@@ -64,6 +82,10 @@ class Auth:
         self.issuer = issuer
         # Lockout per address and sign-in/sign-up limit per client, in the database (all workers).
         self.limits = AuthLimits(sign_in_sign_ups_limit())
+        # config.toml's [auth] settings, templates and mail; the e-mail flows use them.
+        self.config = auth_config.load()
+        self.flows = EmailFlows(self, self.config)
+        self.admin = AdminApi(self)
         # Checked when the address is unknown (or has no password), so every sign-in attempt costs
         # one bcrypt comparison at the same cost and latency does not tell registered addresses apart.
         self._dummy_hash = bcrypt.hashpw(secrets.token_hex(16).encode(), bcrypt.gensalt(BCRYPT_COST))
@@ -77,40 +99,67 @@ class Auth:
             return None
         return dict(zip([d.name for d in cur.description], row, strict=True))
 
-    def _access_token(self, user: dict, session_id: str) -> tuple[str, int]:
+    def _access_token(self, user: dict, session_id: str, method: str = "password") -> tuple[str, int]:
         now = int(time.time())
         claims = {
             "iss": self.issuer, "sub": str(user["id"]), "aud": "authenticated", "exp": now + ACCESS_TTL,
             "iat": now, "email": user["email"], "phone": user["phone"] or "",
             "app_metadata": user["raw_app_meta_data"] or {}, "user_metadata": user["raw_user_meta_data"] or {},
             "role": user["role"] or "authenticated", "aal": "aal1",
-            "amr": [{"method": "password", "timestamp": now}], "session_id": session_id,
+            "amr": [{"method": method, "timestamp": now}], "session_id": session_id,
             "is_anonymous": bool(user["is_anonymous"]),
         }
         return sign(claims, self.secret), now + ACCESS_TTL
 
-    async def _issue(self, conn, user: dict, session_id: str, parent: str | None) -> dict:
+    async def _issue(self, conn, user: dict, session_id: str, parent: str | None, method: str = "password") -> dict:
         token = secrets.token_urlsafe(18)
         await conn.execute(
             "insert into auth.refresh_tokens (instance_id, token, user_id, revoked, created_at, updated_at, "
             "parent, session_id) values (%s, %s, %s, false, now(), now(), %s, %s)",
             (INSTANCE, token, str(user["id"]), parent, session_id))
-        access, exp = self._access_token(user, session_id)
+        access, exp = self._access_token(user, session_id, method)
         return {"access_token": access, "token_type": "bearer", "expires_in": ACCESS_TTL, "expires_at": exp,
                 "refresh_token": token, "user": user_json(user)}
 
     async def _new_session(self, conn, user: dict) -> dict:
+        return await self.new_session(conn, user, "password")
+
+    async def new_session(self, conn, user: dict, method: str) -> dict:
+        """A row in auth.sessions (with the client's user agent and IP, as GoTrue records them) and
+        its first refresh token."""
         session_id = str(uuid.uuid4())
-        await conn.execute("insert into auth.sessions (id, user_id, created_at, updated_at, aal) "
-                           "values (%s, %s, now(), now(), 'aal1')", (session_id, user["id"]))
+        ip, agent = client_meta.get()
+        await conn.execute("insert into auth.sessions (id, user_id, created_at, updated_at, refreshed_at, aal, "
+                           "user_agent, ip) values (%s, %s, now(), now(), now(), 'aal1', %s, %s)",
+                           (session_id, user["id"], agent, ip))
         await conn.execute("update auth.users set last_sign_in_at = now(), updated_at = now() where id = %s",
                            (user["id"],))
         user["last_sign_in_at"] = dt.datetime.now(dt.UTC)
-        return await self._issue(conn, user, session_id, None)
+        return await self._issue(conn, user, session_id, None, method)
+
+    async def insert_user(self, conn, email: str, hashed: str | None, meta: dict, confirmed: bool) -> dict:
+        uid = uuid.uuid4()
+        await conn.execute(
+            # Supabase Auth writes '' (Go's empty string) into the token columns, which
+            # have no default on hosted.
+            "insert into auth.users (instance_id, id, aud, role, email, encrypted_password, email_confirmed_at,"
+            " raw_app_meta_data, raw_user_meta_data, created_at, updated_at, confirmation_token,"
+            " recovery_token, email_change_token_new, email_change) values "
+            "(%s, %s, 'authenticated', 'authenticated', %s, %s, case when %s then now() end, %s, %s, now(), now(),"
+            " '', '', '', '')",
+            (INSTANCE, uid, email, hashed or "", confirmed,
+             orjson.dumps({"provider": "email", "providers": ["email"]}).decode(),
+             orjson.dumps(_go_numbers(meta)).decode()))
+        await conn.execute(
+            "insert into auth.identities (provider_id, user_id, identity_data, provider, created_at, updated_at)"
+            " values (%s, %s, %s, 'email', now(), now())",
+            (str(uid), uid, orjson.dumps({"sub": str(uid), "email": email, "email_verified": confirmed,
+                                          "phone_verified": False}).decode()))
+        return await self._user_by(conn, "id", uid)
 
     # -- endpoints -------------------------------------------------------------------------
 
-    async def signup(self, body: dict, client_ip: str | None = None) -> dict:
+    async def signup(self, body: dict, client_ip: str | None = None, redirect_to: str | None = None) -> dict:
         body = _object(body, "api.SignupParams")
         email = str(body.get("email") or "").strip().lower()
         password = body.get("password")
@@ -129,25 +178,31 @@ class Auth:
             raise AuthError(400, "validation_failed", "data must not contain NUL characters")
         await self._take_ip(client_ip)
         hashed = (await asyncio.to_thread(bcrypt.hashpw, password.encode(), bcrypt.gensalt(BCRYPT_COST))).decode()
+        if not self.config.enable_signup:
+            raise AuthError(422, "signup_disabled", "Signups not allowed for this instance")
+        pkce = _pkce(body)
         async with self.pool.connection() as conn, conn.transaction():
-            if await self._user_by(conn, "email", email):
-                raise AuthError(422, "user_already_exists", "User already registered")
-            uid = uuid.uuid4()
-            await conn.execute(
-                # Supabase Auth writes '' (Go's empty string) into the token columns, which
-                # have no default on hosted.
-                "insert into auth.users (instance_id, id, aud, role, email, encrypted_password, email_confirmed_at,"
-                " raw_app_meta_data, raw_user_meta_data, created_at, updated_at, confirmation_token,"
-                " recovery_token, email_change_token_new, email_change) values "
-                "(%s, %s, 'authenticated', 'authenticated', %s, %s, now(), %s, %s, now(), now(), '', '', '', '')",
-                (INSTANCE, uid, email, hashed, orjson.dumps({"provider": "email", "providers": ["email"]}).decode(),
-                 orjson.dumps(_go_numbers(meta)).decode()))
-            await conn.execute(
-                "insert into auth.identities (provider_id, user_id, identity_data, provider, created_at, updated_at)"
-                " values (%s, %s, %s, 'email', now(), now())",
-                (str(uid), uid, orjson.dumps({"sub": str(uid), "email": email}).decode()))
-            user = await self._user_by(conn, "id", uid)
-            return await self._new_session(conn, user)
+            existing = await self._user_by(conn, "email", email)
+            if not self.config.enable_confirmations:
+                if existing:
+                    raise AuthError(422, "user_already_exists", "User already registered")
+                user = await self.insert_user(conn, email, hashed, meta, confirmed=True)
+                return await self._new_session(conn, user)
+            # Confirmations on: the new user gets a confirmation e-mail and no session. GoTrue answers
+            # a repeated sign-up of a confirmed address with a look-alike user (nothing revealed) and
+            # one of an unconfirmed address by sending the confirmation again.
+            await self.flows.ensure()
+            redirect = referrer(self.config, redirect_to or (options.get("emailRedirectTo")
+                                                              if isinstance(options, dict) else None))
+            if existing and existing["email_confirmed_at"] is not None:
+                now = dt.datetime.now(dt.UTC)
+                fake = dict(existing, id=uuid.uuid4(), created_at=now, updated_at=now, last_sign_in_at=None,
+                            confirmation_sent_at=now, raw_app_meta_data={"provider": "email", "providers": ["email"]},
+                            raw_user_meta_data=meta, email_confirmed_at=None, banned_until=None)
+                return user_json(fake)
+            user = existing or await self.insert_user(conn, email, hashed, meta, confirmed=False)
+            await self.flows.send_token_mail(conn, user, "signup", redirect, pkce)
+            return user_json(await self._user_by(conn, "id", user["id"]))
 
     async def _take_ip(self, client_ip: str | None) -> None:
         """GoTrue's per-IP limit on sign-in and sign-up requests (its own transaction: a refused
@@ -183,7 +238,9 @@ class Auth:
                 # bcrypt reads the first 72 bytes (as GoTrue's and pgcrypto's comparisons do).
                 ok = await asyncio.to_thread(bcrypt.checkpw, password.encode()[:BCRYPT_MAX],
                                              stored.encode() if known else self._dummy_hash)
-                if ok and known:
+                if ok and known and user["email_confirmed_at"] is None:
+                    outcome = "unconfirmed"  # GoTrue checks this after the password
+                elif ok and known:
                     await self.limits.succeeded(conn, email)
                     outcome, result = "ok", await self._new_session(conn, user)
                 else:
@@ -195,6 +252,8 @@ class Auth:
                             "Too many failed sign-in attempts: try again in 15 minutes")
         if outcome == "failed":
             raise AuthError(400, "invalid_credentials", "Invalid login credentials")
+        if outcome == "unconfirmed":
+            raise AuthError(400, "email_not_confirmed", "Email not confirmed")
         return result
 
     async def refresh_grant(self, body: dict) -> dict:
@@ -270,10 +329,11 @@ class Auth:
             user = await self._authenticated(conn, claims)
         return user_json(user)
 
-    async def update_user(self, claims: dict, body: dict) -> dict:
+    async def update_user(self, claims: dict, body: dict, redirect_to: str | None = None) -> dict:
         body = _object(body, "api.UserUpdateParams")
         async with self.pool.connection() as conn, conn.transaction():
-            uid = (await self._authenticated(conn, claims))["id"]
+            current = await self._authenticated(conn, claims)
+            uid = current["id"]
             if "data" in body:
                 if not isinstance(body["data"], dict):
                     raise AuthError(400, "validation_failed", "data must be an object")
@@ -287,6 +347,11 @@ class Auth:
                 if not isinstance(pw, str) or len(pw) < 8:
                     raise AuthError(422, "weak_password", "Password should be at least 8 characters.")
                 _check_password_length(pw)
+                await self.flows.check_reauthentication(conn, current, claims, body.get("nonce"))
+                stored = current.get("encrypted_password") or ""
+                if stored.startswith("$2") and await asyncio.to_thread(bcrypt.checkpw, pw.encode()[:BCRYPT_MAX],
+                                                                        stored.encode()):
+                    raise AuthError(422, "same_password", "New password should be different from the old password.")
                 hashed = (await asyncio.to_thread(bcrypt.hashpw, pw.encode(), bcrypt.gensalt(BCRYPT_COST))).decode()
                 await conn.execute("update auth.users set encrypted_password = %s, updated_at = now() "
                                    "where id = %s", (hashed, uid))
@@ -294,6 +359,8 @@ class Auth:
                 # them), so a thief holding a refresh token is locked out by the change.
                 await conn.execute("delete from auth.sessions where user_id = %s and id is distinct from %s",
                                    (uid, _session_uuid(claims)))
+            if isinstance(body.get("email"), str) and body["email"].strip():
+                await self.flows.change_email(conn, current, body["email"], body, redirect_to)
             user = await self._user_by(conn, "id", uid)
         return user_json(user)
 
@@ -371,6 +438,12 @@ def _has_nul(value) -> bool:
     if isinstance(value, list):
         return any(_has_nul(v) for v in value)
     return False
+
+
+def _pkce(body: dict):
+    from .auth_flows import pkce_params
+
+    return pkce_params(body)
 
 
 class _ReuseDetected(AuthError):

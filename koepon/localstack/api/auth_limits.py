@@ -77,20 +77,7 @@ class AuthLimits:
             return
         cur = await conn.execute("select to_regclass('auth.koepon_auth_limit_hits') is not null")
         if not (await cur.fetchone())[0]:
-            # GoTrue creates its tables as supabase_auth_admin; `postgres` may create nothing in
-            # `auth` (as on hosted), so the table is made as that role through the tooling
-            # superuser of the private cluster, and `postgres` uses it through the schema's
-            # default privileges.
-            import psycopg
-            from psycopg.conninfo import make_conninfo
-
-            from ...settings import SUPERUSER
-
-            url = make_conninfo(conn.info.dsn, user=SUPERUSER, password="")  # any koepon-made cluster
-            async with await psycopg.AsyncConnection.connect(url, autocommit=True) as su:
-                async with su.transaction():
-                    await su.execute("set local role supabase_auth_admin")
-                    await su.execute(DDL)
+            await as_auth_admin(conn, DDL)
         self._ready = True
 
     @staticmethod
@@ -135,3 +122,20 @@ class AuthLimits:
     async def succeeded(conn, email: str) -> None:
         await conn.execute("delete from auth.koepon_auth_limit_hits where bucket = 'sign_in_failure' and key = %s",
                            (address_key(email),))
+
+
+async def as_auth_admin(conn, ddl: str) -> None:
+    """Runs Auth's own DDL as supabase_auth_admin (GoTrue creates its tables as that role when it
+    starts). `postgres` may create nothing in `auth` (as on hosted), so it goes through the
+    tooling superuser of the private cluster, and `postgres` uses the tables through the schema's
+    default privileges."""
+    import psycopg
+    from psycopg.conninfo import make_conninfo
+
+    from ...settings import SUPERUSER
+
+    url = make_conninfo(conn.info.dsn, user=SUPERUSER, password="")  # any koepon-made cluster
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as su:
+        async with su.transaction():
+            await su.execute("set local role supabase_auth_admin")
+            await su.execute(ddl)

@@ -2,8 +2,14 @@
 
 Stripe (under /stripe, form-encoded, `Authorization: Bearer sk_test_…`, `Idempotency-Key`):
   POST /v1/payment_intents, GET /v1/payment_intents/<id>, POST /v1/refunds
+  POST /v1/payment_intents/<id>/confirm — what Stripe.js calls from the browser with the publishable
+  key and the client secret (CORS open, as Stripe's): the fan's card confirmation, which the
+  console's checkout uses; it delivers `payment_intent.succeeded` (or `payment_failed` for Stripe's
+  declining test card 4000 0000 0000 0002) to the payment service, signed.
 KOMOJU (under /komoju, JSON, HTTP basic auth with the secret key, `Idempotency-Key`):
   POST /api/v1/sessions, GET /api/v1/sessions/<id>, POST /api/v1/payments/<id>/refund
+  GET /sessions/<id> — the hosted payment page (`session_url`): for konbini it shows the payment
+  slip; "pay at the store" (POST) later delivers `payment.authorized` then `payment.captured`.
 
 Objects are shaped like the providers' documented ones (koepon.localstack.fakes.events). A refund also
 sends the provider's refund event, signed like the real one, to the configured webhook URL
@@ -13,13 +19,14 @@ GET /_requests lists the requests received (method, path, idempotency key, param
 
 from __future__ import annotations
 
+import html
 import json
 import secrets
 import threading
 import time
 
 import httpx
-from flask import Flask, jsonify, request
+from flask import Flask, Response, jsonify, request
 
 from . import events as ev
 
@@ -34,6 +41,10 @@ def _stripe_params() -> dict:
             cur = cur.setdefault(p, {})
         cur[parts[-1]] = value
     return out
+
+
+def _rid_pm() -> str:
+    return "pm_" + secrets.token_hex(12)
 
 
 def create_fake_app(stripe_webhook: tuple[str, str] | None = None,
@@ -111,6 +122,52 @@ def create_fake_app(stripe_webhook: tuple[str, str] | None = None,
             return stripe_error(401, "Invalid API Key provided", "api_key_invalid")
         pi = state["pi"].get(pi_id)
         return jsonify(pi) if pi else stripe_error(404, f"No such payment_intent: '{pi_id}'", "resource_missing")
+
+    # Stripe's declining test card; any other number is accepted, as in Stripe's test mode.
+    declined_cards = {"4000000000000002"}
+
+    @app.route("/stripe/v1/payment_intents/<pi_id>/confirm", methods=["POST", "OPTIONS"])
+    def stripe_confirm_pi(pi_id):
+        """Stripe.js's confirmation from the browser: authenticated by the publishable key and the
+        PaymentIntent's client secret (never the secret key), answered with CORS open as Stripe's API is."""
+        cors = {"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Methods": "POST, OPTIONS",
+                "Access-Control-Allow-Headers": "Content-Type, Authorization"}
+        if request.method == "OPTIONS":
+            return Response(status=204, headers=cors)
+
+        def answer(body, status=200):
+            if isinstance(body, tuple):  # stripe_error's (response, status)
+                body, status = body
+            resp = body if isinstance(body, Response) else jsonify(body)
+            resp.status_code = status
+            resp.headers.update(cors)
+            return resp
+        p = _stripe_params()
+        key = p.get("key") or request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if not key.startswith("pk_test_"):
+            return answer(stripe_error(401, "Invalid API Key provided", "api_key_invalid"))
+        pi = state["pi"].get(pi_id)
+        if pi is None or p.get("client_secret") != pi["client_secret"]:
+            return answer(stripe_error(404, f"No such payment_intent: '{pi_id}'", "resource_missing", "intent"))
+        if pi["status"] == "succeeded":
+            return answer(stripe_error(400, "This PaymentIntent's payment_method could not be updated because it has "
+                                       "a status of succeeded.", "payment_intent_unexpected_state"))
+        card = (p.get("payment_method_data") or {}).get("card") or {}
+        number = str(card.get("number", "")).replace(" ", "")
+        if number in declined_cards:
+            failed = {**pi, "status": "requires_payment_method",
+                      "last_payment_error": {"code": "card_declined", "decline_code": "generic_decline",
+                                             "message": "Your card was declined.", "type": "card_error"}}
+            state["pi"][pi_id] = failed
+            deliver(stripe_webhook, "stripe", ev.stripe_event("payment_intent.payment_failed", failed))
+            err = {"error": {**failed["last_payment_error"], "payment_intent": failed,
+                             "doc_url": "https://stripe.com/docs/error-codes/card-declined"}}
+            return answer(jsonify(err), 402)
+        paid = {**pi, "status": "succeeded", "amount_received": pi["amount"], "latest_charge": "ch_" + pi_id[3:],
+                "payment_method": _rid_pm()}
+        state["pi"][pi_id] = paid
+        deliver(stripe_webhook, "stripe", ev.stripe_event("payment_intent.succeeded", paid))
+        return answer(paid)
 
     @app.post("/stripe/v1/refunds")
     def stripe_refund():
@@ -244,6 +301,41 @@ def create_fake_app(stripe_webhook: tuple[str, str] | None = None,
         result = idempotent("komoju_refund", make)
         deliver(komoju_webhook, "komoju", result["_event"])
         return jsonify(result["payment"])
+
+
+    @app.route("/komoju/sessions/<sid>", methods=["GET", "POST"])
+    def komoju_hosted_page(sid):
+        """KOMOJU's hosted page (`session_url`), reduced to konbini: the payment slip (store, receipt
+        number, deadline); "pay at the store" stands in for the fan paying days later and delivers
+        KOMOJU's `payment.authorized` and `payment.captured` events."""
+        s = state["sessions"].get(sid)
+        if s is None:
+            return Response("<!doctype html><title>KOMOJU</title><p>Session not found</p>", 404,
+                            mimetype="text/html")
+        pid = ev.komoju_payment_id(sid)
+        order_id = (s.get("metadata") or {}).get("order_id", "")
+        back = html.escape(s.get("return_url") or "", quote=True)
+        if request.method == "POST":
+            if not s.get("completed_at"):
+                s["completed_at"] = ev._iso()
+                s["status"] = "completed"
+                for event in ev.komoju_outcome_events(order_id, s["amount"], "succeeded", payment_id=pid,
+                                                      session_id=sid):
+                    deliver(komoju_webhook, "komoju", event)
+            note = '<p id="paid">お支払いを受け付けました / Payment received.</p>'
+        else:
+            note = ""
+        receipt = pid[:4].upper() + "-" + pid[4:12].upper()
+        page = f"""<!doctype html><html lang="ja"><head><meta charset="utf-8"><title>KOMOJU (local fake)</title>
+</head><body><h1>コンビニ払い / Konbini payment (local fake KOMOJU)</h1>
+<dl><dt>お支払い金額 / Amount</dt><dd id="amount">¥{s['amount']:,}（税込）</dd>
+<dt>店舗 / Store</dt><dd>ローソン / Lawson</dd>
+<dt>受付番号 / Receipt number</dt><dd id="receipt">{html.escape(receipt)}</dd>
+<dt>お支払い期限 / Deadline</dt><dd>{html.escape(s['expires_at'])}</dd></dl>{note}
+<form method="post"><button type="submit" id="pay-at-store">
+店頭で支払う（シミュレート） / Pay at the store</button></form>
+<p><a id="return" href="{back}">ショップに戻る / Back to the shop</a></p></body></html>"""
+        return Response(page, mimetype="text/html")
 
     @app.get("/health")
     def health():

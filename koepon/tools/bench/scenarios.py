@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 
 from ...settings import ANON_KEY
+from . import ab, profile
 from .env import BenchDB, has_function, mint_token
 from .tools import Run, percentiles, pgbench, wrk
 
@@ -37,6 +38,15 @@ def row(run: Run, baseline: Run | None = None, what: str | None = None) -> dict:
 def target(name: str, value, goal: str, ok: bool | None) -> dict:
     return {"target": name, "value": value, "goal": goal,
             "status": "n/a" if ok is None else ("PASS" if ok else "MISS")}
+
+
+def rounds_rows(res: dict) -> list[dict]:
+    """Every run of an interleaved comparison as a table row, the subject's with its round's ratio."""
+    out = []
+    for i, (a, b) in enumerate(res["runs"], 1):
+        out.append(row(a, what=f"{a.label} (round {i})"))
+        out.append(row(b, a, what=f"{b.label} (round {i})"))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -111,27 +121,55 @@ def fulfil_sql(db: BenchDB, opts: dict) -> dict:
         raise Skip("public.service_fulfill_order is not in the repository yet")
     d = opts["duration"]
     conc = opts.get("concurrency") or [8, 32]
-    rows, targets, runs = [], [], {}
+    rounds = opts.get("rounds") or 1
+    rows, targets, runs, comparisons = [], [], {}, []
     for c in conc:
-        base = fulfil_run(db, f"bare transaction, {c} clients", BARE_SCRIPT, c, d, "spread", CAP_BARE)
-        logic = fulfil_run(db, f"service_fulfill_order, {c} clients", FULFIL_SCRIPT, c, d, "spread", CAP_FULFIL)
-        runs[c] = logic
-        rows += [row(base), row(logic, base)]
-        ratio = logic.throughput / base.throughput if base.throughput else 0
-        targets.append(target(f"{c} clients: ratio to bare", round(ratio, 3), ">= 0.7", ratio >= 0.7))
-        targets.append(target(f"{c} clients: fulfilments/s", logic.throughput, ">= 1500", logic.throughput >= 1500))
+        res = ab.interleave(
+            lambda i, c=c: fulfil_run(db, f"bare transaction, {c} clients", BARE_SCRIPT, c, d, "spread", CAP_BARE),
+            lambda i, c=c: fulfil_run(db, f"service_fulfill_order, {c} clients", FULFIL_SCRIPT, c, d, "spread",
+                                      CAP_FULFIL),
+            rounds)
+        runs[c] = res["runs"][-1][1]
+        rows += rounds_rows(res)
+        comp = ab.summary(f"service_fulfill_order / bare transaction, {c} clients", res, "bare transaction")
+        comparisons.append(comp)
+        med = comp["ratio"]["median"] or 0
+        targets.append(target(f"{c} clients: median ratio to bare over {res['rounds']} interleaved rounds "
+                              f"(spread {comp['ratio']['min']}-{comp['ratio']['max']})", med, ">= 0.85", med >= 0.85))
+    cpu = {}
+    if not opts.get("smoke"):
+        # One client, nothing else on the connection: the CPU the database spends per fulfilment,
+        # and per bare transaction (what the same writes cost with no logic) beside it, alternating
+        # in rounds as the throughput runs do (a loaded machine makes every call cost more cycles).
+        fs, bs = [], []
+        for i in range(rounds):
+            if i % 2 == 0:
+                fs.append(profile.fulfil_cpu(db, 320))
+                bs.append(profile.bare_cpu(db, 320))
+            else:
+                bs.append(profile.bare_cpu(db, 320))
+                fs.append(profile.fulfil_cpu(db, 320))
+        fms = [r["backend_cpu_ms_per_call"] for r in fs if r["backend_cpu_ms_per_call"] is not None]
+        bms = [r["backend_cpu_ms_per_call"] for r in bs if r["backend_cpu_ms_per_call"] is not None]
+        cpu = {"fulfilment": fs[-1], "bare": bs[-1], "fulfilment_ms": ab.spread(fms), "bare_ms": ab.spread(bms),
+               "bare_over_fulfilment": ab.spread([b / f for f, b in zip(fms, bms, strict=False) if f])}
+        f, b = cpu["fulfilment_ms"]["median"], cpu["bare_ms"]["median"]
+        targets.append(target(f"database CPU per 10-pull fulfilment, ms, median of {len(fms)} rounds (backend "
+                              f"rusage, 1 client; the bare transaction's: {b}; bare / fulfilment "
+                              f"{cpu['bare_over_fulfilment']['median']})", f, "<= 0.5", f is not None and f <= 0.5))
     sweep = []
     if not opts.get("smoke") and not opts.get("concurrency"):
         for c in (1, 2, 4, 16, 64):
             sweep.append(row(fulfil_run(db, f"service_fulfill_order, {c} clients", FULFIL_SCRIPT, c,
                                          min(d, 5), "spread", CAP_FULFIL)))
-        sweep += [r for r in rows if r["label"].startswith("service_fulfill_order")]
+        sweep += [row(r) for r in runs.values()]
         sweep.sort(key=lambda r: r["clients"])
     opts.setdefault("_spread", {}).update(runs)
-    return {"rows": rows, "targets": targets, "sweep": sweep, "checks": _fulfilled_check(db),
+    return {"rows": rows, "comparisons": comparisons, "targets": targets, "sweep": sweep, "cpu": cpu,
+            "checks": _fulfilled_check(db),
             "notes": ["distinct fans (one order each), 10-pull orders spread over the spread gachas, called as "
                       "service_role with PostgREST's role and claims set; baseline writes the same rows in one "
-                      "bare statement + ledger insert"]}
+                      "bare statement + ledger insert; baseline and fulfilment alternate in rounds (A B, B A, ...)"]}
 
 
 def hot_gacha(db: BenchDB, opts: dict) -> dict:
@@ -212,7 +250,10 @@ request = function()
                     {["Authorization"] = tokens[f], ["apikey"] = anon, ["Content-Type"] = "application/json"}, body)
 end
 """)
-    return wrk(api, lua, f"POST /rest/v1/rpc/create_order, {conns} connections", conns, duration)
+    with profile.PartyCPU(db, {"API": db.api_pids[api]}) as cpu:
+        run = wrk(api, lua, f"POST /rest/v1/rpc/create_order, {conns} connections", conns, duration)
+    run.cpu_ms_per_request = cpu.ms_per(run.ops)
+    return run
 
 
 def order_http(db: BenchDB, opts: dict) -> dict:
@@ -223,27 +264,45 @@ def order_http(db: BenchDB, opts: dict) -> dict:
     ng = db._spread_count()
     spread = db.gacha_ids("spread")
     conc = opts.get("concurrency") or [32]
-    rows, targets = [], []
-    for c in conc:
+    rounds = opts.get("rounds") or 1
+    rows, targets, comparisons = [], [], []
+
+    def baseline(c: int) -> Run:
         per = math.ceil(CAP_ORDER_SQL * d / c) + 2
         flo = db.new_fans(math.ceil(per * c / 4) + 1)
         nbase = db.queued
         db.queued += per * c
-        base = pgbench(db.url, ORDER_SQL_SCRIPT, f"pgbench: same transaction, {c} clients", c, d,
+        return pgbench(db.url, ORDER_SQL_SCRIPT, f"pgbench: same transaction, {c} clients", c, d,
                        {"k": 0, "nbase": nbase, "per": per, "flo": flo, "ng": ng})
-        http = _order_http_run(db, api, c, d, ng, spread, f"w{c}-{time.time_ns()}")
-        rows += [row(base), row(http, base)]
-        ratio = http.throughput / base.throughput if base.throughput else 0
-        targets.append(target(f"{c} connections: ratio to pgbench", round(ratio, 3), ">= 0.5", ratio >= 0.5))
-        targets.append(target(f"{c} connections: p99 ms", http.p99_ms, "<= 50",
-                              http.p99_ms is not None and http.p99_ms <= 50))
+
+    for c in conc:
+        res = ab.interleave(lambda i, c=c: baseline(c),
+                            lambda i, c=c: _order_http_run(db, api, c, d, ng, spread, f"w{c}-{time.time_ns()}"),
+                            rounds)
+        rows += rounds_rows(res)
+        comp = ab.summary(f"create_order over HTTP / pgbench, {c} connections", res, "pgbench, same transaction")
+        # Where a request's time goes: CPU ms per request of the API and of PostgreSQL (median of rounds).
+        per = [b.cpu_ms_per_request for _a, b in res["runs"]]
+        comp["cpu_ms_per_request"] = {k: ab.spread([p[k] for p in per if k in p])["median"] for k in per[0]}
+        comparisons.append(comp)
+        med, p99 = comp["ratio"]["median"] or 0, comp["p99_ratio"]["median"]
+        targets.append(target(f"{c} connections: median ratio to pgbench over {res['rounds']} rounds "
+                              f"(spread {comp['ratio']['min']}-{comp['ratio']['max']})", med, ">= 0.75", med >= 0.75))
+        targets.append(target(f"{c} connections: median p99 relative to pgbench's p99 "
+                              f"(spread {comp['p99_ratio']['min']}-{comp['p99_ratio']['max']})", p99, "<= 1.5",
+                              p99 is not None and p99 <= 1.5))
+    hook = profile.check_request_cpu(db, 200 if opts.get("smoke") else 1000)
+    targets.append(target("pre-request hook (private.check_request, signed-in create_order: two buckets): "
+                          f"statements on the counters per request (backend CPU {hook['backend_cpu_ms_per_request']} "
+                          f"ms, executor {hook['hook_exec_ms_per_request']} ms per request)",
+                          hook["counter_statements_per_request"], "1", hook["counter_statements_per_request"] == 1))
     sweep = []
     if not opts.get("smoke") and not opts.get("concurrency"):
         for c in (1, 2, 4, 8, 16, 64):
             sweep.append(row(_order_http_run(db, api, c, min(d, 5), ng, spread, f"s{c}-{time.time_ns()}")))
-        sweep += [r for r in rows if r["tool"] == "wrk"]
+        sweep += [r for r in rows if r["tool"] == "wrk"][-1:]
         sweep.sort(key=lambda r: r["clients"])
-    return {"rows": rows, "targets": targets, "sweep": sweep,
+    return {"rows": rows, "comparisons": comparisons, "targets": targets, "sweep": sweep, "check_request": hook,
             "notes": [f"API: python -m koepon.localstack.api --workers {opts['api_workers']} (uvicorn), "
                       "fans' HS256 JWTs "
                       "minted for fresh fans, each fan at most 4 orders (create_order limit is 5/min/fan); "

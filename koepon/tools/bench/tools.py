@@ -45,6 +45,7 @@ class Run:
     generator_cpu_s: float = 0.0
     generator_cpu_share: float = 0.0
     notes: list[str] = field(default_factory=list)
+    cpu_ms_per_request: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items()}
