@@ -315,6 +315,39 @@ CHECKS: list[Check] = [
          where e.v is distinct from r.v)
       select * from item_pulls union all select * from fan_sales union all select * from firsts
       union all select * from medals union all select * from exchanges"""),
+    # The reports sum these per-day counts instead of counting distinct fans; the job keeps them
+    # beside the (VTuber, day, fan) rows, so they must agree with those rows exactly.
+    Check("fan_counts_equal_rollup_details",
+          "paying, new and last-day fan counts per VTuber and day, and per day on the platform, equal the "
+          "(VTuber, day, fan) rows and each fan's first and last paid day", """
+      with spans as (
+        select vtuber_id, user_id, min(jst_date) as lo, max(jst_date) as hi from app.fan_sales_daily group by 1, 2),
+      per_vtuber as (
+        select 'fan_counts_daily' as rollup, k as key, e.v as expected, r.v as rolled_up
+          from (select vtuber_id || ' ' || d as k, row(sum(p), sum(n), sum(l))::text as v
+                  from (select vtuber_id, jst_date as d, 1 as p, 0 as n, 0 as l from app.fan_sales_daily
+                        union all select vtuber_id, lo, 0, 1, 0 from spans
+                        union all select vtuber_id, hi, 0, 0, 1 from spans) x group by vtuber_id, d) e
+          full join (select vtuber_id || ' ' || jst_date as k, row(paying_fans, new_fans, last_fans)::text as v
+                       from app.fan_counts_daily where (paying_fans, new_fans, last_fans) <> (0, 0, 0)) r using (k)
+         where e.v is distinct from r.v),
+      fan_spans as (
+        select 'fan_firsts (first, last)', s.vtuber_id || ' ' || s.user_id, row(s.lo, s.hi)::text,
+               row(f.first_jst_date, f.last_jst_date)::text
+          from spans s full join app.fan_firsts f on f.vtuber_id = s.vtuber_id and f.user_id = s.user_id
+         where row(s.lo, s.hi) is distinct from row(f.first_jst_date, f.last_jst_date)),
+      platform as (
+        select 'platform_fan_counts_daily', k, e.v, r.v
+          from (select d::text as k, row(count(distinct u) filter (where p = 1), count(distinct u) filter (where n = 1),
+                                         count(distinct u) filter (where l = 1))::text as v
+                  from (select jst_date as d, user_id as u, 1 as p, 0 as n, 0 as l from app.fan_sales_daily
+                        union all select lo, user_id, 0, 1, 0 from spans
+                        union all select max(hi), user_id, 0, 0, 1 from spans group by user_id) x group by d) e
+          full join (select jst_date::text as k, row(paying_users, new_users, last_users)::text as v
+                       from app.platform_fan_counts_daily where (paying_users, new_users, last_users) <> (0, 0, 0)) r
+               using (k)
+         where e.v is distinct from r.v)
+      select * from per_vtuber union all select * from fan_spans union all select * from platform"""),
 ]
 
 

@@ -60,6 +60,18 @@ begin
   on conflict (jst_date, gacha_item_id) do update
     set pulls = s.pulls + excluded.pulls, pity_pulls = s.pity_pulls + excluded.pity_pulls;
 
+  -- Paying fans per (VTuber, day): a (VTuber, day, fan) key this run adds to fan_sales_daily is
+  -- one more paying fan that day. Counted before the upsert below, which makes the key exist.
+  insert into app.fan_counts_daily as s (vtuber_id, jst_date, paying_fans)
+  select b.vtuber_id, b.jst_date, count(*)
+  from (select distinct o.vtuber_id, private.jst_date(o.fulfilled_at) as jst_date, o.user_id
+        from app.medal_ledger l join app.orders o on o.id = l.order_id
+        where l.reason = 'pull_grant' and l.created_at >= v_from and l.created_at < v_hi) b
+  where not exists (select 1 from app.fan_sales_daily f
+                     where f.vtuber_id = b.vtuber_id and f.jst_date = b.jst_date and f.user_id = b.user_id)
+  group by 1, 2
+  on conflict (vtuber_id, jst_date) do update set paying_fans = s.paying_fans + excluded.paying_fans;
+
   insert into app.fan_sales_daily as s (vtuber_id, jst_date, user_id, paid_orders, gross_jpy)
   select o.vtuber_id, private.jst_date(o.fulfilled_at), o.user_id, count(*), sum(o.amount_jpy)
   from app.medal_ledger l join app.orders o on o.id = l.order_id
@@ -68,12 +80,88 @@ begin
   on conflict (vtuber_id, jst_date, user_id) do update
     set paid_orders = s.paid_orders + excluded.paid_orders, gross_jpy = s.gross_jpy + excluded.gross_jpy;
 
-  insert into app.fan_firsts as s (vtuber_id, user_id, first_jst_date)
-  select o.vtuber_id, o.user_id, min(private.jst_date(o.fulfilled_at))
-  from app.medal_ledger l join app.orders o on o.id = l.order_id
-  where l.reason = 'pull_grant' and l.created_at >= v_from and l.created_at < v_hi
-  group by 1, 2
-  on conflict (vtuber_id, user_id) do update set first_jst_date = least(s.first_jst_date, excluded.first_jst_date);
+  -- Paying users per day on the whole platform (a fan paying two VTubers that day counts once):
+  -- the (day, user) keys that are new to platform_fan_days.
+  with added as (
+    insert into app.platform_fan_days (jst_date, user_id)
+    select distinct private.jst_date(o.fulfilled_at), o.user_id
+    from app.medal_ledger l join app.orders o on o.id = l.order_id
+    where l.reason = 'pull_grant' and l.created_at >= v_from and l.created_at < v_hi
+    on conflict (jst_date, user_id) do nothing
+    returning jst_date)
+  insert into app.platform_fan_counts_daily as s (jst_date, paying_users)
+  select a.jst_date, count(*) from added a group by 1
+  on conflict (jst_date) do update set paying_users = s.paying_users + excluded.paying_users;
+
+  -- Each (VTuber, fan)'s first and last paid day, and the per-day histograms a report sums instead
+  -- of counting distinct fans: new_fans(d) = fans whose first paid day is d, last_fans(d) = fans
+  -- whose last paid day so far is d. When this run moves a fan's first day (earlier) or last day
+  -- (later), the old day loses the fan and the new day gains it. The platform keeps the same for
+  -- "new users on day d" (a user whose first payment to at least one VTuber is on d), through a
+  -- count of such VTubers per (user, day). All CTEs read the state before this statement.
+  with b as (
+    select o.vtuber_id, o.user_id, min(private.jst_date(o.fulfilled_at)) as lo, max(private.jst_date(o.fulfilled_at)) as hi
+    from app.medal_ledger l join app.orders o on o.id = l.order_id
+    where l.reason = 'pull_grant' and l.created_at >= v_from and l.created_at < v_hi
+    group by 1, 2),
+  ch as (
+    select b.vtuber_id, b.user_id, f.first_jst_date as old_first, f.last_jst_date as old_last,
+           least(b.lo, f.first_jst_date) as new_first, greatest(b.hi, f.last_jst_date) as new_last
+    from b left join app.fan_firsts f on f.vtuber_id = b.vtuber_id and f.user_id = b.user_id),
+  moved as (
+    select * from ch
+    where old_first is distinct from new_first or old_last is distinct from new_last),
+  spans as (
+    insert into app.fan_firsts as s (vtuber_id, user_id, first_jst_date, last_jst_date)
+    select m.vtuber_id, m.user_id, m.new_first, m.new_last from moved m
+    on conflict (vtuber_id, user_id) do update
+      set first_jst_date = excluded.first_jst_date, last_jst_date = excluded.last_jst_date),
+  hist as (
+    insert into app.fan_counts_daily as s (vtuber_id, jst_date, new_fans, last_fans)
+    select m.vtuber_id, x.jst_date, sum(x.dn), sum(x.dl)
+    from moved m cross join lateral (values (m.new_first, 1, 0), (m.old_first, -1, 0),
+                                            (m.new_last, 0, 1), (m.old_last, 0, -1)) x (jst_date, dn, dl)
+    where x.jst_date is not null
+    group by 1, 2 having sum(x.dn) <> 0 or sum(x.dl) <> 0
+    on conflict (vtuber_id, jst_date) do update
+      set new_fans = s.new_fans + excluded.new_fans, last_fans = s.last_fans + excluded.last_fans),
+  pdelta as (
+    select m.user_id, x.jst_date, sum(x.dv)::integer as dv
+    from moved m cross join lateral (values (m.new_first, 1), (m.old_first, -1)) x (jst_date, dv)
+    where x.jst_date is not null and m.old_first is distinct from m.new_first
+    group by 1, 2 having sum(x.dv) <> 0),
+  pfirsts as (
+    insert into app.platform_fan_firsts as s (user_id, jst_date, vtubers)
+    select d.user_id, d.jst_date, d.dv from pdelta d
+    on conflict (user_id, jst_date) do update set vtubers = s.vtubers + excluded.vtubers
+    returning s.user_id, s.jst_date, s.vtubers)
+  insert into app.platform_fan_counts_daily as s (jst_date, new_users)
+  select p.jst_date, sum(case when p.vtubers > 0 and p.vtubers - d.dv <= 0 then 1
+                              when p.vtubers <= 0 and p.vtubers - d.dv > 0 then -1 else 0 end)
+  from pfirsts p join pdelta d on d.user_id = p.user_id and d.jst_date = p.jst_date
+  group by 1
+  on conflict (jst_date) do update set new_users = s.new_users + excluded.new_users;
+
+  -- Each user's last paid day on the whole platform, and its histogram (the KPIs' paying users).
+  with b as (
+    select o.user_id, max(private.jst_date(o.fulfilled_at)) as hi
+    from app.medal_ledger l join app.orders o on o.id = l.order_id
+    where l.reason = 'pull_grant' and l.created_at >= v_from and l.created_at < v_hi
+    group by 1),
+  moved as (
+    select b.user_id, p.last_jst_date as old_last, greatest(b.hi, p.last_jst_date) as new_last
+    from b left join app.platform_fans p on p.user_id = b.user_id
+    where p.last_jst_date is null or b.hi > p.last_jst_date),
+  spans as (
+    insert into app.platform_fans as s (user_id, last_jst_date)
+    select m.user_id, m.new_last from moved m
+    on conflict (user_id) do update set last_jst_date = excluded.last_jst_date)
+  insert into app.platform_fan_counts_daily as s (jst_date, last_users)
+  select x.jst_date, sum(x.dl)
+  from moved m cross join lateral (values (m.new_last, 1), (m.old_last, -1)) x (jst_date, dl)
+  where x.jst_date is not null
+  group by 1 having sum(x.dl) <> 0
+  on conflict (jst_date) do update set last_users = s.last_users + excluded.last_users;
 
   -- Medal flows, on the JST day of the ledger entry.
   insert into app.medals_daily as s (jst_date, vtuber_id, granted, spent, clawed_back, adjusted)
@@ -216,22 +304,14 @@ begin
            sum(x.net_jpy)::bigint as net_jpy, sum(x.vtuber_share_jpy)::bigint as vtuber_share_jpy,
            sum(x.net_jpy - x.vtuber_share_jpy)::bigint as platform_fee_jpy
     from split x group by 1),
-  -- Paying fans per day: distinct users (hashed, not sorted). A fan is new on the day of their
-  -- first payment to that VTuber (app.fan_firsts), so new fans come from that index alone.
-  paying as (
-    select u.jst_date, count(*) as paying_fans
-    from (select distinct f.jst_date, f.user_id from app.fan_sales_daily f
-          where (p_vtuber_id is null or f.vtuber_id = p_vtuber_id) and f.jst_date between p_from and p_to) u
-    group by 1),
-  newcomers as (
-    select u.first_jst_date as jst_date, count(*) as new_fans
-    from (select distinct ff.first_jst_date, ff.user_id from app.fan_firsts ff
-          where (p_vtuber_id is null or ff.vtuber_id = p_vtuber_id)
-            and ff.first_jst_date between p_from and p_to) u
-    group by 1),
+  -- Paying and new fans per day, kept by the job as counts (a VTuber's, or the platform's where a
+  -- fan paying two VTubers on a day is one paying user and a user new to any VTuber that day is new).
   fans as (
-    select p.jst_date, p.paying_fans, coalesce(n.new_fans, 0) as new_fans
-    from paying p left join newcomers n on n.jst_date = p.jst_date)
+    select c.jst_date, c.paying_fans, c.new_fans from app.fan_counts_daily c
+    where p_vtuber_id is not null and c.vtuber_id = p_vtuber_id and c.jst_date between p_from and p_to
+    union all
+    select c.jst_date, c.paying_users, c.new_users from app.platform_fan_counts_daily c
+    where p_vtuber_id is null and c.jst_date between p_from and p_to)
   select coalesce(jsonb_agg(jsonb_build_object(
            'jst_date', d.jst_date, 'paid_orders', d.paid_orders, 'pulls', d.pulls, 'gross_jpy', d.gross_jpy,
            'refund_count', d.refund_count, 'refunds_jpy', d.refunds_jpy, 'chargeback_count', d.chargeback_count,
@@ -251,14 +331,23 @@ begin
     into v_days, v_totals
   from day d left join fans f on f.jst_date = d.jst_date;
 
-  -- Unique paying fans over the whole range (a fan paying on two days counts once), hashed; new
-  -- ones are those whose first payment to the VTuber falls in the range.
-  select count(*) into v_paying
-  from (select distinct f.vtuber_id, f.user_id from app.fan_sales_daily f
-        where (p_vtuber_id is null or f.vtuber_id = p_vtuber_id) and f.jst_date between p_from and p_to) u;
-  select count(*) into v_new
-  from app.fan_firsts ff
-  where (p_vtuber_id is null or ff.vtuber_id = p_vtuber_id) and ff.first_jst_date between p_from and p_to;
+  -- Unique paying (VTuber, fan) pairs over the range (a fan paying on two days counts once). When
+  -- no fan's last paid day is after p_to (a range reaching the present), they are the fans whose
+  -- last paid day is in [p_from, p_to]: a sum over the last-day histogram, one row per day (and
+  -- VTuber). A range in the past, with payments after it, counts the distinct pairs from the
+  -- (VTuber, day, fan) rows instead. New pairs are those whose first paid day is in the range.
+  if not exists (select 1 from app.fan_counts_daily c
+                  where (p_vtuber_id is null or c.vtuber_id = p_vtuber_id) and c.jst_date > p_to
+                    and c.last_fans <> 0) then
+    select coalesce(sum(c.last_fans), 0) into v_paying from app.fan_counts_daily c
+     where (p_vtuber_id is null or c.vtuber_id = p_vtuber_id) and c.jst_date between p_from and p_to;
+  else
+    select count(*) into v_paying
+    from (select distinct f.vtuber_id, f.user_id from app.fan_sales_daily f
+          where (p_vtuber_id is null or f.vtuber_id = p_vtuber_id) and f.jst_date between p_from and p_to) u;
+  end if;
+  select coalesce(sum(c.new_fans), 0) into v_new from app.fan_counts_daily c
+   where (p_vtuber_id is null or c.vtuber_id = p_vtuber_id) and c.jst_date between p_from and p_to;
   v_totals := v_totals || jsonb_build_object(
     'paying_fans', v_paying, 'new_fans', v_new,
     'arppu_jpy', case when v_paying > 0 then round((v_totals ->> 'gross_jpy')::numeric / v_paying) end);
@@ -437,8 +526,15 @@ begin
                                 then round(sum(d.chargeback_count)::numeric / sum(d.paid_orders), 6) end)
     into t
   from app.sales_daily d where d.jst_date between p_from and p_to;
-  select t || jsonb_build_object('paying_users', count(*))
-    into t from (select distinct f.user_id from app.fan_sales_daily f where f.jst_date between p_from and p_to) u;
+  -- Paying users: as the sales report's paying fans, from the platform's last-day histogram when
+  -- nobody paid after p_to, else counted from the (VTuber, day, fan) rows.
+  if not exists (select 1 from app.platform_fan_counts_daily c where c.jst_date > p_to and c.last_users <> 0) then
+    select t || jsonb_build_object('paying_users', coalesce(sum(c.last_users), 0))
+      into t from app.platform_fan_counts_daily c where c.jst_date between p_from and p_to;
+  else
+    select t || jsonb_build_object('paying_users', count(*))
+      into t from (select distinct f.user_id from app.fan_sales_daily f where f.jst_date between p_from and p_to) u;
+  end if;
   select t || jsonb_build_object('outstanding_medals',
                                  coalesce(sum(m.granted - m.spent - m.clawed_back + m.adjusted), 0))
     into t from app.medals_daily m;

@@ -7,6 +7,11 @@ import psycopg
 
 from koepon.tools import invariants
 
+# Every event of these histories falls on one JST day (yesterday's, 01:00-04:00 JST), whatever the
+# time the test runs: times relative to now() straddle JST midnight from 15:00 UTC on, and a
+# rollup change meant to break one row would then break one row per day.
+_BASE = "((date_trunc('day', now() at time zone 'Asia/Tokyo') - interval '23 hours') at time zone 'Asia/Tokyo')"
+
 
 def _rollup_violations(conn):
     return [v for v in invariants.check(conn) if v.check == "rollups_equal_base_tables"]
@@ -14,16 +19,16 @@ def _rollup_violations(conn):
 
 def test_rollups_equal_base_tables_and_the_check_can_fail(fresh_db_url):
     with psycopg.connect(fresh_db_url, autocommit=True) as conn:
-        conn.execute("""
+        conn.execute(f"""
             insert into econ_test.ids values ('v', econ_test.vtuber('v@inv'));
             insert into econ_test.ids values
-              ('g', econ_test.gacha(econ_test.id('v'), '[{"name":"n","rarity":"N","rate_ppm":1000000}]')),
+              ('g', econ_test.gacha(econ_test.id('v'), '[{{"name":"n","rarity":"N","rate_ppm":1000000}}]')),
               ('f', econ_test.fan('f@inv')), ('f2', econ_test.fan('f2@inv'));
             insert into econ_test.ids values
-              ('o1', econ_test.paid('f', 10, 'a', now() - interval '3 hours')),
-              ('o2', econ_test.paid('f2', 1, 'b', now() - interval '2 hours'));
-            select private.record_refund(econ_test.id('o1'), 're_inv', 400, now() - interval '1 hour');
-            select private.record_dispute(econ_test.id('o2'), 'dp_inv', 'needs_response', now() - interval '1 hour');
+              ('o1', econ_test.paid('f', 10, 'a', {_BASE})),
+              ('o2', econ_test.paid('f2', 1, 'b', {_BASE} + interval '1 hour'));
+            select private.record_refund(econ_test.id('o1'), 're_inv', 400, {_BASE} + interval '2 hours');
+            select private.record_dispute(econ_test.id('o2'), 'dp_inv', 'needs_response', {_BASE} + interval '2 hours');
         """)
         conn.execute("select private.refresh_rollups(now())")
         assert conn.execute("select sum(gross_jpy), sum(refunds_jpy), sum(chargebacks_jpy) from app.sales_daily"
@@ -42,15 +47,16 @@ def test_rollup_details_equal_base_tables_and_each_can_fail(fresh_db_url):
     """Pulls per item, sales and first payments per fan, medal flows and exchanges per JST day: equal
     after a refresh, and a wrong row in any of those rollups is named."""
     with psycopg.connect(fresh_db_url, autocommit=True) as conn:
-        conn.execute("""
+        conn.execute(f"""
             insert into econ_test.ids values ('v', econ_test.vtuber('v@det'));
             insert into econ_test.ids values
-              ('g', econ_test.gacha(econ_test.id('v'), '[{"name":"n","rarity":"N","rate_ppm":1000000}]')),
+              ('g', econ_test.gacha(econ_test.id('v'), '[{{"name":"n","rarity":"N","rate_ppm":1000000}}]')),
               ('f', econ_test.fan('f@det'));
-            insert into econ_test.ids values ('o1', econ_test.paid('f', 10, 'a', now() - interval '3 hours'));
+            insert into econ_test.ids values ('o1', econ_test.paid('f', 10, 'a', {_BASE}));
             insert into econ_test.ids values ('x', econ_test.exchange_item(econ_test.id('v'), 10));
-            select private.exchange_medals(econ_test.id('f'), econ_test.id('x'), 2, 'det-1', now() - interval '1 hour');
-            select private.record_refund(econ_test.id('o1'), 're_det', 400, now() - interval '30 minutes');
+            select private.exchange_medals(econ_test.id('f'), econ_test.id('x'), 2, 'det-1',
+                                           {_BASE} + interval '2 hours');
+            select private.record_refund(econ_test.id('o1'), 're_det', 400, {_BASE} + interval '150 minutes');
         """)
         conn.execute("select private.refresh_rollups(now())")
         assert conn.execute("select count(*) from app.exchanges_daily").fetchone()[0] == 1

@@ -107,6 +107,9 @@ def test_invariants_catch_corruption(soak_result):
         "rollup_details_equal_base_tables": "update app.item_pulls_daily set pulls = pulls + 1 where "
                                             "(jst_date, gacha_item_id) = (select jst_date, gacha_item_id "
                                             "from app.item_pulls_daily limit 1)",
+        "fan_counts_equal_rollup_details": "update app.fan_counts_daily set last_fans = last_fans + 1 where "
+                                           "(vtuber_id, jst_date) = (select vtuber_id, jst_date "
+                                           "from app.fan_counts_daily limit 1)",
     }
     with psycopg.connect(stack.db_url) as conn:
         for name, sql in corruptions.items():
