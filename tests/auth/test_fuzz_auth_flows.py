@@ -79,3 +79,13 @@ def test_admin_pagination_never_500(api, page, per_page):
     h = {"apikey": SERVICE_ROLE_KEY, "Authorization": f"Bearer {SERVICE_ROLE_KEY}"}
     _assert_gotrue_answer(httpx.get(f"{api}/auth/v1/admin/users", params={"page": page, "per_page": per_page},
                                     headers=h))
+
+
+@pytest.mark.parametrize("address", ["ñandú@example.com", "fan@exa_mple.com", "fan@-example.com", "a b@example.com"])
+def test_an_address_outside_gotrue_format_is_refused_before_any_mail(api, address):
+    """GoTrue checks an address with checkmail's format before mailing it; a non-ASCII local part
+    would otherwise reach SMTP, which cannot carry it, and answer 500."""
+    headers = {"apikey": ANON_KEY, "Authorization": f"Bearer {ANON_KEY}"}
+    r = httpx.post(f"{api}/auth/v1/magiclink", json={"email": address}, headers=headers)
+    assert r.status_code == 400, r.text
+    assert r.json()["error_code"] == "validation_failed"

@@ -13,7 +13,7 @@ import orjson
 
 from . import auth_config
 from .auth_admin import AdminApi
-from .auth_flows import EmailFlows, client_meta, referrer
+from .auth_flows import EmailFlows, client_meta, email_format_ok, referrer
 from .auth_limits import AuthLimits, address_key, sign_in_sign_ups_limit
 from .tokens import sign
 
@@ -165,7 +165,7 @@ class Auth:
         password = body.get("password")
         if len(email) > 255:  # auth.users.email is varchar(255); GoTrue's own limit
             raise AuthError(400, "validation_failed", "An email address is too long")
-        if not email or "@" not in email or "\x00" in email:
+        if not email_format_ok(email):
             raise AuthError(400, "validation_failed", "Unable to validate email address: invalid format")
         if not isinstance(password, str) or len(password) < 8:
             raise AuthError(422, "weak_password", "Password should be at least 8 characters.")

@@ -20,7 +20,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 import bcrypt
 import orjson
 
-from .auth_flows import DUPLICATE_EMAIL, referrer, token_hash
+from .auth_flows import DUPLICATE_EMAIL, email_format_ok, referrer, token_hash
 
 ADMIN_ROLES = ("service_role", "supabase_admin")
 _GO_DURATION = re.compile(r"^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$")
@@ -123,7 +123,7 @@ class AdminApi:
             raise self._error(400, "validation_failed", "Cannot create a user without either an email or phone")
         if body.get("phone"):
             raise self._error(400, "validation_failed", "Phone users are not supported by the local Auth")
-        if len(email) > 255 or "@" not in email or "\x00" in email:
+        if len(email) > 255 or not email_format_ok(email):
             raise self._error(400, "validation_failed", "Unable to validate email address: invalid format")
         hashed = await self._hash(body["password"]) if body.get("password") is not None else None
         meta = body.get("user_metadata") or {}
@@ -213,7 +213,7 @@ class AdminApi:
                               "type", "email", "password", "new_email", "redirect_to")
         kind = body.get("type")
         email = str(body.get("email") or "").strip().lower()
-        if not email or "@" not in email or "\x00" in email:
+        if not email_format_ok(email):
             raise self._error(400, "validation_failed", "Unable to validate email address: invalid format")
         redirect = referrer(self.auth.config, body.get("redirect_to") or redirect_to)
         flows = self.auth.flows
@@ -239,7 +239,7 @@ class AdminApi:
                 new_email = str(body.get("new_email") or "").strip().lower()
                 if user is None:
                     raise self._error(404, "user_not_found", "User with this email not found")
-                if not new_email or "@" not in new_email:
+                if not email_format_ok(new_email):
                     raise self._error(400, "validation_failed", "Unable to validate email address: invalid format")
                 if await self.auth._user_by(conn, "email", new_email):
                     raise self._error(422, "email_exists", DUPLICATE_EMAIL)
@@ -270,7 +270,7 @@ class AdminApi:
 
         body = _object(body, "api.InviteParams")
         email = str(body.get("email") or "").strip().lower()
-        if not email or "@" not in email or "\x00" in email:
+        if not email_format_ok(email):
             raise self._error(400, "validation_failed", "Unable to validate email address: invalid format")
         flows = self.auth.flows
         await flows.ensure()
