@@ -53,14 +53,15 @@ def create_fake_app(stripe_webhook: tuple[str, str] | None = None,
     lock = threading.Lock()
     state: dict = {"idem": {}, "pi": {}, "sessions": {}, "komoju_payments": {}, "requests": [], "refunded": {}}
 
-    def deliver(target: tuple[str, str] | None, provider: str, event: dict) -> None:
+    def deliver(target: tuple[str, str] | None, provider: str, *events: dict) -> None:
+        """Deliver events in the background, in the order given (one thread for them all, so a
+        provider's sequence such as KOMOJU's authorized-then-captured arrives in that order)."""
         if not target:
             return
         url, secret = target
-        body = ev.dumps(event)
 
-        def send():
-            time.sleep(deliver_delay)
+        def send_one(event: dict) -> None:
+            body = ev.dumps(event)
             headers = ev.sign(provider, body, secret, event=event)
             for _ in range(3):  # the providers retry; so does the fake (briefly)
                 try:
@@ -69,6 +70,11 @@ def create_fake_app(stripe_webhook: tuple[str, str] | None = None,
                 except httpx.HTTPError:
                     pass
                 time.sleep(0.5)
+
+        def send():
+            time.sleep(deliver_delay)
+            for event in events:
+                send_one(event)
 
         threading.Thread(target=send, daemon=True).start()
 
@@ -319,9 +325,8 @@ def create_fake_app(stripe_webhook: tuple[str, str] | None = None,
             if not s.get("completed_at"):
                 s["completed_at"] = ev._iso()
                 s["status"] = "completed"
-                for event in ev.komoju_outcome_events(order_id, s["amount"], "succeeded", payment_id=pid,
-                                                      session_id=sid):
-                    deliver(komoju_webhook, "komoju", event)
+                deliver(komoju_webhook, "komoju", *ev.komoju_outcome_events(
+                    order_id, s["amount"], "succeeded", payment_id=pid, session_id=sid))
             note = '<p id="paid">お支払いを受け付けました / Payment received.</p>'
         else:
             note = ""
