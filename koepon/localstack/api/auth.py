@@ -13,7 +13,8 @@ import orjson
 
 from . import auth_config
 from .auth_admin import AdminApi
-from .auth_flows import EmailFlows, client_meta, email_format_ok, referrer
+from .auth_checks import email_format_ok, referrer
+from .auth_flows import EmailFlows, client_meta
 from .auth_limits import AuthLimits, address_key, sign_in_sign_ups_limit
 from .tokens import sign
 
@@ -453,7 +454,7 @@ def _has_nul(value) -> bool:
 
 
 def _pkce(body: dict):
-    from .auth_flows import pkce_params
+    from .auth_checks import pkce_params
 
     return pkce_params(body)
 

@@ -20,7 +20,8 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 import bcrypt
 import orjson
 
-from .auth_flows import DUPLICATE_EMAIL, email_format_ok, referrer, token_hash
+from .auth_checks import email_format_ok, referrer, token_hash
+from .auth_flows import DUPLICATE_EMAIL
 
 ADMIN_ROLES = ("service_role", "supabase_admin")
 _GO_DURATION = re.compile(r"^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$")
