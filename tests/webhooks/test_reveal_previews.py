@@ -18,7 +18,6 @@ from koepon.settings import SERVICE_ROLE_KEY
 from supabase import create_client
 from webhooks.blueprints import downloads
 
-
 GACHA = "00000000-0000-4000-d000-000000000001"  # seed: on sale, audio items
 
 
