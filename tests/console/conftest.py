@@ -11,6 +11,7 @@ Every page is watched: a console error, an uncaught exception, a failed request 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import shutil
 import struct
@@ -31,6 +32,9 @@ from koepon.localstack.services import free_port
 from koepon.settings import ANON_KEY, SERVICE_ROLE_KEY
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# The README's screenshots are rewritten only when asked (`make screenshots`), so that a test run
+# leaves the tree as it found it; every run still checks each screen's labels where it would shoot.
+WRITE_SCREENSHOTS = os.environ.get("KOEPON_SCREENSHOTS") == "1"
 CONSOLE_MODULES = Path(__file__).resolve().parents[2] / "console" / "node_modules"
 
 
@@ -89,6 +93,14 @@ def png(width: int = 240, height: int = 135) -> bytes:
             + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
 
 
+def mp3(seconds: float = 1.0) -> bytes:
+    """A small real MP3 (MPEG-1 Layer III, 44.1 kHz mono, 128 kbit/s frames of silence: an all-zero
+    side information decodes to silence), so an audio reward previews as audio with a duration."""
+    header = bytes([0xFF, 0xFB, 0x90, 0xC0])  # sync, MPEG-1, layer III, no CRC; 128 kbit/s, 44.1 kHz; mono
+    frame = header + bytes(144 * 128_000 // 44_100 - len(header))  # 417 bytes a frame, 1152 samples
+    return frame * round(seconds * 44_100 / 1152)
+
+
 @dataclass
 class Stack:
     console_url: str
@@ -105,8 +117,10 @@ def stack(seeded_db_url) -> Stack:
         pytest.fail("console/node_modules is missing: scripts/bootstrap.sh runs `npm ci` in console/")
     storage = Path(tempfile.mkdtemp(prefix="koepon-console-storage-"))
     ensure_demo_bytes(seeded_db_url, storage)
-    for image in storage.rglob("*.png"):  # the demo bytes are text; images get real pixels
+    for image in storage.rglob("*.png"):  # the demo bytes are text; images and audio get real media
         image.write_bytes(png())
+    for audio in storage.rglob("*.mp3"):
+        audio.write_bytes(mp3())
     port = free_port()
     origin = f"http://127.0.0.1:{port}"
     # Auth's e-mail goes to a mail catcher of the module's own; its links may lead back to the console.
@@ -215,9 +229,11 @@ def assert_labelled(page) -> None:
 
 
 def shot(page, name: str) -> None:
-    """A screenshot of a main screen for the README (docs/screenshots/NAME.png); the screen's
-    controls must all be labelled."""
+    """A main screen: its controls must all be labelled; with KOEPON_SCREENSHOTS=1 (`make
+    screenshots`) it is also written to docs/screenshots/NAME.png for the README."""
     assert_labelled(page)
+    if not WRITE_SCREENSHOTS:
+        return
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.wait_for_timeout(150)  # let the last paint land (fonts, canvas)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)

@@ -58,7 +58,12 @@ def test_fan_signs_up_buys_watches_the_reveal_exchanges_downloads_and_verifies(o
     indexes = cards.evaluate_all("els => els.map(e => Number(e.dataset.index))")
     assert sorted(indexes) == list(range(1, 11))
     assert "+110" in page.locator("#reveal-done").inner_text()  # 10 × 10 medals + 10 bonus
-    shot(page, "reveal")
+    # Each card plays its voice (a preview, not a download: the payment service signs it for a
+    # minute and the database counts nothing); the MP3s load with their duration.
+    page.wait_for_function("() => document.querySelectorAll('#cards li.card .front audio').length === 10"
+                           " && [...document.querySelectorAll('#cards audio')].every((a) => a.duration > 0.9)")
+    assert "数えられません" in page.locator("#preview-note").inner_text()
+    shot(page, "reveal-voices")
 
     # Medals, then the exchange: 20 medals for the daily wallpaper.
     goto(page, "#/medals", "#balances")
