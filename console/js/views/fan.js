@@ -6,7 +6,7 @@ import { L } from '../i18n.js'
 import { jst, num, rarityRank, yen } from '../format.js'
 import { act, download, field, fill, flash, h, section, table } from '../ui.js'
 import { go, state } from '../app.js'
-import { verifyPulls } from '../fairness.js'
+import { verifyMine } from '../fairness.js'
 
 const saleLabel = (s) => ({ on_sale: L('販売中', 'On sale'), upcoming: L('販売予定', 'Upcoming'), ended: L('販売終了', 'Ended') })[s] || s
 const rarityBadge = (r) => h('span', { class: `rarity r-${r}` }, r)
@@ -336,16 +336,21 @@ export async function fairness (view) {
   const verify = h('button', { type: 'button', id: 'verify' }, L('引いた結果を検証', 'Verify my pulls'))
   verify.addEventListener('click', () => act(verify, async () => {
     fill(out, h('p', {}, L('ブラウザで再計算しています…', 'Recomputing in your browser…')))
-    const report = await verifyPulls(f.revealed || [])
-    fill(out, 
-      h('p', { id: 'verify-summary', class: report.ok ? 'ok' : 'bad', dataset: { ok: String(report.ok), pulls: String(report.pulls) } },
-        report.ok ? L(`一致しました: ${report.seeds}個のシード、${report.pulls}回の抽選をすべて再計算しました。`, `All match: ${report.pulls} draws under ${report.seeds} seed(s) recomputed.`)
+    const report = await verifyMine()
+    fill(out,
+      h('p', { id: 'verify-summary', class: report.ok ? 'ok' : 'bad', dataset: { ok: String(report.ok), pulls: String(report.pulls), pityPulls: String(report.pityPulls), logEntries: String(report.logEntries) } },
+        report.ok ? L(`一致しました: ${report.seeds}個のシード、${report.pulls}回の抽選を再計算し、確率表ログ${report.logEntries}件のハッシュチェーンと天井（${report.pityPulls}回）を再現しました。`,
+          `All match: ${report.pulls} draws under ${report.seeds} seed(s) recomputed, the rate-table log's hash chain (${report.logEntries} entries) and pity (${report.pityPulls} pity pulls) replayed.`)
           : L(`不一致があります（${report.problems.length}件）。`, `Mismatches found (${report.problems.length}).`)),
       report.pulls === 0 ? h('p', {}, L('公開済みのシードで引いた結果がまだありません。先にシードを公開してください。', 'No pulls under a revealed seed yet: reveal your seed first.')) : null,
-      h('ul', {}, report.problems.map((p) => h('li', {}, p))),
-      table([L('注文', 'Order'), 'nonce', 'roll', L('アイテム', 'Item'), L('結果', 'Result')], report.rows.slice(0, 50).map((r) =>
+      report.logHead ? h('p', {}, L('確率表ログの先頭（控えておくと、後で書き換えがないか確かめられます）: ', 'Head of the rate-table log (keep it to check later that nothing was rewritten): '), h('code', { id: 'log-head' }, report.logHead)) : null,
+      h('ul', { id: 'verify-problems' }, report.problems.map((p) => h('li', { dataset: { kind: p.kind } }, p.text))),
+      report.notes.length ? h('ul', { id: 'verify-notes' }, report.notes.map((n) => h('li', {}, n))) : null,
+      table([L('注文', 'Order'), 'nonce', 'roll', L('アイテム', 'Item'), L('天井', 'Pity'), L('結果', 'Result')], report.rows.slice(0, 50).map((r) =>
         h('tr', {}, h('td', {}, h('code', {}, r.order_id.slice(0, 8))), h('td', { class: 'num' }, r.nonce), h('td', { class: 'num' }, r.roll),
-          h('td', {}, r.item), h('td', {}, r.ok ? '✔' : '✘')))))
+          h('td', {}, r.item), h('td', {}, r.pity ? L('天井', 'pity') : ''), h('td', {}, r.ok ? '✔' : '✘'))), { id: 'verify-rows' }),
+      report.unpaid.length ? section(L('支払われなかった注文が引いたはずの結果', 'What unpaid orders would have drawn'),
+        h('ul', {}, report.unpaid.map((u) => h('li', {}, h('code', {}, u.order_id.slice(0, 8)), ` (${u.status}): ${u.drawn.join(' ')}`)))) : null)
   }))
   fill(view, h('h1', {}, L('公平性の検証', 'Provably fair')),
     h('p', {}, L('抽選はサーバーシード・クライアントシード・nonce から HMAC-SHA256 で決まります。サーバーシードは使う前にハッシュで約束され、公開後に誰でも再計算できます。',
