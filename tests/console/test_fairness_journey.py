@@ -9,6 +9,8 @@ import datetime as dt
 import json
 import re
 
+import psycopg
+
 from koepon.localstack.seed import LUNA, LUNA_VTUBER
 from koepon.settings import ANON_KEY
 from koepon.tools.fairness import rate_log_hash
@@ -82,6 +84,7 @@ def test_the_browser_verifier_replays_the_log_chain_and_pity_and_catches_tamperi
     page.wait_for_selector("#reveal-done", timeout=20_000)
     page.wait_for_function("() => { const imgs = [...document.querySelectorAll('#cards li.card .front img')];"
                            " return imgs.length === 10 && imgs.every((i) => i.complete && i.naturalWidth === 240) }")
+    order_id = page.evaluate("location.hash").split("/")[-1]
     pity_cards = page.locator("#cards li.card small").count()
     assert pity_cards >= 1, "a 10-pull with pity every third pull has pity pulls"
     shot(page, "reveal")
@@ -157,4 +160,26 @@ def test_the_browser_verifier_replays_the_log_chain_and_pity_and_catches_tamperi
     # And the real answers verify again.
     again = _verify(page)
     assert again["ok"], again["text"]
+
+    # Fifteen minutes after fulfilment the reveal no longer previews: the page knows the window and
+    # asks nothing; were it to ask (its clock behind), the database's refusal is shown in words.
+    with psycopg.connect(stack.db_url, autocommit=True) as conn:
+        fulfilled = conn.execute("update app.orders set fulfilled_at = fulfilled_at - interval '15 minutes' "
+                                 "where id = %s returning fulfilled_at", (order_id,)).fetchone()[0]
+    asked = []
+    page.on("request", lambda req: asked.append(req.url) if "/previews" in req.url else None)
+    goto(page, f"#/reveal/{order_id}", "#reveal-done")
+    assert "特典BOX" in page.locator("#preview-note").inner_text()
+    assert page.locator("#cards li.card .front img").count() == 0 and asked == []
+
+    def fresh(order):
+        order["fulfilled_at"] = dt.datetime.now(dt.UTC).isoformat()
+    _tamper(page, "get_order", fresh)
+    watch.expect(rf"/payments/orders/{order_id}/previews$", 409)
+    goto(page, "#/history", "#orders")
+    goto(page, f"#/reveal/{order_id}", "#reveal-done")
+    page.wait_for_function("() => document.querySelector('#preview-note').textContent.includes('15')")
+    assert "特典BOX" in page.locator("#preview-note").inner_text() and len(asked) == 1
+    assert page.locator("#cards li.card .front img").count() == 0
+    assert fulfilled < dt.datetime.now(dt.UTC) - dt.timedelta(minutes=15)
     watch.check()

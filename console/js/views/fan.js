@@ -2,9 +2,9 @@
 // fake KOMOJU), the live reveal over Realtime, medals, the exchange, the reward box, the fairness
 // page, purchase history with refund requests.
 import { ApiError, confirmCard, payments, rpc, sb, select } from '../api.js'
-import { L } from '../i18n.js'
+import { L, errorText } from '../i18n.js'
 import { jst, num, rarityRank, yen } from '../format.js'
-import { act, download, field, fill, flash, h, section, table } from '../ui.js'
+import { act, download, field, fill, flash, h, section, showError, table } from '../ui.js'
 import { go, state } from '../app.js'
 import { verifyMine } from '../fairness.js'
 
@@ -121,7 +121,7 @@ async function orderScreen (view, orderId, paying) {
     const list = h('ol', { class: 'cards', id: 'cards' }, cards)
     const previewNote = h('p', { id: 'preview-note', class: 'note', 'aria-live': 'polite' })
     fill(stage, h('h2', {}, L('結果', 'Results')), list, previewNote)
-    showPreviews(cards, previewNote)
+    showPreviews(cards, previewNote).catch(showError)
     const title = view.querySelector('h1')
     if (title) title.textContent = L('ガチャ結果', 'Your pulls')
     status.textContent = L('結果が届きました！', 'Your results are here!')
@@ -148,15 +148,15 @@ async function orderScreen (view, orderId, paying) {
   const objectUrls = []
   async function showPreviews (cards, note) {
     if (order.fulfilled_at && Date.now() - Date.parse(order.fulfilled_at) > PREVIEW_MS) {
-      note.textContent = L('プレビューは結果が届いてから15分間です。特典BOXから開けます。', 'Previews last 15 minutes after the results arrive; open them from the reward box.')
+      note.textContent = errorText('preview_window_closed')
       return
     }
     let res
     try {
       res = await payments(`/payments/orders/${orderId}/previews`)
     } catch (err) {
-      if (!(err instanceof ApiError) || !err.code) throw err
-      console.info('preview refused:', err.code)
+      if (!(err instanceof ApiError)) throw err
+      console.info('API refusal', err.code, err.details)
       note.textContent = err.message
       return
     }
