@@ -14,10 +14,8 @@ import asyncio
 import os
 import re
 import shutil
-import struct
 import tempfile
 import uuid
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,25 +80,6 @@ def browser_context_args():
             "accept_downloads": True}
 
 
-def png(width: int = 240, height: int = 135) -> bytes:
-    """A small real PNG (a pink-to-violet gradient), so an image reward previews as an image."""
-    line = bytes(c for x in range(width) for c in (232 - x * 100 // width, 69, 122 + x * 100 // width))
-    rows = (b"\x00" + line) * height  # filter byte 0, then RGB pixels
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
-
-
-def mp3(seconds: float = 1.0) -> bytes:
-    """A small real MP3 (MPEG-1 Layer III, 44.1 kHz mono, 128 kbit/s frames of silence: an all-zero
-    side information decodes to silence), so an audio reward previews as audio with a duration."""
-    header = bytes([0xFF, 0xFB, 0x90, 0xC0])  # sync, MPEG-1, layer III, no CRC; 128 kbit/s, 44.1 kHz; mono
-    frame = header + bytes(144 * 128_000 // 44_100 - len(header))  # 417 bytes a frame, 1152 samples
-    return frame * round(seconds * 44_100 / 1152)
-
-
 @dataclass
 class Stack:
     console_url: str
@@ -116,11 +95,7 @@ def stack(seeded_db_url) -> Stack:
     if not (CONSOLE_MODULES / "@supabase" / "supabase-js").is_dir():
         pytest.fail("console/node_modules is missing: scripts/bootstrap.sh runs `npm ci` in console/")
     storage = Path(tempfile.mkdtemp(prefix="koepon-console-storage-"))
-    ensure_demo_bytes(seeded_db_url, storage)
-    for image in storage.rglob("*.png"):  # the demo bytes are text; images and audio get real media
-        image.write_bytes(png())
-    for audio in storage.rglob("*.mp3"):
-        audio.write_bytes(mp3())
+    ensure_demo_bytes(seeded_db_url, storage)  # real PNGs and MP3s, as `koepon up` writes them
     port = free_port()
     origin = f"http://127.0.0.1:{port}"
     # Auth's e-mail goes to a mail catcher of the module's own; its links may lead back to the console.
