@@ -81,14 +81,24 @@ begin
 end
 $$;
 comment on function private.request_account_deletion(timestamptz) is
-  'security definer: records the caller''s deletion request in app.account_deletions, which no API role writes.';
-revoke all on function private.request_account_deletion(timestamptz) from public;
-grant execute on function private.request_account_deletion(timestamptz) to authenticated;
+  'security definer: records the caller''s deletion request at p_now in app.account_deletions, which no API '
+  'role writes. No API role may run it: a fan choosing the time could set a past one and skip the cooling-off.';
+revoke all on function private.request_account_deletion(timestamptz) from public, anon, authenticated, service_role;
+
+-- What the fan's RPC reaches: the request at the transaction's time, never one the caller chooses.
+create or replace function private.request_account_deletion() returns jsonb
+language sql security definer
+set search_path = ''
+as $$ select private.request_account_deletion(pg_catalog.now()) $$;
+comment on function private.request_account_deletion() is
+  'security definer: the caller''s deletion request, made now (private.request_account_deletion(timestamptz)).';
+revoke all on function private.request_account_deletion() from public;
+grant execute on function private.request_account_deletion() to authenticated;
 
 create or replace function public.request_account_deletion() returns jsonb
 language sql
 set search_path = ''
-as $$ select private.request_account_deletion(now()) $$;
+as $$ select private.request_account_deletion() $$;
 comment on function public.request_account_deletion() is
   'Fan: asks for the account to be erased after the cooling-off period (14 days; cancel_account_deletion '
   'until then); repeating it returns the pending request. Returns {user_id, requested_at, erase_after, '

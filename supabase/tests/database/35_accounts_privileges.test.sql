@@ -29,6 +29,11 @@ insert into matrix values
          'PT404 session_not_found', '42501']),
   ('request_account_deletion', 'select public.request_account_deletion()',
    array['42501', 'ok', 'ok', 'PT409 vtuber_account', 'PT409 vtuber_account', 'ok', '42501']),
+  -- Direct SQL to the definer with a time of the caller's choosing (a past one would skip the
+  -- cooling-off): no API role may run it, only the RPC's own request made now.
+  ('private.request_account_deletion (a chosen time)',
+   'select private.request_account_deletion(now() - interval ''30 days'')',
+   array['42501', '42501', '42501', '42501', '42501', '42501', '42501']),
   ('cancel_account_deletion (none pending)', 'select public.cancel_account_deletion()',
    array['42501', 'PT404 deletion_not_requested', 'PT404 deletion_not_requested', 'PT404 deletion_not_requested',
          'PT404 deletion_not_requested', 'PT404 deletion_not_requested', '42501']),
@@ -41,7 +46,7 @@ insert into matrix values
    array['42501', 'PT403 admin_only', 'PT403 admin_only', 'PT403 admin_only', 'PT403 admin_only',
          'PT404 deletion_not_requested', '42501']);
 
-select plan((select count(*)::integer * 7 from matrix) + 46);
+select plan((select count(*)::integer * 7 from matrix) + 48);
 
 select is(tests.probe(p.persona, m.sql), m.expected[p.n], m.object || ' as ' || p.persona)
 from matrix m
@@ -64,7 +69,7 @@ select is((select count(*)::integer from pg_proc p join pg_namespace n on n.oid 
              and p.proname in ('my_sessions', 'end_my_session', 'request_account_deletion', 'cancel_account_deletion',
                                'erase_account', 'admin_erase_account', 'ban_follows_suspension', 'suspension_follows_ban',
                                'orders_refuse_erased_account')),
-          9, 'all nine account definers exist (the check above covers them)');
+          10, 'all ten account definers exist (the check above covers them)');
 select is(
   array(select p.oid::regprocedure::text from pg_proc p join pg_namespace n on n.oid = p.pronamespace
          where n.nspname = 'public'
@@ -91,6 +96,16 @@ select is(
            and has_function_privilege('anon', p.oid, 'execute') order by 1),
   array[]::text[],
   'anon cannot execute the account definers behind the RPCs');
+select is(
+  array(select r.rolname from (values ('anon'), ('authenticated'), ('service_role')) r (rolname)
+         where has_function_privilege(r.rolname, 'private.request_account_deletion(timestamptz)', 'execute')),
+  array[]::text[],
+  'the deletion request at a chosen time is executable by no API role');
+select is(
+  array(select r.rolname from (values ('anon'), ('authenticated'), ('service_role')) r (rolname)
+         where has_function_privilege(r.rolname, 'private.request_account_deletion()', 'execute')),
+  array['authenticated'],
+  'the deletion request made now is executable by authenticated alone (the RPC''s definer)');
 select is((select command from private.job_definitions() where name = 'koepon_erase_accounts'),
           'select private.erase_due_accounts(now())', 'the erasure job runs the job body');
 
