@@ -46,7 +46,7 @@ insert into matrix values
    array['42501', 'PT403 admin_only', 'PT403 admin_only', 'PT403 admin_only', 'PT403 admin_only',
          'PT404 deletion_not_requested', '42501']);
 
-select plan((select count(*)::integer * 7 from matrix) + 48);
+select plan((select count(*)::integer * 7 from matrix) + 55);
 
 select is(tests.probe(p.persona, m.sql), m.expected[p.n], m.object || ' as ' || p.persona)
 from matrix m
@@ -228,6 +228,44 @@ select is((select action from app.audit_log where target_id = tests.persona_id('
 update auth.users set banned_until = null where id = tests.persona_id('other_fan');
 select is((select status from app.profiles where user_id = tests.persona_id('other_fan')), 'active',
           'lifting the ban in Auth reactivates the profile');
+
+-- ---- One account that cannot be erased holds back no other ----
+select tests.create_user('stuck@t.test', '{"display_name":"Stuck Person"}', '35000000-0000-4000-a000-0000000000e1');
+select tests.create_user('next@t.test', '{"display_name":"Next"}', '35000000-0000-4000-a000-0000000000e2');
+insert into app.account_deletions (user_id, requested_at, erase_after) values
+  ('35000000-0000-4000-a000-0000000000e1', now() - interval '16 days', now() - interval '2 days'),  -- first in line
+  ('35000000-0000-4000-a000-0000000000e2', now() - interval '15 days', now() - interval '1 day');
+-- A stand-in for whatever breaks one erasure (here a lock timeout on the profile), with a message
+-- that quotes the fan's address and name.
+create function tests.refuse_stuck_erasure() returns trigger language plpgsql as $$
+begin
+  if new.user_id = '35000000-0000-4000-a000-0000000000e1' then
+    raise exception 'profile of stuck@t.test (Stuck Person) is locked' using errcode = '55P03';
+  end if;
+  return new;
+end
+$$;
+create trigger refuse_stuck_erasure before update on app.profiles
+  for each row execute function tests.refuse_stuck_erasure();
+select is(private.erase_due_accounts(now()), 1, 'the job erases the next account although the one before it fails');
+select is((select erased_at is not null from app.account_deletions where user_id = '35000000-0000-4000-a000-0000000000e2'),
+          true, 'the account after the failing one is erased');
+select is((select array[u.email::text, p.display_name::text] from auth.users u join app.profiles p on p.user_id = u.id
+            where u.id = '35000000-0000-4000-a000-0000000000e1'),
+          array['stuck@t.test', 'Stuck Person'],
+          'the failed erasure is rolled back whole (nothing half-erased)');
+select is((select erased_at is null and cancelled_at is null from app.account_deletions
+            where user_id = '35000000-0000-4000-a000-0000000000e1'), true,
+          'the failed request stays pending for the next run');
+select is((select details - 'job' from app.audit_log where action = 'user.erase_failed'
+            and target_id = '35000000-0000-4000-a000-0000000000e1'),
+          '{"sqlstate": "55P03", "message": "profile of [erased] ([erased]) is locked", "table": null, "constraint": null}'::jsonb,
+          'the failure is in the audit log with its error, the address and name blanked');
+drop trigger refuse_stuck_erasure on app.profiles;
+select is(private.erase_due_accounts(now()), 1, 'once the cause is gone, the next run erases it');
+select is((select count(*)::integer from app.audit_log a where strpos(a.details::text, 'stuck@t.test') > 0
+             or strpos(a.details::text, 'Stuck Person') > 0), 0,
+          'no audit entry keeps the erased fan''s address or name');
 
 select * from finish();
 rollback;
