@@ -46,7 +46,7 @@ insert into matrix values
    array['42501', 'PT403 admin_only', 'PT403 admin_only', 'PT403 admin_only', 'PT403 admin_only',
          'PT404 deletion_not_requested', '42501']);
 
-select plan((select count(*)::integer * 7 from matrix) + 55);
+select plan((select count(*)::integer * 7 from matrix) + 67);
 
 select is(tests.probe(p.persona, m.sql), m.expected[p.n], m.object || ' as ' || p.persona)
 from matrix m
@@ -228,6 +228,57 @@ select is((select action from app.audit_log where target_id = tests.persona_id('
 update auth.users set banned_until = null where id = tests.persona_id('other_fan');
 select is((select status from app.profiles where user_id = tests.persona_id('other_fan')), 'active',
           'lifting the ban in Auth reactivates the profile');
+
+-- ---- A timed ban that runs out ends the suspension ----
+update auth.users set banned_until = now() + interval '1 day' where id = tests.persona_id('other_fan');
+select is(private.end_expired_bans(null, now()), 0, 'the job lifts no ban before it runs out');
+select is((select status from app.profiles where user_id = tests.persona_id('other_fan')), 'suspended',
+          'the fan stays suspended while the ban lasts');
+select is(private.end_expired_bans(null, now() + interval '25 hours'), 1,
+          'once the ban has run out the job ends the suspension (and no other: the admin''s for-ever bans '
+          'and the erased accounts stay)');
+select is((select status from app.profiles where user_id = tests.persona_id('other_fan')), 'active',
+          'the fan is active again');
+select is((select details ->> 'source' from app.audit_log where action = 'user.unsuspend'
+            and target_id = tests.persona_id('other_fan')::text order by id desc limit 1), 'auth_ban_expired',
+          'the end of the suspension is audited');
+update app.profiles set status = 'suspended' where user_id = tests.persona_id('other_fan');
+select is(private.end_expired_bans(null, now() + interval '25 hours'), 0,
+          'an admin''s suspension (a ban for ever) does not run out');
+set local session_replication_role = replica;  -- the erased fan, suspended, as if its ban had run out
+update app.profiles set status = 'suspended' where user_id = tests.persona_id('fan');
+update auth.users set banned_until = now() - interval '1 minute' where id = tests.persona_id('fan');
+set local session_replication_role = origin;
+select is(private.end_expired_bans(tests.persona_id('fan'), now()), 0,
+          'an erased account stays suspended whatever its ban says');
+-- Auth lets the fan sign in (a new session) or refresh (refreshed_at) once the ban has expired;
+-- a ban that ran out a minute ago, before any job run, as triggers-off writes leave it:
+set local session_replication_role = replica;
+update auth.users set banned_until = now() - interval '1 minute' where id = tests.persona_id('other_fan');
+set local session_replication_role = origin;
+select is((select status from app.profiles where user_id = tests.persona_id('other_fan')), 'suspended',
+          'a ban that ran out leaves the profile suspended until something looks');
+insert into auth.sessions (id, user_id, created_at, updated_at)
+values ('35000000-0000-4000-a000-000000000004', tests.persona_id('other_fan'), now(), now());
+select is((select status from app.profiles where user_id = tests.persona_id('other_fan')), 'active',
+          'signing in after the ban ran out ends the suspension at once');
+update app.profiles set status = 'suspended' where user_id = tests.persona_id('other_fan');
+set local session_replication_role = replica;
+update auth.users set banned_until = now() - interval '1 minute' where id = tests.persona_id('other_fan');
+set local session_replication_role = origin;
+update auth.sessions set refreshed_at = now() where id = '35000000-0000-4000-a000-000000000004';
+select is((select status from app.profiles where user_id = tests.persona_id('other_fan')), 'active',
+          'refreshing a session after the ban ran out ends it too');
+select is(
+  array(select r.rolname || ' ' || p.oid::regprocedure::text
+          from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+          cross join (values ('anon'), ('authenticated'), ('service_role')) r (rolname)
+         where n.nspname = 'private' and p.proname in ('end_expired_bans', 'end_expired_ban_at_sign_in')
+           and has_function_privilege(r.rolname, p.oid, 'execute') order by 1),
+  array[]::text[],
+  'the ban-expiry job body and its trigger function are executable by no API role');
+select is((select command from private.job_definitions() where name = 'koepon_end_expired_bans'),
+          'select private.end_expired_bans(null, now())', 'the ban-expiry job runs every minute''s body');
 
 -- ---- One account that cannot be erased holds back no other ----
 select tests.create_user('stuck@t.test', '{"display_name":"Stuck Person"}', '35000000-0000-4000-a000-0000000000e1');
