@@ -67,6 +67,9 @@ def print_table(name: str, result: dict, echo=click.echo) -> None:
         if c.get("cpu_ms_per_request"):
             per = c["cpu_ms_per_request"]
             echo("    CPU ms per request: " + ", ".join(f"{k} {_fmt(v, 3)}" for k, v in per.items()))
+        if c.get("baseline_cpu_ms_per_request"):
+            per = c["baseline_cpu_ms_per_request"]
+            echo("    baseline CPU ms per transaction: " + ", ".join(f"{k} {_fmt(v, 3)}" for k, v in per.items()))
     if result.get("sweep"):
         echo("  throughput vs concurrency: " + ", ".join(f"{r['clients']}→{r['throughput']:,.0f}/s"
                                                          for r in result["sweep"]))

@@ -122,6 +122,31 @@ def test_response_status_and_headers_gucs(api):
     assert r.headers["x-custom"] == "yes" and r.headers["cache-control"] == "no-store"
 
 
+def test_a_single_row_rpc_runs_postgrest_s_five_statements(api, rest_db):
+    """begin, the settings, the pre-request hook, the call (which reads response.status and
+    response.headers itself, as PostgREST's main query does) and commit: no sixth statement for
+    the response GUCs."""
+    from koepon.db import platform_base
+    from koepon.settings import superuser_url
+
+    n = 7
+    with psycopg.connect(superuser_url(rest_db), autocommit=True) as su:
+        platform_base.ensure_extension(su, "pg_stat_statements")
+        dbid = su.execute("select oid from pg_database where datname = current_database()").fetchone()[0]
+        su.execute("select pg_stat_statements_reset(0, %s, 0)", (dbid,))
+        for _ in range(n):
+            r = api.post("/rpc/test_respond", json={}, headers=AS_ALICE)
+            assert r.status_code == 202 and r.headers["x-custom"] == "yes", r.text
+        rows = su.execute("select regexp_replace(query, '\\s+', ' ', 'g') from pg_stat_statements "
+                          "where dbid = %s and toplevel and calls = %s order by query", (dbid, n)).fetchall()
+    queries = [q for (q,) in rows]
+    assert len(queries) == 5, queries
+    assert {"begin", "commit"} <= {q.lower() for q in queries}, queries
+    call = next(q for q in queries if '"test_respond"(' in q)
+    assert "current_setting" in call, call
+    assert any("set_config" in q for q in queries) and any("test_pre_request" in q for q in queries), queries
+
+
 # ---- RPC selection and shapes -----------------------------------------------------------
 
 def test_argument_names_pick_the_overload(api):

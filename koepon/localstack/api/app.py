@@ -50,7 +50,7 @@ class Api:
         self.secret = jwt_secret
         self.cache = schema.SchemaCache()
         self.pool = AsyncConnectionPool(self.rest_url, min_size=2, max_size=pool_size, open=False,
-                                        kwargs={"autocommit": False, "prepare_threshold": 5})
+                                        kwargs={"autocommit": True, "prepare_threshold": 5})
         self.admin_pool = AsyncConnectionPool(db_url, min_size=1, max_size=4, open=False)
         self.rest = Rest(self.pool, lambda: self.cache)
         self.auth = Auth(self.admin_pool, jwt_secret, "http://127.0.0.1/auth/v1")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 import psycopg
 from psycopg import sql
+from psycopg.pq import TransactionStatus
 
 from . import media, prefer
 from . import querystring as qs
@@ -13,9 +14,10 @@ from .schema import Function, SchemaCache
 
 MAX_ROWS = 1000
 OBJECT_JSON = "application/vnd.pgrst.object+json"
-_RESPONSE_GUCS = sql.SQL("select current_setting('response.headers', true), "
-                         "current_setting('response.status', true)")
-_READ_ONLY = sql.SQL("set transaction read only")
+_RESPONSE_GUCS_TEXT = "select current_setting('response.headers', true), current_setting('response.status', true)"
+_GUC_COLUMNS = sql.SQL(", current_setting('response.headers', true), current_setting('response.status', true)")
+_BEGIN = "begin"
+_BEGIN_READ_ONLY = "begin read only"
 
 
 class Ctx:
@@ -61,7 +63,8 @@ class Rest:
     def __init__(self, pool, cache_ref):
         self.pool = pool
         self.cache_ref = cache_ref  # callable returning the current SchemaCache
-        self._set_sql: dict[tuple, sql.Composable] = {}
+        self._set_sql: dict[tuple, bytes] = {}
+        self._call_sql: dict[tuple, bytes] = {}
         self._pre: tuple[str | None, sql.Composable | None] = (None, None)
 
     @property
@@ -87,7 +90,7 @@ class Rest:
 
     # ---- the transaction -------------------------------------------------------------------
 
-    def _settings(self, ctx: Ctx) -> tuple[sql.Composable, list]:
+    def _settings(self, ctx: Ctx) -> tuple[bytes, list]:
         """One `select set_config(…, true), …` in PostgREST's order; the SQL text is cached."""
         role_settings = self.cache.role_settings.get(ctx.role, {})
         # Keyed on what the text is built from: a reloaded schema cache may reuse a freed one's id().
@@ -96,8 +99,9 @@ class Rest:
         if stmt is None:
             names = ["search_path", *role_settings, "role", "request.jwt.claims", "request.method",
                      "request.path", "request.headers", "request.cookies"]
-            stmt = sql.SQL("select ") + sql.SQL(", ").join(
-                sql.SQL("set_config({}, %s, true)").format(sql.Literal(k)) for k in names)
+            # Rendered once (names only; the values are bound per request).
+            stmt = (sql.SQL("select ") + sql.SQL(", ").join(
+                sql.SQL("set_config({}, %s, true)").format(sql.Literal(k)) for k in names)).as_bytes(None)
             if len(self._set_sql) > 256:
                 self._set_sql.clear()
             self._set_sql[key] = stmt
@@ -118,38 +122,68 @@ class Rest:
         return self._pre[1]
 
     async def _run(self, ctx: Ctx, read_only: bool, queries: list[tuple[sql.Composable, list]],
-                   check=None, pre_request: bool = True,
-                   rollback: bool = False) -> tuple[list[list], int | None, dict[str, str]]:
-        """Run the queries in one transaction, pipelined (one round trip before COMMIT).
+                   check=None, pre_request: bool = True, rollback: bool = False,
+                   gucs_in_last: bool = False) -> tuple[list[list], int | None, dict[str, str]]:
+        """Run the queries in one transaction sent as ONE message (one round trip, COMMIT included).
+
+        BEGIN, the settings, the pre-request hook, the queries, the read of `response.status` /
+        `response.headers` and COMMIT go to the server as one simple-protocol query string, the
+        parameters merged by psycopg's client-side binding (its own quoting, as `ClientCursor`
+        does). Sent statement by statement (extended protocol, even pipelined) every statement
+        cost this process an event-loop wait, a `sendto` and its epoll bookkeeping, and the
+        server a wake-up and a `recv`: the API spent about half its CPU per request there.
+        PostgreSQL runs the statements of one message one after the other, each with its own
+        statement timeout (so `statement_timeout` set for the role applies to the ones after it),
+        and skips the rest after an error, which is then rolled back here.
 
         Returns each query's rows (or its rowcount as [[n]] when it returns none), and the
-        `response.status` / `response.headers` the SQL may have set. `check(results)` runs
-        inside the transaction: raising there rolls everything back.
+        `response.status` / `response.headers` the SQL may have set (with `gucs_in_last`, the
+        last query returns them as its last two columns, as PostgREST's main query does, and
+        they are taken off its rows). `check(results)` runs inside the transaction: raising there
+        rolls everything back; only then (or with `rollback`) is the end of the transaction a
+        second round trip.
         """
         set_sql, set_values = self._settings(ctx)
         for _q, params in queries:
             _refuse_nul(params)
         _refuse_nul(set_values)
         pre = self._pre_request() if pre_request else None
+        finish = check is None and not rollback
         try:
             async with self.pool.connection() as conn:
-                async with conn.pipeline(), conn.transaction(force_rollback=rollback):
-                    if read_only:
-                        await conn.execute(_READ_ONLY)
-                    await conn.execute(set_sql, set_values)
+                cur = psycopg.AsyncClientCursor(conn)
+                parts = [_BEGIN_READ_ONLY if read_only else _BEGIN, cur.mogrify(set_sql, set_values)]
+                if pre is not None:
+                    parts.append(cur.mogrify(pre))
+                parts += [cur.mogrify(q, p) if p else cur.mogrify(q) for q, p in queries]
+                if not gucs_in_last:
+                    parts.append(_RESPONSE_GUCS_TEXT)
+                if finish:
+                    parts.append("commit")
+                try:
+                    await cur.execute(";\n".join(parts))
+                    # Result sets: begin, settings, [hook], the queries, [gucs], [commit].
+                    cur.nextset()
                     if pre is not None:
-                        await conn.execute(pre)
-                    cursors = [await conn.execute(q, p) for q, p in queries]
-                    gucs = await conn.execute(_RESPONSE_GUCS)
-                    raw_headers, raw_status = await gucs.fetchone()  # syncs the pipeline
+                        cur.nextset()
                     results = []
-                    for cur in cursors:
-                        if cur.description is None:
-                            results.append([[cur.rowcount]])
-                        else:
-                            results.append(await cur.fetchall())
-                    if check is not None:
-                        check(results)
+                    for _q in queries:
+                        cur.nextset()
+                        results.append([[cur.rowcount]] if cur.description is None else await cur.fetchall())
+                    if gucs_in_last:
+                        last = results[-1]
+                        raw_headers, raw_status = (last[0][-2], last[0][-1]) if last else (None, None)
+                        results[-1] = [row[:-2] for row in last]
+                    else:
+                        cur.nextset()
+                        raw_headers, raw_status = await cur.fetchone()
+                    if not finish:
+                        if check is not None:
+                            check(results)
+                        await conn.execute("rollback" if rollback else "commit")
+                except BaseException:
+                    await _rollback(conn)
+                    raise
         except psycopg.Error as exc:
             raise from_pg(exc, ctx.anon) from exc
         return results, *_response_gucs(raw_headers, raw_status)
@@ -191,44 +225,59 @@ class Rest:
         keys = set(args.keys()) if isinstance(args, dict) else set()
         fn, whole_body = self._pick(cache, name, keys, isinstance(args, dict))
         params: list = []
-        target = sql.Identifier(cache.schema, name)
+        names = sorted(keys)
         if whole_body:
             params.append((raw_body or b"{}").decode())
-            call = sql.SQL("{}(%s::{})").format(target, sql.SQL(fn.args[0].type))
         else:
             types = {a.name: a.type for a in fn.args}
-            parts = []
-            for key in sorted(keys):
-                params.append(_arg_text(args[key], types[key]))
-                parts.append(sql.SQL("{} := %s::{}").format(sql.Identifier(key), sql.SQL(types[key])))
-            call = sql.SQL("{}({})").format(target, sql.SQL(", ").join(parts))
-        if fn.kind == "void":
-            query = sql.SQL("select {}").format(call)
-        elif not fn.returns_set:
-            query = sql.SQL("select to_jsonb(_src)::text from {} _src").format(call)
-        elif fn.kind == "composite":
+            params += [_arg_text(args[key], types[key]) for key in names]
+        if not fn.returns_set:
+            # A single-row call returns the response GUCs beside its value (read after the call
+            # ran), as PostgREST's main query does: no statement of their own. Its text depends
+            # only on the function and the argument names, so it is rendered once.
+            ck = (cache.schema, name, fn, whole_body, tuple(names))
+            query = self._call_sql.get(ck)
+            if query is None:
+                select = "select null" if fn.kind == "void" else "select to_jsonb(_src)::text"
+                query = sql.SQL(select + "{} from {} _src").format(
+                    _GUC_COLUMNS, self._call(cache.schema, name, fn, whole_body, names)).as_bytes(None)
+                if len(self._call_sql) > 1024:
+                    self._call_sql.clear()
+                self._call_sql[ck] = query
+            read_only = fn.read_only or ctx.method in ("GET", "HEAD")
+            results, status, headers = await self._run(ctx, read_only, [(query, params)], gucs_in_last=True)
+            if fn.kind == "void":
+                return status or 204, None, headers
+            value = results[0][0][0] if results[0] else None
+            return status or 200, (value or "null").encode(), self._headers(ctx, headers)
+        call = self._call(cache.schema, name, fn, whole_body, names)
+        if fn.kind == "composite":
             from .rpc_read import set_result
 
             read_only = fn.read_only or ctx.method in ("GET", "HEAD")
             check = _singular_check if ctx.singular else None
             return await set_result(self, ctx, cache, fn, call, params, read_only, check)
-        else:
-            query = sql.SQL("select to_jsonb(_src)::text from {} _src{}").format(call, self._limit(ctx))
+        query = sql.SQL("select to_jsonb(_src)::text from {} _src{}").format(call, self._limit(ctx))
         # GET always runs READ ONLY (a writing function then fails with 25006 -> 405).
         read_only = fn.read_only or ctx.method in ("GET", "HEAD")
-        check = _singular_check if (ctx.singular and fn.returns_set) else None
+        check = _singular_check if ctx.singular else None
         results, status, headers = await self._run(ctx, read_only, [(query, params)], check)
-        if fn.kind == "void":
-            return status or 204, None, headers
         values = [r[0] for r in results[0]]
-        if ctx.singular and fn.returns_set:
+        if ctx.singular:
             return status or 200, (values[0] or "null").encode(), self._headers(ctx, headers)
-        if fn.returns_set:
-            body = ("[" + ",".join(v if v is not None else "null" for v in values) + "]").encode()
-            return status or 200, body, self._headers(
-                ctx, {"Content-Range": _content_range(0, len(values), None), **headers})
-        value = values[0] if values else None
-        return status or 200, (value or "null").encode(), self._headers(ctx, headers)
+        body = ("[" + ",".join(v if v is not None else "null" for v in values) + "]").encode()
+        return status or 200, body, self._headers(
+            ctx, {"Content-Range": _content_range(0, len(values), None), **headers})
+
+    @staticmethod
+    def _call(schema: str, name: str, fn: Function, whole_body: bool, names: list[str]) -> sql.Composable:
+        """`schema.fn(arg := %s::type, …)`, or `schema.fn(%s::json)` for the whole body."""
+        target = sql.Identifier(schema, name)
+        if whole_body:
+            return sql.SQL("{}(%s::{})").format(target, sql.SQL(fn.args[0].type))
+        types = {a.name: a.type for a in fn.args}
+        return sql.SQL("{}({})").format(target, sql.SQL(", ").join(
+            sql.SQL("{} := %s::{}").format(sql.Identifier(key), sql.SQL(types[key])) for key in names))
 
     def _limit(self, ctx: Ctx, rng: tuple | None = None) -> sql.Composable:
         limit = qs.nonneg_int(ctx.q("limit"), "limit")
@@ -260,6 +309,16 @@ class Rest:
     async def write(self, ctx: Ctx, name: str, body):
         from .write import write
         return await write(self, ctx, name, body)
+
+
+async def _rollback(conn) -> None:
+    """End a failed transaction so the connection goes back to the pool idle (a broken
+    connection is the pool's to discard)."""
+    if conn.info.transaction_status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
+        try:
+            await conn.execute("rollback")
+        except psycopg.Error:
+            pass
 
 
 def _singular_check(results: list[list]) -> None:
