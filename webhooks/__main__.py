@@ -11,6 +11,7 @@ import argparse
 import logging
 import os
 import sys
+from dataclasses import replace
 
 from gunicorn.app.base import BaseApplication
 
@@ -44,11 +45,15 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         config = Config.from_env(os.environ)
+        if not os.environ.get("PAYMENTS_DB_POOL_SIZE"):
+            # One connection per request thread: a thread never waits for another's connection.
+            config = replace(config, db_pool_size=args.threads)
         app = create_app(config)
     except ConfigError as exc:
         sys.exit(f"webhooks: {exc}")
-    logging.getLogger("webhooks").info("payment service on http://%s:%s (Supabase API %s)", args.host, args.port,
-                                       config.supabase_url)
+    logging.getLogger("webhooks").info(
+        "payment service on http://%s:%s (Supabase API %s; database %s)", args.host, args.port, config.supabase_url,
+        "direct, pooled" if config.database_url else "through the API")
     _Gunicorn(app, {"bind": f"{args.host}:{args.port}", "workers": args.workers, "threads": args.threads,
                     "worker_class": "gthread", "timeout": 30, "graceful_timeout": 5,
                     "accesslog": None, "errorlog": "-", "loglevel": "info",
