@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=54329)
     parser.add_argument("--workers", type=int, default=int(os.environ.get("WEBHOOKS_WORKERS", "2")))
-    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("WEBHOOKS_THREADS", "8")))
     args = parser.parse_args(argv)
     observability.configure_logging()
     multiproc = observability.prepare_multiprocess_metrics()

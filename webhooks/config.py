@@ -9,10 +9,11 @@ Optional: PAYMENTS_DATABASE_URL, a PostgreSQL connection string (hosted Supabase
 transaction-mode URL, port 6543, user `postgres.<project ref>`). With it, the service's RPCs go to
 PostgreSQL directly over a pooled connection as `service_role` (webhooks/db_direct.py) instead of
 through the Supabase API with the service role key; reward downloads still use the API (Storage).
-PAYMENTS_DB_POOL_SIZE: connections per process (default: one per request thread). The local stack asks for the fake providers
-explicitly: the local test keys (`sk_test_local`, `sk_test_local_komoju`) together with
-STRIPE_API_BASE / KOMOJU_API_BASE pointing at the fakes; the service says so in its log. Live
-keys never point at a fake.
+PAYMENTS_DB_POOL_SIZE: connections per process (default: one per request thread).
+
+The local stack asks for the fake providers explicitly: the local test keys (`sk_test_local`,
+`sk_test_local_komoju`) together with STRIPE_API_BASE / KOMOJU_API_BASE pointing at the fakes;
+the service says so in its log. Live keys never point at a fake.
 """
 
 from __future__ import annotations

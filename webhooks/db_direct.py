@@ -98,8 +98,8 @@ class DirectDatabase:
             # psycopg refuses a NUL before sending. PostgREST sends an RPC's arguments as one JSON
             # body, where PostgreSQL refuses "\u0000" in a text argument with 22P05: that answer, so
             # both transports decide (and word) it alike.
-            raise error_for(name, "22P05", "unsupported Unicode escape sequence", "\\u0000 cannot be converted to text.",
-                            None)
+            raise error_for(name, "22P05", "unsupported Unicode escape sequence",
+                            "\\u0000 cannot be converted to text.", None)
         try:
             with self._get_pool().connection() as conn, conn.pipeline(), conn.transaction():
                 conn.execute(_SETTINGS, settings)

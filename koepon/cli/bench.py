@@ -106,7 +106,8 @@ def machine() -> dict:
 
 def run_bench(names: list[str], duration: float, concurrency: list[int] | None, smoke: bool,
               scale_factor: float, api_workers: int, echo=click.echo, rounds: int = 1,
-              webhook_api_workers: int | None = None, webhook_workers: int | None = None) -> dict:
+              webhook_api_workers: int | None = None, webhook_workers: int | None = None,
+              webhook_transport: str = "direct", webhook_threads: int | None = None) -> dict:
     import signal
 
     reg = _registry()
@@ -122,7 +123,8 @@ def run_bench(names: list[str], duration: float, concurrency: list[int] | None, 
 
     opts = {"duration": duration, "concurrency": concurrency, "smoke": smoke, "api": api,
             "api_workers": api_workers, "scale_factor": scale_factor, "rounds": rounds,
-            "webhook_api_workers": webhook_api_workers, "webhook_workers": webhook_workers}
+            "webhook_api_workers": webhook_api_workers, "webhook_workers": webhook_workers,
+            "webhook_transport": webhook_transport, "webhook_threads": webhook_threads}
     out = {"started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "machine": machine(),
            "options": {k: v for k, v in opts.items() if k != "api"}, "database": db.name, "scenarios": {}}
     try:
@@ -170,14 +172,20 @@ def register(main: click.Group) -> None:
                   help="webhook: processes of the API the payment service calls (default 1, as koepon up).")
     @click.option("--webhook-workers", type=int, default=None,
                   help="webhook: payment service (gunicorn) processes (default 2).")
+    @click.option("--webhook-threads", type=int, default=None,
+                  help="webhook: request threads per payment service process (default 8).")
+    @click.option("--webhook-transport", type=click.Choice(["direct", "api"]), default="direct", show_default=True,
+                  help="webhook: the payment service's way to the database: PostgreSQL directly over its pool "
+                       "(what koepon up configures) or through the Supabase API.")
     def bench(scenario, duration, concurrency, json_path, smoke, scale_factor, api_workers, rounds,
-              webhook_api_workers, webhook_workers):
+              webhook_api_workers, webhook_workers, webhook_threads, webhook_transport):
         """Benchmarks: throughput, latency, contention and scale as ratios to same-run baselines."""
         names = [n for n in ORDER if n in scenario] if scenario else list(ORDER)
         res = run_bench(names, duration or (2 if smoke else 5), list(concurrency) or None, smoke,
                         scale_factor if scale_factor is not None else (0.002 if smoke else 1.0),
                         api_workers or NCPU, rounds=rounds or (1 if smoke else 3),
-                        webhook_api_workers=webhook_api_workers, webhook_workers=webhook_workers)
+                        webhook_api_workers=webhook_api_workers, webhook_workers=webhook_workers,
+                        webhook_transport=webhook_transport, webhook_threads=webhook_threads)
         if json_path:
             os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
             with open(json_path, "w") as f:
