@@ -13,7 +13,13 @@ transactions of one client connection may run on different server connections:
   * nothing kept in the session: the role, the claims, the request headers and the statement
     timeout are set with `set_config(…, true)` (transaction-local) inside each call's transaction,
     as PostgREST does for every request;
-  * every call is one transaction (BEGIN, the settings, the call, COMMIT), pipelined.
+  * every call is one transaction and one round trip: the settings and the call go as ONE
+    simple-protocol message (`select set_config(…); select public.<name>(…)`), which PostgreSQL
+    runs as one implicit transaction -- committed together, or rolled back together on an error,
+    leaving the connection idle. The arguments are bound client-side by psycopg's ClientCursor
+    (its quoting, never string formatting of ours). Measured on this machine: 60-90 µs of client
+    CPU per call, against 130-165 µs for BEGIN / settings / call / COMMIT as separate statements
+    and 210-230 µs for the same pipelined (psycopg's pipeline spins while it waits).
 
 The login role is the project's `postgres` (a member of `service_role` on hosted Supabase and on
 the local stack); the call itself runs as `service_role`, so it can do exactly what the service
@@ -31,7 +37,7 @@ import threading
 
 import psycopg
 from flask import g, has_request_context
-from psycopg import sql
+from psycopg import ClientCursor, sql
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
@@ -63,8 +69,7 @@ class DirectDatabase:
             return pool
         with self._lock:
             if self._pool is None or self._pid != os.getpid():
-                # autocommit: the transaction is opened by conn.transaction() below, so that BEGIN,
-                # the settings, the call and COMMIT go out in one pipeline.
+                # autocommit: psycopg sends no BEGIN; the one message of each call is its transaction.
                 self._pool = ConnectionPool(
                     self._url, min_size=1, max_size=self._size, timeout=self._timeout, open=True,
                     name="payments-db", reconnect_timeout=60,
@@ -84,7 +89,8 @@ class DirectDatabase:
         stmt = self._calls.get((name, keys))
         if stmt is None:
             args = sql.SQL(", ").join(sql.SQL("{} => %s").format(sql.Identifier(k)) for k in keys)
-            stmt = sql.SQL("select {}.{}({})").format(sql.Identifier("public"), sql.Identifier(name), args)
+            stmt = _SETTINGS + sql.SQL("; select {}.{}({})").format(sql.Identifier("public"), sql.Identifier(name),
+                                                                     args)
             self._calls[(name, keys)] = stmt
         return stmt
 
@@ -101,9 +107,11 @@ class DirectDatabase:
             raise error_for(name, "22P05", "unsupported Unicode escape sequence",
                             "\\u0000 cannot be converted to text.", None)
         try:
-            with self._get_pool().connection() as conn, conn.pipeline(), conn.transaction():
-                conn.execute(_SETTINGS, settings)
-                row = conn.execute(self._call(name, keys), values).fetchone()
+            with self._get_pool().connection() as conn:
+                cur = ClientCursor(conn)
+                cur.execute(self._call(name, keys), [*settings, *values])
+                cur.nextset()  # past the settings' row, to the call's
+                row = cur.fetchone()
         except PoolTimeout as exc:
             log.warning("rpc %s: no database connection within %.1f s", name, self._timeout)
             raise Unavailable(f"no database connection: {exc}") from exc

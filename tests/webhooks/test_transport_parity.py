@@ -35,12 +35,15 @@ create schema parity;
 create table parity.next_error (sqlstate text, message text, detail text, hint text);
 grant usage on schema parity to service_role;
 grant select on parity.next_error to service_role;
+create table parity.calls (event_id text);
+grant insert on parity.calls to service_role;
 create or replace function public.service_record_payment_event(p_provider text, p_event_id text, p_type text,
                                                                 p_payload jsonb) returns jsonb
 language plpgsql set search_path = '' as $$
 declare
   e parity.next_error;
 begin
+  insert into parity.calls values (p_event_id);  -- undone with the call when it raises
   select * into e from parity.next_error limit 1;
   if e.sqlstate is not null and e.hint is not null then
     raise exception using errcode = e.sqlstate, message = e.message, detail = e.detail, hint = e.hint;
@@ -233,6 +236,11 @@ def test_errors_raised_by_the_direct_transport_carry_the_database_fields(parity_
         with pytest.raises(ServerFault) as fault:
             db.rpc("service_no_such_function")
         assert fault.value.sqlstate == "42883"
+        db.rpc("service_record_payment_event", p_provider="s", p_event_id="kept", p_type="t", p_payload={})
+        with psycopg.connect(parity_db) as conn:
+            # The settings and the call are one transaction: a call that raised left nothing.
+            assert conn.execute("select count(*) filter (where event_id = 'e'), count(*) filter "
+                                "(where event_id = 'kept') from parity.calls").fetchone() == (0, 1)
     finally:
         _set_error(parity_db, None)
         db.close()
