@@ -74,6 +74,10 @@ def print_table(name: str, result: dict, echo=click.echo) -> None:
         echo(f"  [{t['status']}] {t['target']}: {_fmt(t['value'], 3)} (target {t['goal']})")
     if result.get("cpu_ms_per_event"):
         echo("  CPU ms per event: " + ", ".join(f"{k} {_fmt(v, 3)}" for k, v in result["cpu_ms_per_event"].items()))
+    if result.get("cpu_ms_per_fulfilment"):
+        echo("  CPU ms per fulfil-sql fulfilment: " + ", ".join(
+            f"{k} {_fmt(v, 3)}" for k, v in result["cpu_ms_per_fulfilment"].items())
+             + f"; CPU-bound ratio (fulfilment / event): {_fmt(result.get('cpu_bound_ratio'), 3)}")
     if result.get("cpu"):
         c = result["cpu"]
         fm, bm, ratio = c["fulfilment_ms"], c["bare_ms"], c["bare_over_fulfilment"]

@@ -178,7 +178,9 @@ def check_request_cpu(db: BenchDB, n: int = 1000) -> dict:
 def _party_cpu(sids: dict[str, int], postmaster: int | None) -> dict[str, float]:
     """CPU seconds (utime + stime) of live processes: per party, those in its session (a service the
     bench started in a session of its own); for "postgres", the postmaster and its children (every
-    backend leads a session of its own, so they are found by parent)."""
+    backend leads a session of its own, so they are found by parent), plus the CPU of the children
+    the postmaster has reaped (cutime + cstime): a backend that exits during the run (pgbench's,
+    at its end) still counts."""
     out = dict.fromkeys(list(sids) + (["postgres"] if postmaster else []), 0.0)
     by_sid = {sid: k for k, sid in sids.items()}
     for name in os.listdir("/proc"):
@@ -191,7 +193,9 @@ def _party_cpu(sids: dict[str, int], postmaster: int | None) -> dict[str, float]
             continue  # gone meanwhile
         cpu = (int(parts[11]) + int(parts[12])) / _TICK
         pid, ppid, sid = int(name), int(parts[1]), int(parts[3])
-        if postmaster and (pid == postmaster or ppid == postmaster):
+        if postmaster and pid == postmaster:
+            out["postgres"] += cpu + (int(parts[13]) + int(parts[14])) / _TICK  # fields 16, 17: reaped children
+        elif postmaster and ppid == postmaster:
             out["postgres"] += cpu
         elif sid in by_sid:
             out[by_sid[sid]] += cpu
@@ -200,8 +204,9 @@ def _party_cpu(sids: dict[str, int], postmaster: int | None) -> dict[str, float]
 
 class PartyCPU:
     """CPU spent by each party of a run (the payment service, the API, PostgreSQL). Used as
-    `with PartyCPU(db, {"payments": pid, ...}) as cpu: ...; cpu.ms_per(n)`. Processes that exit
-    during the run are not counted (the services' pooled connections live through it)."""
+    `with PartyCPU(db, {"payments": pid, ...}) as cpu: ...; cpu.ms_per(n)`. A service's processes
+    that exit during the run are not counted (their pooled connections live through it); backends
+    are (through the postmaster's reaped-children CPU)."""
 
     def __init__(self, db: BenchDB, parties: dict[str, int]):
         self.sids = dict(parties)
