@@ -168,7 +168,7 @@ class BenchDB:
         env = services.payments_env(api_url, fakes_url, self.url if direct else None)
         if threads:
             env["WEBHOOKS_THREADS"] = str(threads)
-        self._spawn(services.payments_argv(port, workers if workers > 1 else None), f"webhooks-{port}.log",
+        self._spawn(services.payments_argv(port, workers), f"webhooks-{port}.log",
                     url + "/health", env)
         # Each started in a session of its own: the bench reads each party's CPU by session.
         self.webhook_parties = {"payment service": self.procs[-1].pid, "API": api_pid}
