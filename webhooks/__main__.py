@@ -20,6 +20,17 @@ from . import observability
 from .app import create_app
 from .config import Config, ConfigError
 
+# Measured with `koepon bench webhook` on two cores shared with PostgreSQL (docs/performance.md,
+# "The webhook path without the API hop"): one process of 16 threads gave 0.72 of fulfil-sql and
+# 1.4 ms of the service's CPU per event; two of 8 gave 0.50 and 1.7 ms, four of 4 gave 0.31 and
+# 2.4 ms. A request thread mostly waits for the database (the GIL is free meanwhile), and every
+# extra process costs CPU of its own; so one process per two cores, 16 threads each.
+DEFAULT_THREADS = 16
+
+
+def default_workers() -> int:
+    return max(1, (os.cpu_count() or 2) // 2)
+
 
 class _NoAccessLine(Logger):
     """gunicorn writes no access line here (accesslog None; `webhooks.access` is the access log),
@@ -47,8 +58,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m webhooks", description="Koepon payment service")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=54329)
-    parser.add_argument("--workers", type=int, default=int(os.environ.get("WEBHOOKS_WORKERS", "2")))
-    parser.add_argument("--threads", type=int, default=int(os.environ.get("WEBHOOKS_THREADS", "8")))
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("WEBHOOKS_WORKERS") or default_workers()))
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("WEBHOOKS_THREADS") or DEFAULT_THREADS))
     args = parser.parse_args(argv)
     observability.configure_logging()
     multiproc = observability.prepare_multiprocess_metrics()

@@ -175,9 +175,9 @@ def register(main: click.Group) -> None:
     @click.option("--webhook-api-workers", type=int, default=None,
                   help="webhook: processes of the API the payment service calls (default 1, as koepon up).")
     @click.option("--webhook-workers", type=int, default=None,
-                  help="webhook: payment service (gunicorn) processes (default 2).")
+                  help="webhook: payment service (gunicorn) processes (default: its own, one per two cores).")
     @click.option("--webhook-threads", type=int, default=None,
-                  help="webhook: request threads per payment service process (default 8).")
+                  help="webhook: request threads per payment service process (default: its own, 16).")
     @click.option("--webhook-transport", type=click.Choice(["direct", "api"]), default="direct", show_default=True,
                   help="webhook: the payment service's way to the database: PostgreSQL directly over its pool "
                        "(what koepon up configures) or through the Supabase API.")

@@ -155,7 +155,7 @@ class BenchDB:
         self.api_pids = {url: self.procs[-1].pid}  # its session: the API's CPU (profile.PartyCPU)
         return url
 
-    def start_webhooks(self, workers: int = 1, api_workers: int = 1, direct: bool = True,
+    def start_webhooks(self, workers: int | None = None, api_workers: int = 1, direct: bool = True,
                        threads: int | None = None) -> str:
         """The payment service with its own API and fake providers, configured as `koepon up` does
         (one API worker, the payment service's default workers, its RPCs straight to PostgreSQL)

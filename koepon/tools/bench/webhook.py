@@ -52,9 +52,13 @@ def webhook(db, opts: dict) -> dict:
     d = opts["duration"]
     c = max(opts.get("concurrency") or [32])
     transport = opts.get("webhook_transport") or "direct"
-    threads = opts.get("webhook_threads") or 8
-    svc = db.start_webhooks(api_workers=opts.get("webhook_api_workers") or 1,
-                            workers=opts.get("webhook_workers") or 2, direct=transport == "direct", threads=threads)
+    from webhooks.__main__ import DEFAULT_THREADS, default_workers
+
+    # The payment service's own defaults unless told otherwise (what `koepon up` runs).
+    workers = opts.get("webhook_workers") or default_workers()
+    threads = opts.get("webhook_threads") or DEFAULT_THREADS
+    svc = db.start_webhooks(api_workers=opts.get("webhook_api_workers") or 1, workers=workers,
+                            direct=transport == "direct", threads=threads)
     batches: list[tuple[int, int, list[str], list[bytes], list[str]]] = []
     per_event: list[dict[str, float]] = []
     per_fulfil: list[dict[str, float]] = []
@@ -123,7 +127,7 @@ def webhook(db, opts: dict) -> dict:
                        "every_accepted_event_fulfilled": fulfilled >= accepted},
             "notes": ["Stripe-signed payment_intent.succeeded (metadata.order_id, amount 1000 JPY) pre-signed "
                       "in Python, replayed by wrk; duplicates are the last round's fulfilled events again; "
-                      f"payment service: gunicorn {opts.get('webhook_workers') or 2} workers x {threads} threads, "
+                      f"payment service: gunicorn {workers} worker(s) x {threads} threads, "
                       + ("its RPCs straight to PostgreSQL over a pool of one connection per thread"
                          if transport == "direct" else
                          f"its RPCs through the API ({opts.get('webhook_api_workers') or 1} worker(s))")]}
