@@ -12,6 +12,7 @@ from . import errors, observability, web
 from .blueprints._inbox import RecordedEvents
 from .config import Config
 from .db import Database
+from .db_direct import DirectDatabase
 from .providers import Komoju, Stripe
 
 log = logging.getLogger("webhooks")
@@ -20,7 +21,7 @@ log = logging.getLogger("webhooks")
 @dataclass
 class Services:
     config: Config
-    db: Database
+    db: Database | DirectDatabase
     stripe: Stripe
     komoju: Komoju
     recorded: RecordedEvents = field(default_factory=RecordedEvents)
@@ -40,7 +41,8 @@ def create_app(config: Config | Mapping[str, str] | None = None) -> Flask:
     app.json.sort_keys = False
     app.extensions["koepon"] = Services(
         config=config,
-        db=Database(config.supabase_url, config.supabase_service_role_key, config.api_timeout),
+        db=(DirectDatabase(config.database_url, config.api_timeout, config.db_pool_size) if config.database_url
+            else Database(config.supabase_url, config.supabase_service_role_key, config.api_timeout)),
         stripe=Stripe(config, config.stripe_api_base),
         komoju=Komoju(config, config.komoju_api_base),
     )

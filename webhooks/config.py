@@ -3,10 +3,17 @@
 Required: SUPABASE_URL, SUPABASE_SERVICE_ROLE_KEY, SUPABASE_JWT_SECRET, STRIPE_WEBHOOK_SECRET,
 KOMOJU_WEBHOOK_SECRET, STRIPE_SECRET_KEY, KOMOJU_SECRET_KEY (the service refuses to start without
 any of them: an unsigned payload is never trusted, and a missing provider key must not quietly
-turn into a fake provider in production). The local stack asks for the fake providers
-explicitly: the local test keys (`sk_test_local`, `sk_test_local_komoju`) together with
-STRIPE_API_BASE / KOMOJU_API_BASE pointing at the fakes; the service says so in its log. Live
-keys never point at a fake.
+turn into a fake provider in production).
+
+Optional: PAYMENTS_DATABASE_URL, a PostgreSQL connection string (hosted Supabase: the pooler's
+transaction-mode URL, port 6543, user `postgres.<project ref>`). With it, the service's RPCs go to
+PostgreSQL directly over a pooled connection as `service_role` (webhooks/db_direct.py) instead of
+through the Supabase API with the service role key; reward downloads still use the API (Storage).
+PAYMENTS_DB_POOL_SIZE: connections per process (default: one per request thread).
+
+The local stack asks for the fake providers explicitly: the local test keys (`sk_test_local`,
+`sk_test_local_komoju`) together with STRIPE_API_BASE / KOMOJU_API_BASE pointing at the fakes;
+the service says so in its log. Live keys never point at a fake.
 """
 
 from __future__ import annotations
@@ -42,6 +49,9 @@ class Config:
     cors_origins: tuple[str, ...] = ()
     # Bearer token /metrics asks for; empty: /metrics is open (keep it off the internet then).
     metrics_token: str = ""
+    # PostgreSQL directly (webhooks/db_direct.py); empty: every RPC through the Supabase API.
+    database_url: str = ""
+    db_pool_size: int = 8
     notes: tuple[str, ...] = field(default=())
 
     @property
@@ -67,6 +77,10 @@ class Config:
                              ("KOMOJU_WEBHOOK_SECRET", self.komoju_webhook_secret)):
             if len(secret) < 16:
                 raise ConfigError(f"{name} is too short to be a webhook secret")
+        if self.database_url:
+            _check_conninfo(self.database_url)
+        if self.db_pool_size < 1:
+            raise ConfigError("PAYMENTS_DB_POOL_SIZE must be at least 1")
         if self.stripe_secret_key.startswith("sk_live_") and self.stripe_api_base:
             raise ConfigError("a live Stripe key must not be sent to STRIPE_API_BASE")
         if not self.stripe_is_fake and not self.stripe_secret_key.startswith(("sk_", "rk_")):
@@ -102,5 +116,26 @@ class Config:
             cors_origins=tuple(o.strip().rstrip("/") for o in env.get("PAYMENTS_CORS_ORIGINS", "").split(",")
                                if o.strip()),
             metrics_token=env.get("PAYMENTS_METRICS_TOKEN", ""),
+            database_url=env.get("PAYMENTS_DATABASE_URL", "").strip(),
+            db_pool_size=_int(env.get("PAYMENTS_DB_POOL_SIZE"), 8),
         )
         return replace(cfg, **overrides)
+
+
+def _int(value: str | None, default: int) -> int:
+    try:
+        return int(value) if value not in (None, "") else default
+    except ValueError as exc:
+        raise ConfigError(f"not a whole number: {value!r}") from exc
+
+
+def _check_conninfo(url: str) -> None:
+    """A postgresql:// URL or a key=value connection string, as libpq reads it."""
+    import psycopg.conninfo
+
+    if url.startswith(("http://", "https://")):
+        raise ConfigError("PAYMENTS_DATABASE_URL must be a PostgreSQL connection string, not an http(s) URL")
+    try:
+        psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        raise ConfigError(f"PAYMENTS_DATABASE_URL is not a PostgreSQL connection string: {exc}") from exc

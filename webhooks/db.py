@@ -1,4 +1,6 @@
-"""The database, reached only through the Supabase API with the service-role key.
+"""The database through the Supabase API with the service-role key (without PAYMENTS_DATABASE_URL;
+with it, webhooks/db_direct.py calls the same functions over a pooled PostgreSQL connection and
+decides its errors with `error_for` below, the same way).
 
 `Database.rpc(name, **params)` calls `public.<name>` with the real `supabase` client and decides,
 from the SQLSTATE the API reports, whether trying again can ever help:
@@ -88,6 +90,9 @@ class Database:
             auto_refresh_token=False, persist_session=False, postgrest_client_timeout=httpx.Timeout(timeout),
             postgrest_client_retry=False))
 
+    def close(self) -> None:
+        """Nothing to release: the API client holds no database connection (see db_direct.py)."""
+
     def rpc(self, name: str, **params):
         call = self._client.rpc(name, params)
         request_id = g.get("request_id") if has_request_context() else None
@@ -97,18 +102,26 @@ class Database:
         try:
             return call.execute().data
         except APIError as exc:
-            kind = classify(exc.code)
-            if kind == "pt":
-                raise RpcError(int(exc.code[2:]), exc.message or "error", exc.details, exc.code, exc.hint) from exc
-            if kind == "permanent":
-                status, code = PERMANENT[exc.code[:2]]
-                log.warning("rpc %s refused for good: %s %s", name, exc.code, exc.message)
-                raise RpcError(status, code, f"{exc.code}: {exc.message}", exc.code) from exc
-            if kind == "transient":
-                log.warning("rpc %s failed, retry later: %s %s", name, exc.code, exc.message)
-                raise Unavailable(f"{exc.code}: {exc.message}") from exc
-            log.error("rpc %s failed: %s %s", name, exc.code, exc.message)
-            raise ServerFault(exc.code, exc.message) from exc
+            raise error_for(name, exc.code, exc.message, exc.details, exc.hint) from exc
         except (httpx.HTTPError, OSError) as exc:
             log.warning("rpc %s: API unreachable: %s", name, exc)
             raise Unavailable(str(exc) or type(exc).__name__) from exc
+
+
+def error_for(name: str, code: str | None, message: str | None, details: str | None,
+              hint: str | None) -> Exception:
+    """The exception that says what an error the database (or the API) reported means for the caller; the one place
+    both transports (this API client and webhooks/db_direct.py) decide it, so a provider gets the
+    same answer whichever carried the call."""
+    kind = classify(code)
+    if kind == "pt":
+        return RpcError(int(code[2:]), message or "error", details, code, hint)
+    if kind == "permanent":
+        status, stable = PERMANENT[code[:2]]
+        log.warning("rpc %s refused for good: %s %s", name, code, message)
+        return RpcError(status, stable, f"{code}: {message}", code)
+    if kind == "transient":
+        log.warning("rpc %s failed, retry later: %s %s", name, code, message)
+        return Unavailable(f"{code}: {message}")
+    log.error("rpc %s failed: %s %s", name, code, message)
+    return ServerFault(code, message)

@@ -77,6 +77,10 @@ def print_table(name: str, result: dict, echo=click.echo) -> None:
         echo(f"  [{t['status']}] {t['target']}: {_fmt(t['value'], 3)} (target {t['goal']})")
     if result.get("cpu_ms_per_event"):
         echo("  CPU ms per event: " + ", ".join(f"{k} {_fmt(v, 3)}" for k, v in result["cpu_ms_per_event"].items()))
+    if result.get("cpu_ms_per_fulfilment"):
+        echo("  CPU ms per fulfil-sql fulfilment: " + ", ".join(
+            f"{k} {_fmt(v, 3)}" for k, v in result["cpu_ms_per_fulfilment"].items())
+             + f"; CPU-bound ratio (fulfilment / event): {_fmt(result.get('cpu_bound_ratio'), 3)}")
     if result.get("cpu"):
         c = result["cpu"]
         fm, bm, ratio = c["fulfilment_ms"], c["bare_ms"], c["bare_over_fulfilment"]
@@ -109,7 +113,8 @@ def machine() -> dict:
 
 def run_bench(names: list[str], duration: float, concurrency: list[int] | None, smoke: bool,
               scale_factor: float, api_workers: int, echo=click.echo, rounds: int = 1,
-              webhook_api_workers: int | None = None, webhook_workers: int | None = None) -> dict:
+              webhook_api_workers: int | None = None, webhook_workers: int | None = None,
+              webhook_transport: str = "direct", webhook_threads: int | None = None) -> dict:
     import signal
 
     reg = _registry()
@@ -125,7 +130,8 @@ def run_bench(names: list[str], duration: float, concurrency: list[int] | None, 
 
     opts = {"duration": duration, "concurrency": concurrency, "smoke": smoke, "api": api,
             "api_workers": api_workers, "scale_factor": scale_factor, "rounds": rounds,
-            "webhook_api_workers": webhook_api_workers, "webhook_workers": webhook_workers}
+            "webhook_api_workers": webhook_api_workers, "webhook_workers": webhook_workers,
+            "webhook_transport": webhook_transport, "webhook_threads": webhook_threads}
     out = {"started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "machine": machine(),
            "options": {k: v for k, v in opts.items() if k != "api"}, "database": db.name, "scenarios": {}}
     try:
@@ -172,15 +178,21 @@ def register(main: click.Group) -> None:
     @click.option("--webhook-api-workers", type=int, default=None,
                   help="webhook: processes of the API the payment service calls (default 1, as koepon up).")
     @click.option("--webhook-workers", type=int, default=None,
-                  help="webhook: payment service (gunicorn) processes (default 2).")
+                  help="webhook: payment service (gunicorn) processes (default: its own, one per two cores).")
+    @click.option("--webhook-threads", type=int, default=None,
+                  help="webhook: request threads per payment service process (default: its own, 16).")
+    @click.option("--webhook-transport", type=click.Choice(["direct", "api"]), default="direct", show_default=True,
+                  help="webhook: the payment service's way to the database: PostgreSQL directly over its pool "
+                       "(what koepon up configures) or through the Supabase API.")
     def bench(scenario, duration, concurrency, json_path, smoke, scale_factor, api_workers, rounds,
-              webhook_api_workers, webhook_workers):
+              webhook_api_workers, webhook_workers, webhook_threads, webhook_transport):
         """Benchmarks: throughput, latency, contention and scale as ratios to same-run baselines."""
         names = [n for n in ORDER if n in scenario] if scenario else list(ORDER)
         res = run_bench(names, duration or (2 if smoke else 5), list(concurrency) or None, smoke,
                         scale_factor if scale_factor is not None else (0.002 if smoke else 1.0),
                         api_workers or NCPU, rounds=rounds or (1 if smoke else 3),
-                        webhook_api_workers=webhook_api_workers, webhook_workers=webhook_workers)
+                        webhook_api_workers=webhook_api_workers, webhook_workers=webhook_workers,
+                        webhook_transport=webhook_transport, webhook_threads=webhook_threads)
         if json_path:
             os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
             with open(json_path, "w") as f:

@@ -102,10 +102,13 @@ def spawn(argv: list[str], log_path: str | Path, env: dict[str, str] | None = No
     return proc
 
 
-def payments_env(api_url: str, fakes_url: str) -> dict[str, str]:
+def payments_env(api_url: str, fakes_url: str, db_url: str | None = None) -> dict[str, str]:
     """The payment service's whole configuration for a local stack: the API, the local keys and
-    secrets, and the fake providers (a local test key plus the fakes' base URL)."""
-    return {"SUPABASE_URL": api_url, "SUPABASE_SERVICE_ROLE_KEY": SERVICE_ROLE_KEY,
+    secrets, and the fake providers (a local test key plus the fakes' base URL); with `db_url`, its
+    RPCs go to PostgreSQL directly over a pooled connection (as in production with
+    PAYMENTS_DATABASE_URL), else through the API."""
+    direct = {"PAYMENTS_DATABASE_URL": db_url} if db_url else {}
+    return {**direct, "SUPABASE_URL": api_url, "SUPABASE_SERVICE_ROLE_KEY": SERVICE_ROLE_KEY,
             "SUPABASE_JWT_SECRET": JWT_SECRET, "STRIPE_WEBHOOK_SECRET": STRIPE_WEBHOOK_SECRET,
             "KOMOJU_WEBHOOK_SECRET": KOMOJU_WEBHOOK_SECRET,
             "STRIPE_SECRET_KEY": LOCAL_STRIPE_KEY, "KOMOJU_SECRET_KEY": LOCAL_KOMOJU_KEY,
@@ -140,7 +143,7 @@ def services() -> list[Service]:
 def service_env(db_url: str) -> dict[str, str]:
     """What `koepon up` passes to its services: the database for the API, everything for payments."""
     return {"KOEPON_DB_URL": db_url, "KOEPON_JWT_SECRET": JWT_SECRET,
-            **payments_env(f"http://127.0.0.1:{API_PORT}", f"http://127.0.0.1:{FAKES_PORT}"),
+            **payments_env(f"http://127.0.0.1:{API_PORT}", f"http://127.0.0.1:{FAKES_PORT}", db_url),
             # The console (port 54323) calls /payments/* from the browser.
             "PAYMENTS_CORS_ORIGINS": "http://127.0.0.1:54323,http://localhost:54323"}
 

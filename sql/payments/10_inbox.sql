@@ -2,8 +2,9 @@
 -- makes ONE call: service_record_payment_event(provider, event id, type, payload). Everything
 -- else happens here, in that call's transaction:
 --
---   1. the event is inserted into app.payment_events keyed by (provider, event id); a redelivery
---      (even ten at once: they queue on the key) finds the row and changes nothing;
+--   1. the event's key (provider, event id) is locked (a transaction-level advisory lock: ten
+--      deliveries at once queue on it); a redelivery finds the event's row in app.payment_events
+--      and changes nothing;
 --   2. the event is normalised (kind, order, payment ids, amount, cumulative refunds, dispute);
 --   3. the order row is locked (it serialises every event of one order, whatever their order of
 --      arrival), then the order's payment row (app.payments) for that provider;
@@ -17,7 +18,9 @@
 --        failed / canceled / expired -> fail_order, only from pending
 --        authorized (KOMOJU konbini/bank: awaiting payment) -> the order waits until the deadline
 --        anything else -> recorded and acknowledged (outcome ignored)
---   5. the event row records the outcome; the answer says what happened.
+--   5. the event row is inserted with its outcome (one write: the key's lock, held to the end of
+--      the transaction, is what keeps a concurrent delivery of the same event out meanwhile);
+--      the answer says what happened.
 --
 -- Lock order: the inbox key, the order row, the payment row, then whatever the economy
 -- functions take after the order row (rate tables, seeds, stock shards, medal balances).
@@ -224,6 +227,7 @@ declare
   v_cum integer;
   v_deadline timestamptz;
   v_owner uuid;
+  v_new boolean := false;
 begin
   if p_provider is null or p_provider not in ('stripe', 'komoju') then
     raise exception using errcode = 'PT400', message = 'invalid_provider', detail = 'p_provider is stripe or komoju';
@@ -238,11 +242,11 @@ begin
     raise exception using errcode = 'PT400', message = 'invalid_payload', detail = 'p_payload is a JSON object';
   end if;
 
-  insert into app.payment_events (provider, event_id, type, payload, outcome, received_at)
-  values (p_provider, p_event_id, p_type, p_payload, 'received', p_now)
-  on conflict (provider, event_id) do nothing;
-  if not found then
-    select * into e from app.payment_events x where x.provider = p_provider and x.event_id = p_event_id;
+  -- The inbox key: whoever holds it decides this event; a delivery that waited for it finds the
+  -- row the holder wrote (each statement here sees what committed before it began).
+  perform pg_catalog.pg_advisory_xact_lock(7253501, pg_catalog.hashtext(p_provider || ':' || p_event_id));
+  select * into e from app.payment_events x where x.provider = p_provider and x.event_id = p_event_id;
+  if found then
     return jsonb_build_object('provider', p_provider, 'event_id', p_event_id, 'type', e.type, 'duplicate', true,
                               'order_id', e.order_id, 'outcome', e.outcome);
   end if;
@@ -259,8 +263,13 @@ begin
       select x.id into v_order_id from app.orders x where x.id = (n ->> 'order_ref')::uuid;
     end if;
     if v_order_id is null and v_pid is not null then
-      select x.order_id into v_order_id from app.payments x
-       where x.provider = p_provider and (x.provider_payment_id = v_pid or x.payment_ref = v_pid);
+      -- Two index probes (payments_provider_payment, payments_provider_ref), not an OR over two
+      -- columns, which the plan PL/pgSQL keeps for the session cannot serve from either index.
+      select x.order_id into v_order_id from (
+        select y.order_id from app.payments y where y.provider = p_provider and y.provider_payment_id = v_pid
+        union all
+        select y.order_id from app.payments y where y.provider = p_provider and y.payment_ref = v_pid) x
+       limit 1;
     end if;
     if v_order_id is null and v_ref is not null then
       select x.order_id into v_order_id from app.payments x where x.provider = p_provider and x.payment_ref = v_ref;
@@ -273,10 +282,14 @@ begin
       v_detail := 'no order matches this event''s metadata or payment ids';
     else
       -- The metadata names one order but the payment belongs to another: pay neither with it.
-      select x.order_id into v_owner from app.payments x
-       where x.provider = p_provider and x.order_id <> v_order_id
-         and ((v_ref is not null and x.payment_ref = v_ref)
-              or (v_pid is not null and (x.provider_payment_id = v_pid or x.payment_ref = v_pid)))
+      -- (x = null matches nothing: an id the event lacks finds no row.) Index probes, as above.
+      select x.order_id into v_owner from (
+        select y.order_id from app.payments y where y.provider = p_provider and y.payment_ref = v_ref
+        union all
+        select y.order_id from app.payments y where y.provider = p_provider and y.provider_payment_id = v_pid
+        union all
+        select y.order_id from app.payments y where y.provider = p_provider and y.payment_ref = v_pid) x
+       where x.order_id <> v_order_id
        limit 1;
       if v_owner is null and v_pid is not null then
         select x.id into v_owner from app.orders x
@@ -293,17 +306,33 @@ begin
   if v_order_id is not null and v_outcome is null then
     select * into o from app.orders x where x.id = v_order_id for update;
     begin
-      insert into app.payments (order_id, provider, payment_ref, created_at, updated_at)
-      values (o.id, p_provider, v_ref, p_now, p_now)
+      -- The payment row with both ids in one write when it is new (a payment the service did not
+      -- attach first); an existing row is left as it is here.
+      insert into app.payments (order_id, provider, payment_ref, provider_payment_id, created_at, updated_at)
+      values (o.id, p_provider, v_ref, v_pid, p_now, p_now)
       on conflict (order_id, provider) do nothing;
+      v_new := found;
     exception when unique_violation then
-      -- Raced with an attach of the same reference to another order: leave it to a human.
-      insert into app.payments (order_id, provider, created_at, updated_at)
-      values (o.id, p_provider, p_now, p_now)
-      on conflict (order_id, provider) do nothing;
-      v_pid := null;
+      -- One of the ids belongs to another order's payment: the row as it was written step by step
+      -- (the reference, then the payment id), each refused id left out.
+      begin
+        insert into app.payments (order_id, provider, payment_ref, created_at, updated_at)
+        values (o.id, p_provider, v_ref, p_now, p_now)
+        on conflict (order_id, provider) do nothing;
+      exception when unique_violation then
+        -- Raced with an attach of the same reference to another order: leave it to a human.
+        insert into app.payments (order_id, provider, created_at, updated_at)
+        values (o.id, p_provider, p_now, p_now)
+        on conflict (order_id, provider) do nothing;
+        v_pid := null;
+      end;
     end;
-    select * into p from app.payments x where x.order_id = o.id and x.provider = p_provider for update;
+    if v_new then
+      -- Written by this transaction: no other can see it, let alone change it, until commit.
+      select * into p from app.payments x where x.order_id = o.id and x.provider = p_provider;
+    else
+      select * into p from app.payments x where x.order_id = o.id and x.provider = p_provider for update;
+    end if;
     if v_pid is not null and p.provider_payment_id is null then
       begin
         update app.payments x set provider_payment_id = v_pid, updated_at = p_now
@@ -409,8 +438,16 @@ begin
     end if;
   end if;
 
-  update app.payment_events x set order_id = v_order_id, outcome = v_outcome, detail = v_detail
-   where x.provider = p_provider and x.event_id = p_event_id;
+  insert into app.payment_events (provider, event_id, type, payload, order_id, outcome, detail, received_at)
+  values (p_provider, p_event_id, p_type, p_payload, v_order_id, v_outcome, v_detail, p_now)
+  on conflict (provider, event_id) do nothing;
+  if not found then
+    -- Only under an isolation level above read committed (PostgREST and the payment service use
+    -- read committed): a delivery that committed while this one waited for the key was not seen.
+    -- Undo everything here and let the provider retry, which then finds the event.
+    raise exception using errcode = '40001', message = 'payment_event_raced',
+      detail = 'the same event was recorded by a concurrent delivery';
+  end if;
   return jsonb_build_object('provider', p_provider, 'event_id', p_event_id, 'type', p_type, 'duplicate', false,
                             'order_id', v_order_id, 'outcome', v_outcome, 'detail', v_detail,
                             'payment', case when v_order_id is not null then private.payment_json(v_order_id, p_provider) end);

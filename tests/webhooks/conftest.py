@@ -68,9 +68,12 @@ def shop(db_url) -> Shop:
     return Shop(db_url)
 
 
-@pytest.fixture(scope="module")
-def stack(seeded_db_url):
+@pytest.fixture(scope="module", params=["direct", "api"])
+def stack(request, seeded_db_url):
     """The local API and the payment service (with its fake providers) on free ports, per module:
-    (api url, payments, database url)."""
-    with running_api(seeded_db_url) as api_url, running_payments(api_url) as pay:
+    (api url, payments, database url). Every test using it runs on both of the payment service's
+    transports: PostgreSQL directly (PAYMENTS_DATABASE_URL, what `koepon up` configures) and the
+    Supabase API (without it)."""
+    direct = seeded_db_url if request.param == "direct" else None
+    with running_api(seeded_db_url) as api_url, running_payments(api_url, db_url=direct) as pay:
         yield api_url, pay, seeded_db_url

@@ -110,9 +110,11 @@ def test_a_refused_provider_call_puts_the_refund_back_to_approved(stack):
     admin_sb, token = _admin(api_url, db_url)
     refund_id = _approved_refund(api_url, pay, admin_sb)
     # The provider refuses the call (no such payment): the refund goes back to approved for a retry.
+    # (An id of this run's own: the module's database serves the test on both transports.)
     with psycopg.connect(db_url, autocommit=True) as conn:
-        conn.execute("update app.orders set provider_payment_id = 'not_a_payment_intent' "
-                     "where id = (select order_id from app.refunds where id = %s)", (refund_id,))
+        conn.execute("update app.orders set provider_payment_id = %s "
+                     "where id = (select order_id from app.refunds where id = %s)",
+                     (f"not_a_payment_intent_{uuid.uuid4().hex[:8]}", refund_id))
     r = httpx.post(f"{pay.payments_url}/payments/refunds/{refund_id}/execute",
                    headers={"Authorization": f"Bearer {token}"})
     assert r.status_code >= 400 and r.json()["code"] == "provider_error", r.text

@@ -155,16 +155,21 @@ class BenchDB:
         self.api_pids = {url: self.procs[-1].pid}  # its session: the API's CPU (profile.PartyCPU)
         return url
 
-    def start_webhooks(self, workers: int = 1, api_workers: int = 1) -> str:
+    def start_webhooks(self, workers: int | None = None, api_workers: int = 1, direct: bool = True,
+                       threads: int | None = None) -> str:
         """The payment service with its own API and fake providers, configured as `koepon up` does
-        (one API worker, the payment service's default workers) unless told otherwise."""
+        (one API worker, the payment service's default workers, its RPCs straight to PostgreSQL)
+        unless told otherwise (`direct=False`: through the API)."""
         api_url = self.start_api(api_workers)
         port, fakes_port = services.free_port(), services.free_port()
         url, fakes_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{fakes_port}"
         self._spawn(services.fakes_argv(fakes_port, url), f"fakes-{fakes_port}.log", fakes_url + "/health")
         api_pid = self.procs[-2].pid
-        self._spawn(services.payments_argv(port, workers if workers > 1 else None), f"webhooks-{port}.log",
-                    url + "/health", services.payments_env(api_url, fakes_url))
+        env = services.payments_env(api_url, fakes_url, self.url if direct else None)
+        if threads:
+            env["WEBHOOKS_THREADS"] = str(threads)
+        self._spawn(services.payments_argv(port, workers), f"webhooks-{port}.log",
+                    url + "/health", env)
         # Each started in a session of its own: the bench reads each party's CPU by session.
         self.webhook_parties = {"payment service": self.procs[-1].pid, "API": api_pid}
         return url

@@ -91,6 +91,27 @@ def fulfil_cpu(db: BenchDB, n: int = 800) -> dict:
                           "set_config('request.jwt.claims', '{\"role\":\"service_role\"}', true)")
 
 
+def inbox_cpu(db: BenchDB, n: int = 800) -> dict:
+    """The same figures for a webhook's first delivery without any transport: the inbox call
+    (public.service_record_payment_event as service_role) with a Stripe payment_intent.succeeded
+    event for a fresh order, what the payment service sends; compare with fulfil_cpu."""
+    import json
+
+    from .webhook import stripe_event
+
+    nbase = db.queue_orders(n + 20, "spread")
+    with db.connect() as conn:
+        rows = [(str(r[0]), r[1]) for r in conn.execute(
+            "select order_id, n from bench.q where n > %s order by n", (nbase,))]
+    args = []
+    for order_id, k in rows:
+        event = stripe_event(order_id, k)
+        args.append(("stripe", event["id"], event["type"], json.dumps(event)))
+    return per_call(db, "select public.service_record_payment_event(%s, %s, %s, %s::jsonb)", args,
+                    setup="select set_config('role', 'service_role', true), "
+                          "set_config('request.jwt.claims', '{\"role\":\"service_role\"}', true)")
+
+
 def bare_cpu(db: BenchDB, n: int = 800) -> dict:
     """The same figures for the bare transaction fulfil-sql compares with (the same rows written
     with no logic): what the writes alone cost on this machine."""

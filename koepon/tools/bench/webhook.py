@@ -11,8 +11,8 @@ import time
 
 from ...settings import STRIPE_WEBHOOK_SECRET
 from . import ab, profile
-from .scenarios import CAP_FULFIL, FULFIL_SCRIPT, Skip, fulfil_run, has_function_url, rounds_rows, row, target
-from .tools import wrk
+from .scenarios import CAP_FULFIL, FULFIL_SCRIPT, Skip, has_function_url, rounds_rows, row, target
+from .tools import pgbench, wrk
 
 CAP_WEBHOOK = 2500
 
@@ -51,10 +51,26 @@ def webhook(db, opts: dict) -> dict:
         raise Skip("public.service_fulfill_order is not in the repository yet")
     d = opts["duration"]
     c = max(opts.get("concurrency") or [32])
-    svc = db.start_webhooks(api_workers=opts.get("webhook_api_workers") or 1,
-                            workers=opts.get("webhook_workers") or 2)
+    transport = opts.get("webhook_transport") or "direct"
+    from webhooks.__main__ import DEFAULT_THREADS, default_workers
+
+    # The payment service's own defaults unless told otherwise (what `koepon up` runs).
+    workers = opts.get("webhook_workers") or default_workers()
+    threads = opts.get("webhook_threads") or DEFAULT_THREADS
+    svc = db.start_webhooks(api_workers=opts.get("webhook_api_workers") or 1, workers=workers,
+                            direct=transport == "direct", threads=threads)
     batches: list[tuple[int, int, list[str], list[bytes], list[str]]] = []
     per_event: list[dict[str, float]] = []
+    per_fulfil: list[dict[str, float]] = []
+
+    def baseline(i: int):
+        # fulfil_run (scenarios.py) with PostgreSQL's CPU read around pgbench alone (not the queueing).
+        per = math.ceil(CAP_FULFIL * d / c) + 2
+        nbase = db.queue_orders(per * c, "spread")
+        with profile.PartyCPU(db, {}) as cpu:
+            run = pgbench(db.url, FULFIL_SCRIPT, f"fulfil-sql, {c} clients", c, d, {"k": 0, "nbase": nbase, "per": per})
+        per_fulfil.append(cpu.ms_per(run.ops))
+        return run
 
     def first(i: int):
         n = math.ceil(CAP_WEBHOOK * d)
@@ -71,9 +87,7 @@ def webhook(db, opts: dict) -> dict:
         per_event.append(cpu.ms_per(run.ops))
         return run
 
-    res = ab.interleave(
-        lambda i: fulfil_run(db, f"fulfil-sql, {c} clients", FULFIL_SCRIPT, c, d, "spread", CAP_FULFIL),
-        first, opts.get("rounds") or 1)
+    res = ab.interleave(baseline, first, opts.get("rounds") or 1)
     accepted = sum(b.ops - b.errors for _, b in res["runs"])
     fulfilled = 0
     done: set[str] = set()
@@ -103,10 +117,17 @@ def webhook(db, opts: dict) -> dict:
                       bool(speed and speed >= 5))]
     # Where an event's time goes: CPU ms per first delivery of each party, median over the rounds.
     cpu = {k: ab.spread([e[k] for e in per_event if k in e])["median"] for k in (per_event[0] if per_event else {})}
+    fulfil_cpu = ab.spread([f["postgres"] for f in per_fulfil if "postgres" in f])["median"]
+    # The ratio two cores could give if CPU were all that limited both sides: a fulfilment's
+    # database CPU over an event's CPU in every party (wrk and pgbench, 1-3 %, left out).
+    ceiling = round(fulfil_cpu / sum(cpu.values()), 3) if fulfil_cpu and cpu and sum(cpu.values()) else None
     return {"rows": rows, "comparisons": [comp], "targets": targets, "cpu_ms_per_event": cpu,
+            "cpu_ms_per_fulfilment": {"postgres": fulfil_cpu}, "cpu_bound_ratio": ceiling,
             "checks": {"events_accepted": accepted, "orders_fulfilled": fulfilled,
                        "every_accepted_event_fulfilled": fulfilled >= accepted},
             "notes": ["Stripe-signed payment_intent.succeeded (metadata.order_id, amount 1000 JPY) pre-signed "
                       "in Python, replayed by wrk; duplicates are the last round's fulfilled events again; "
-                      f"payment service: gunicorn {opts.get('webhook_workers') or 2} workers x 8 threads, its API "
-                      f"{opts.get('webhook_api_workers') or 1} worker(s)"]}
+                      f"payment service: gunicorn {workers} worker(s) x {threads} threads, "
+                      + ("its RPCs straight to PostgreSQL over a pool of one connection per thread"
+                         if transport == "direct" else
+                         f"its RPCs through the API ({opts.get('webhook_api_workers') or 1} worker(s))")]}
