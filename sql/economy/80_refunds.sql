@@ -396,6 +396,13 @@ begin
     -- Never stamp a revocation before a download it did not stop: a download that started after
     -- this transaction (so p_now precedes its created_at) may have committed under the reward's
     -- row lock before this update took it. The revocation happened after that download.
+    -- The rows are locked first, in a statement of their own: an update that waits for a row lock
+    -- re-reads the row but keeps its own snapshot for the subquery below, so it would not see the
+    -- download that held the lock. The update, a later statement, reads with a snapshot taken
+    -- after every such download committed.
+    perform 1 from app.user_rewards u
+     where u.pull_id in (select p.id from app.pulls p where p.order_id = o.id) and u.revoked_at is null
+     order by u.id for update of u;
     update app.user_rewards u
        set revoked_at = greatest(p_now, (select max(d.created_at) from app.downloads d where d.user_reward_id = u.id))
      where u.pull_id in (select p.id from app.pulls p where p.order_id = o.id) and u.revoked_at is null;

@@ -6,6 +6,7 @@ sum(ledger) = balance, no balance negative, and clawed back + shortfall = the or
 from __future__ import annotations
 
 import collections
+import datetime
 import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -174,3 +175,45 @@ def test_clawbacks_racing_exchanges_and_adjustments_keep_the_ledger(world):
         for _oid, medals, clawed, short, ledger in rows:
             assert clawed + short == medals and ledger == clawed
         assert sum(short for *_x, short, _l in rows) >= 400 - 50 - 4 * 20, "fans[0]'s clawbacks fall short"
+
+
+def test_a_revocation_waiting_on_a_download_is_stamped_after_it(world):
+    """A download holding the reward's row lock commits while the refund waits for that lock: the
+    revocation must not be dated before the download it did not stop (a download's time may be
+    later than the refund's own `p_now`, taken when the provider's event arrived)."""
+    url = world["url"]
+    fan = _fan(url, "dlrace@t")
+    order = _paid_order(url, fan, world["gacha"], "dlrace", pulls=1)
+    with psycopg.connect(url, autocommit=True) as conn:
+        reward, now = conn.execute("select r.id, now() from app.user_rewards r join app.pulls p on p.id = r.pull_id "
+                                   "where p.order_id = %s", (order,)).fetchone()
+    result: dict = {}
+    with psycopg.connect(url) as download, psycopg.connect(url, autocommit=True) as refund, \
+            psycopg.connect(url, autocommit=True) as watch:
+        download.execute("select private.request_download(%s, %s, %s + interval '1 minute', '127.0.0.1', 'test')",
+                         (fan, reward, now))
+        refund_pid = refund.execute("select pg_backend_pid()").fetchone()[0]
+
+        def run_refund():
+            result["refund"] = refund.execute("select private.record_refund(%s, 're_dlrace', 1, %s)",
+                                              (order, now)).fetchone()[0]
+
+        worker = threading.Thread(target=run_refund)
+        worker.start()
+        for _ in range(500):  # until the refund waits for the reward's row lock (at most 10 s)
+            if watch.execute("select wait_event_type = 'Lock' from pg_stat_activity where pid = %s",
+                             (refund_pid,)).fetchone()[0]:
+                break
+            threading.Event().wait(0.02)
+        else:
+            raise AssertionError("the refund never waited for the download's row lock")
+        download.commit()
+        worker.join(30)
+        assert not worker.is_alive()
+    assert result["refund"]["rewards_revoked"] == 1
+    with psycopg.connect(url, autocommit=True) as conn:
+        revoked_at, downloaded_at = conn.execute(
+            "select r.revoked_at, (select max(d.created_at) from app.downloads d where d.user_reward_id = r.id) "
+            "from app.user_rewards r where r.id = %s", (reward,)).fetchone()
+    assert downloaded_at == now + datetime.timedelta(minutes=1)
+    assert revoked_at >= downloaded_at, (revoked_at, downloaded_at)
