@@ -348,6 +348,30 @@ CHECKS: list[Check] = [
                using (k)
          where e.v is distinct from r.v)
       select * from per_vtuber union all select * from fan_spans union all select * from platform"""),
+    # Past windows' unique paying fans are sums over these (paid day, previous paid day) counts.
+    Check("fan_gaps_equal_rollup_details",
+          "fans (per VTuber) and users (platform) by paid JST day and previous paid day equal the "
+          "(VTuber, day, fan) and (day, user) rows", """
+      with per_vtuber as (
+        select 'fan_gaps_daily' as rollup, k as key, e.v as expected, r.v as rolled_up
+          from (select vtuber_id || ' ' || jst_date || ' ' || prev as k, count(*)::text as v
+                  from (select vtuber_id, jst_date,
+                               coalesce(lag(jst_date) over (partition by vtuber_id, user_id order by jst_date),
+                                        '-infinity') as prev
+                          from app.fan_sales_daily) x group by vtuber_id, jst_date, prev) e
+          full join (select vtuber_id || ' ' || jst_date || ' ' || prev_jst_date as k, fans::text as v
+                       from app.fan_gaps_daily where fans <> 0) r using (k)
+         where e.v is distinct from r.v),
+      platform as (
+        select 'platform_fan_gaps_daily', k, e.v, r.v
+          from (select jst_date || ' ' || prev as k, count(*)::text as v
+                  from (select jst_date, coalesce(lag(jst_date) over (partition by user_id order by jst_date),
+                                                  '-infinity') as prev
+                          from app.platform_fan_days) x group by jst_date, prev) e
+          full join (select jst_date || ' ' || prev_jst_date as k, users::text as v
+                       from app.platform_fan_gaps_daily where users <> 0) r using (k)
+         where e.v is distinct from r.v)
+      select * from per_vtuber union all select * from platform"""),
     # The admin KPIs read the rate audit the job keeps; it must be the test of the draws it counted.
     Check("rate_audits_equal_rollup_details",
           "all-time draws per item equal the per-day pulls, and each gacha's kept rate audit is Pearson's "

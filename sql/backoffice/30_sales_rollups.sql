@@ -103,6 +103,49 @@ begin
   group by 1, 2
   on conflict (vtuber_id, jst_date) do update set paying_fans = s.paying_fans + excluded.paying_fans;
 
+  -- Each (VTuber, fan)'s paid days as (day, previous paid day) pairs, counted per pair of days:
+  -- the fans who paid in [a, b] are those with a paid day d in [a, b] whose previous paid day is
+  -- before a (each such fan has exactly one: their first paid day inside the range), so any range,
+  -- past or present, is a sum over at most one row per (day, earlier day). A run recounts the
+  -- pairs of the fans it touches from their days before and after it (a day added in the middle
+  -- changes its successor's previous day). Runs before the fan_sales_daily upsert below.
+  with k as (
+    select distinct o.vtuber_id, o.user_id, private.jst_date(o.fulfilled_at) as jst_date
+    from app.medal_ledger l join app.orders o on o.id = l.order_id
+    where l.reason = 'pull_grant' and l.created_at >= v_from and l.created_at < v_hi),
+  old as (
+    select f.vtuber_id, f.user_id, f.jst_date from app.fan_sales_daily f
+    where (f.vtuber_id, f.user_id) in (select k.vtuber_id, k.user_id from k)),
+  new as (select * from old union select * from k),
+  delta as (
+    select x.vtuber_id, x.jst_date, coalesce(lag(x.jst_date) over w, '-infinity') as prev, 1 as n from new x
+    window w as (partition by x.vtuber_id, x.user_id order by x.jst_date)
+    union all
+    select x.vtuber_id, x.jst_date, coalesce(lag(x.jst_date) over w, '-infinity'), -1 from old x
+    window w as (partition by x.vtuber_id, x.user_id order by x.jst_date))
+  insert into app.fan_gaps_daily as s (vtuber_id, jst_date, prev_jst_date, fans)
+  select d.vtuber_id, d.jst_date, d.prev, sum(d.n) from delta d group by 1, 2, 3 having sum(d.n) <> 0
+  on conflict (vtuber_id, jst_date, prev_jst_date) do update set fans = s.fans + excluded.fans;
+
+  -- The same for each user's paid days on the whole platform (any VTuber), before the
+  -- platform_fan_days insert below.
+  with k as (
+    select distinct o.user_id, private.jst_date(o.fulfilled_at) as jst_date
+    from app.medal_ledger l join app.orders o on o.id = l.order_id
+    where l.reason = 'pull_grant' and l.created_at >= v_from and l.created_at < v_hi),
+  old as (
+    select f.user_id, f.jst_date from app.platform_fan_days f where f.user_id in (select k.user_id from k)),
+  new as (select * from old union select * from k),
+  delta as (
+    select x.jst_date, coalesce(lag(x.jst_date) over w, '-infinity') as prev, 1 as n from new x
+    window w as (partition by x.user_id order by x.jst_date)
+    union all
+    select x.jst_date, coalesce(lag(x.jst_date) over w, '-infinity'), -1 from old x
+    window w as (partition by x.user_id order by x.jst_date))
+  insert into app.platform_fan_gaps_daily as s (jst_date, prev_jst_date, users)
+  select d.jst_date, d.prev, sum(d.n) from delta d group by 1, 2 having sum(d.n) <> 0
+  on conflict (jst_date, prev_jst_date) do update set users = s.users + excluded.users;
+
   insert into app.fan_sales_daily as s (vtuber_id, jst_date, user_id, paid_orders, gross_jpy)
   select o.vtuber_id, private.jst_date(o.fulfilled_at), o.user_id, count(*), sum(o.amount_jpy)
   from app.medal_ledger l join app.orders o on o.id = l.order_id
@@ -365,17 +408,18 @@ begin
   -- Unique paying (VTuber, fan) pairs over the range (a fan paying on two days counts once). When
   -- no fan's last paid day is after p_to (a range reaching the present), they are the fans whose
   -- last paid day is in [p_from, p_to]: a sum over the last-day histogram, one row per day (and
-  -- VTuber). A range in the past, with payments after it, counts the distinct pairs from the
-  -- (VTuber, day, fan) rows instead. New pairs are those whose first paid day is in the range.
+  -- VTuber). A range in the past, with payments after it, sums the fans whose paid day in the
+  -- range follows a paid day before it (or none): one row per (day, earlier day) pair.
+  -- New pairs are those whose first paid day is in the range.
   if not exists (select 1 from app.fan_counts_daily c
                   where (p_vtuber_id is null or c.vtuber_id = p_vtuber_id) and c.jst_date > p_to
                     and c.last_fans <> 0) then
     select coalesce(sum(c.last_fans), 0) into v_paying from app.fan_counts_daily c
      where (p_vtuber_id is null or c.vtuber_id = p_vtuber_id) and c.jst_date between p_from and p_to;
   else
-    select count(*) into v_paying
-    from (select distinct f.vtuber_id, f.user_id from app.fan_sales_daily f
-          where (p_vtuber_id is null or f.vtuber_id = p_vtuber_id) and f.jst_date between p_from and p_to) u;
+    select coalesce(sum(g.fans), 0) into v_paying from app.fan_gaps_daily g
+     where (p_vtuber_id is null or g.vtuber_id = p_vtuber_id) and g.jst_date between p_from and p_to
+       and g.prev_jst_date < p_from;
   end if;
   select coalesce(sum(c.new_fans), 0) into v_new from app.fan_counts_daily c
    where (p_vtuber_id is null or c.vtuber_id = p_vtuber_id) and c.jst_date between p_from and p_to;
@@ -560,13 +604,14 @@ begin
     into t
   from app.sales_daily d where d.jst_date between p_from and p_to;
   -- Paying users: as the sales report's paying fans, from the platform's last-day histogram when
-  -- nobody paid after p_to, else counted from the (VTuber, day, fan) rows.
+  -- nobody paid after p_to, else from its (day, previous paid day) counts.
   if not exists (select 1 from app.platform_fan_counts_daily c where c.jst_date > p_to and c.last_users <> 0) then
     select t || jsonb_build_object('paying_users', coalesce(sum(c.last_users), 0))
       into t from app.platform_fan_counts_daily c where c.jst_date between p_from and p_to;
   else
-    select t || jsonb_build_object('paying_users', count(*))
-      into t from (select distinct f.user_id from app.fan_sales_daily f where f.jst_date between p_from and p_to) u;
+    select t || jsonb_build_object('paying_users', coalesce(sum(g.users), 0))
+      into t from app.platform_fan_gaps_daily g
+     where g.jst_date between p_from and p_to and g.prev_jst_date < p_from;
   end if;
   select t || jsonb_build_object('outstanding_medals',
                                  coalesce(sum(m.granted - m.spent - m.clawed_back + m.adjusted), 0))
