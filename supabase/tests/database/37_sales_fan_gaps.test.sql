@@ -5,7 +5,7 @@
 -- to the 5th); a second fan paying V and W on the same days; and past windows read through
 -- get_my_sales / admin_get_sales / admin_get_kpis while someone paid after them.
 begin;
-select plan(12);
+select plan(13);
 
 insert into econ_test.ids values ('v', econ_test.vtuber('v@gap', 'Vee')), ('w', econ_test.vtuber('w@gap', 'Wes'));
 insert into econ_test.ids values
@@ -68,6 +68,7 @@ select is((public.admin_get_kpis('2026-01-02', '2026-01-07') ->> 'paying_users')
           2::bigint, 'KPIs, January 2..7: users a and b');
 select is((public.admin_get_kpis('2026-01-06', '2026-01-07') ->> 'paying_users')::bigint,
           1::bigint, 'KPIs, January 6..7: user b (W on the 7th)');
+select tests.as_postgres();
 select tests.authenticate_as((select user_id from app.vtubers where id = econ_test.id('v')));
 select is((public.get_my_sales('2026-01-03', '2026-01-05') -> 'totals' ->> 'paying_fans')::bigint,
           1::bigint, 'the VTuber''s own report, January 3..5: fan a');
