@@ -3,7 +3,10 @@
 Same shape as `supabase gen types typescript` (postgres-meta's TypeScript template): per exposed
 schema `Tables` / `Views` (Row, Insert, Update for tables and updatable views, and
 `Relationships` for embedding — foreign keys, also through views, found as the local API finds
-them), `Functions` (Args / Returns, overloads as a union), `Enums`, `CompositeTypes`; then the
+them), `Functions` (Args / Returns, overloads as a union, and `SetofOptions` for a function returning
+a table's or view's rows: computed relationships are not in `Relationships` but here, with `from`
+the row type the function takes, which is where postgrest-js looks for them), `Enums`,
+`CompositeTypes`; then the
 `Json` type and the `Tables<>`, `TablesInsert<>`, `TablesUpdate<>`, `Enums<>`,
 `CompositeTypes<>` helpers and `Constants`. `createClient<Database>(…)` then type-checks
 `from()`, `select()` with embeds, filters and `rpc()` calls.
@@ -35,6 +38,13 @@ select t.oid, n.nspname, t.typname, t.typtype::text, t.typelem, t.typrelid,
   from pg_type t join pg_namespace n on n.oid = t.typnamespace
 """
 
+# Row types of relations (tables, views, composite types): relkind, and the name as format_type
+# writes it under the connection's search_path (postgres-meta's `format`, SetofOptions' `from`).
+_ROW_TYPES = """
+select t.oid, c.relkind::text, format_type(t.oid, null)
+  from pg_type t join pg_class c on c.oid = t.typrelid
+"""
+
 _RELATIONS = """
 select c.oid, c.relname, c.relkind::text,
        pg_relation_is_updatable(c.oid::regclass, false) & 16 = 16 as deletable,
@@ -58,7 +68,7 @@ select a.attname, a.atttypid, not a.attnotnull, a.atthasdef or a.attidentity <> 
 """
 
 _FUNCTIONS = """
-select p.proname, p.proretset, p.prorettype, p.pronargdefaults,
+select p.proname, p.proretset, p.prorettype, p.pronargdefaults, p.prorows,
        coalesce(p.proallargtypes, p.proargtypes::oid[]),
        coalesce(p.proargmodes::text[], array_fill('i'::text, array[p.pronargs::int])),
        coalesce(p.proargnames, array_fill(''::text, array[cardinality(coalesce(p.proallargtypes,
@@ -79,9 +89,24 @@ def _key(name: str) -> str:
     return name if re.fullmatch(r"[A-Za-z_$][A-Za-z0-9_$]*", name) else json.dumps(name)
 
 
+_TABLE_KINDS = {"r": "Tables", "p": "Tables", "f": "Tables", "v": "Views", "m": "Views"}
+
+
 class _Types:
-    def __init__(self, conn):
+    def __init__(self, conn, schemas: list[str] | None = None):
         self.by_oid = {row[0]: row[1:] for row in conn.execute(_TYPES).fetchall()}
+        self.row_types = {row[0]: row[1:] for row in conn.execute(_ROW_TYPES).fetchall()}
+        self.schemas = schemas or []
+
+    def relation_name(self, oid: int) -> str | None:
+        """The table, view or composite type whose rows `oid` is the type of (postgres-meta's
+        `to`: a table or view of a generated schema, or any composite type), else None."""
+        entry, row = self.by_oid.get(oid), self.row_types.get(oid)
+        if entry is None or row is None:
+            return None
+        if row[0] in _TABLE_KINDS and entry[0] not in self.schemas:
+            return None
+        return entry[1]
 
     def ts(self, oid: int) -> str:
         entry = self.by_oid.get(oid)
@@ -92,6 +117,12 @@ class _Types:
             return f"{self.ts(elem)}[]"
         if kind == "e":
             return f"Database[{_q(schema)}][\"Enums\"][{_q(name)}]"
+        row = self.row_types.get(oid)
+        if row is not None and row[0] in _TABLE_KINDS:
+            # A table's or view's row (the argument of a computed relationship), as the CLI writes it.
+            if schema not in self.schemas:
+                return "unknown"
+            return f"Database[{_q(schema)}][{_q(_TABLE_KINDS[row[0]])}][{_q(name)}][\"Row\"]"
         if kind == "c" and schema not in ("pg_catalog", "information_schema"):
             return f"Database[{_q(schema)}][\"CompositeTypes\"][{_q(name)}]"
         if kind == "d":
@@ -107,6 +138,23 @@ def _rels(conn, schemas: list[str]) -> dict:
     fk_rows = conn.execute(rels.FK_RELS).fetchall()
     dep_rows = conn.execute(rels.VIEW_KEY_DEPS, {"schemas": schemas}).fetchall()
     return rels.build(fk_rows, dep_rows, set(), {}, schemas)
+
+
+def _setof_options(types: _Types, retset: bool, rettype: int, prorows: float | None, argtypes: list[int]) -> str:
+    """postgres-meta's SetofOptions for a function returning a relation's (or composite type's)
+    rows: `from` "*" for any caller, or the row type of the function's only argument (a computed
+    relationship, embedded from that table or view); `isOneToOne` unless more than one row is
+    estimated (`rows 1` or a function without setof); `isSetofReturn` as declared."""
+    to = types.relation_name(rettype)
+    if to is None:
+        return ""
+    one = not ((prorows or 0) > 1)
+    source, set_of = "*", retset
+    if len(argtypes) == 1 and argtypes[0] in types.row_types:
+        source = types.row_types[argtypes[0]][1]
+        one = one if retset else True
+    return (f"; SetofOptions: {{ from: {_q(source)}; to: {_q(to)}; isOneToOne: {'true' if one else 'false'}; "
+            f"isSetofReturn: {'true' if set_of else 'false'} }}")
 
 
 def _relationships(found: list, indent: str) -> list[str]:
@@ -156,7 +204,8 @@ def _schema(conn, types: _Types, schema: str, relmap: dict) -> list[str]:
         block.append("      }")
         (tables if is_table else views).extend(block)
     functions: dict[str, list[str]] = {}
-    for name, retset, rettype, ndefaults, argtypes, modes, names in conn.execute(_FUNCTIONS, (schema,)).fetchall():
+    for name, retset, rettype, ndefaults, prorows, argtypes, modes, names in conn.execute(
+            _FUNCTIONS, (schema,)).fetchall():
         ins = [(n, t) for n, t, m in zip(names, argtypes, modes, strict=False) if m in ("i", "b", "v")]
         outs = [(n, t) for n, t, m in zip(names, argtypes, modes, strict=False) if m in ("o", "b", "t")]
         if len(ins) == 1 and ins[0][0] == "" and types.ts(ins[0][1]) == "Json":
@@ -176,9 +225,12 @@ def _schema(conn, types: _Types, schema: str, relmap: dict) -> list[str]:
                                        for c in cols) + " }"
         else:
             returns = types.ts(rettype)
-        if retset:
+        setof = _setof_options(types, retset, rettype, prorows, argtypes)
+        # A set of a relation's rows estimated at one row (`rows 1`) is typed as one row, as the CLI
+        # does, only where SetofOptions tells postgrest-js to restore the array for a direct call.
+        if retset and not (setof and (prorows or 0) <= 1):
             returns = f"{returns}[]"
-        functions.setdefault(name, []).append(f"{{ Args: {args}; Returns: {returns} }}")
+        functions.setdefault(name, []).append(f"{{ Args: {args}; Returns: {returns}{setof} }}")
     enums = []
     composites = []
     for _oid, (nsp, tname, kind, _elem, relid, labels) in sorted(types.by_oid.items(), key=lambda x: x[1][1]):
@@ -325,7 +377,7 @@ export type CompositeTypes<
 
 def generate(conn, schemas: list[str]) -> str:
     """The TypeScript module for `schemas` (the first is the client's default)."""
-    types = _Types(conn)
+    types = _Types(conn, schemas)
     relmap = _rels(conn, schemas)
     out = ["export type Json =", "  | string", "  | number", "  | boolean", "  | null",
            "  | { [key: string]: Json | undefined }", "  | Json[]", "",

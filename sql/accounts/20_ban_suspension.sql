@@ -2,8 +2,10 @@
 -- are one fact seen from two sides: suspending through the admin RPC bans the user in Auth (no
 -- sign-in, no refresh), and a ban set through Auth's admin API (ban_duration) shows as a
 -- suspension. Each trigger writes the other side only when it disagrees, so they never loop.
--- A ban for a fixed time that simply runs out leaves the profile suspended until an admin lifts
--- it (Auth does not write when a ban expires; docs/auth.md).
+-- A ban for a fixed time (ban_duration "24h") ends the suspension when it runs out, as it ends the
+-- ban in Auth: Auth writes nothing when a ban expires, so the profile is reactivated by the
+-- scheduled job koepon_end_expired_bans (every minute) and at once when the fan signs in or
+-- refreshes again, which Auth allows from the moment the ban has expired (docs/auth.md).
 
 create or replace function private.ban_follows_suspension() returns trigger
 language plpgsql security definer
@@ -56,3 +58,55 @@ create or replace trigger users_after_update_suspend
   after update of banned_until on auth.users
   for each row when (old.banned_until is distinct from new.banned_until)
   execute function private.suspension_follows_ban();
+
+-- Profiles still suspended by a ban that has run out (banned_until in the past) become active again,
+-- audited as user.unsuspend with source auth_ban_expired; p_user limits it to one user. A suspension
+-- by an admin bans for ever (876000 hours) and an erased account stays suspended, so neither ends here.
+create or replace function private.end_expired_bans(p_user uuid, p_now timestamptz) returns integer
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  r record;
+  v_n integer := 0;
+begin
+  for r in select p.user_id, u.banned_until from app.profiles p join auth.users u on u.id = p.user_id
+            where p.status = 'suspended' and u.banned_until <= p_now and u.deleted_at is null
+              and (p_user is null or p.user_id = p_user)
+              and not exists (select 1 from app.account_deletions d where d.user_id = p.user_id and d.erased_at is not null)
+            order by p.user_id
+            for update of p skip locked loop
+    update app.profiles p set status = 'active' where p.user_id = r.user_id and p.status = 'suspended';
+    if found then
+      perform private.append_audit(null, 'user.unsuspend', 'user', r.user_id::text,
+                                   jsonb_build_object('source', 'auth_ban_expired', 'banned_until', r.banned_until));
+      v_n := v_n + 1;
+    end if;
+  end loop;
+  return v_n;
+end
+$$;
+comment on function private.end_expired_bans(uuid, timestamptz) is
+  'Scheduled job and sign-in trigger: reactivates profiles whose Auth ban ran out by p_now (all, or p_user''s); '
+  'audited; returns how many. security definer: app.profiles.status is written by no API role.';
+revoke all on function private.end_expired_bans(uuid, timestamptz) from public, anon, authenticated, service_role;
+
+-- Auth lets a fan whose ban ran out sign in (a new session) or refresh (the session's refreshed_at)
+-- before the next run of the job: the suspension ends then too, so the first request after it works.
+create or replace function private.end_expired_ban_at_sign_in() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+  perform private.end_expired_bans(new.user_id, now());
+  return null;
+end
+$$;
+comment on function private.end_expired_ban_at_sign_in() is
+  'Trigger on auth.sessions: a sign-in or refresh after the user''s ban ran out ends the suspension. security '
+  'definer: app.profiles.status is written by no API role.';
+revoke all on function private.end_expired_ban_at_sign_in() from public, anon, authenticated, service_role;
+
+create or replace trigger sessions_after_sign_in_end_expired_ban
+  after insert or update of refreshed_at on auth.sessions
+  for each row execute function private.end_expired_ban_at_sign_in();

@@ -81,14 +81,24 @@ begin
 end
 $$;
 comment on function private.request_account_deletion(timestamptz) is
-  'security definer: records the caller''s deletion request in app.account_deletions, which no API role writes.';
-revoke all on function private.request_account_deletion(timestamptz) from public;
-grant execute on function private.request_account_deletion(timestamptz) to authenticated;
+  'security definer: records the caller''s deletion request at p_now in app.account_deletions, which no API '
+  'role writes. No API role may run it: a fan choosing the time could set a past one and skip the cooling-off.';
+revoke all on function private.request_account_deletion(timestamptz) from public, anon, authenticated, service_role;
+
+-- What the fan's RPC reaches: the request at the transaction's time, never one the caller chooses.
+create or replace function private.request_account_deletion() returns jsonb
+language sql security definer
+set search_path = ''
+as $$ select private.request_account_deletion(pg_catalog.now()) $$;
+comment on function private.request_account_deletion() is
+  'security definer: the caller''s deletion request, made now (private.request_account_deletion(timestamptz)).';
+revoke all on function private.request_account_deletion() from public;
+grant execute on function private.request_account_deletion() to authenticated;
 
 create or replace function public.request_account_deletion() returns jsonb
 language sql
 set search_path = ''
-as $$ select private.request_account_deletion(now()) $$;
+as $$ select private.request_account_deletion() $$;
 comment on function public.request_account_deletion() is
   'Fan: asks for the account to be erased after the cooling-off period (14 days; cancel_account_deletion '
   'until then); repeating it returns the pending request. Returns {user_id, requested_at, erase_after, '
@@ -275,6 +285,11 @@ comment on function public.admin_erase_account(uuid) is
 revoke all on function public.admin_erase_account(uuid) from public, anon, authenticated, service_role;
 grant execute on function public.admin_erase_account(uuid) to authenticated;
 
+-- One account that cannot be erased (a constraint, a bug, a lock timeout) must not hold back every
+-- other due account: each erasure runs in its own subtransaction; a failure other than a pending
+-- order is rolled back alone, written to the audit log (action user.erase_failed, with the error)
+-- where the admin's audit-log queue shows it, and the run goes on. The request stays pending, so
+-- the next run tries again.
 create or replace function private.erase_due_accounts(p_now timestamptz) returns integer
 language plpgsql
 set search_path = ''
@@ -282,23 +297,48 @@ as $$
 declare
   r record;
   v_n integer := 0;
+  v_state text;
+  v_message text;
+  v_table text;
+  v_constraint text;
+  v_email text;
+  v_name text;
 begin
   for r in select x.user_id from app.account_deletions x
             where x.erased_at is null and x.cancelled_at is null and x.erase_after <= p_now
-            order by x.erase_after loop
+            order by x.erase_after, x.user_id loop
     begin
       perform private.erase_account(r.user_id, null, p_now);
       v_n := v_n + 1;
-    exception when sqlstate 'PT409' then
-      if sqlerrm <> 'pending_orders' then
-        raise;
-      end if;  -- an order waiting for its payment: the next run tries again
+    exception when others then
+      get stacked diagnostics v_state = returned_sqlstate, v_message = message_text,
+                              v_table = table_name, v_constraint = constraint_name;
+      -- An order waiting for its payment is no failure: the next run tries again.
+      continue when v_state = 'PT409' and v_message = 'pending_orders';
+      -- The audit log is kept for good, so it must not receive the personal values the erasure is
+      -- about to remove: the error's detail (it may quote a row) is left out, and the address and
+      -- display name are blanked should the message quote them.
+      select u.email into v_email from auth.users u where u.id = r.user_id;
+      select p.display_name into v_name from app.profiles p where p.user_id = r.user_id;
+      if coalesce(v_email, '') <> '' then
+        v_message := replace(v_message, v_email, '[erased]');
+      end if;
+      if coalesce(v_name, '') <> '' then
+        v_message := replace(v_message, v_name, '[erased]');
+      end if;
+      perform private.append_audit(null, 'user.erase_failed', 'user', r.user_id::text,
+                                   jsonb_build_object('sqlstate', v_state, 'message', v_message,
+                                                      'table', nullif(v_table, ''),
+                                                      'constraint', nullif(v_constraint, ''),
+                                                      'job', 'erase_due_accounts'));
+      raise warning 'erase_due_accounts: account % not erased (%): see the audit log', r.user_id, v_state;
     end;
   end loop;
   return v_n;
 end
 $$;
 comment on function private.erase_due_accounts(timestamptz) is
-  'Scheduled job: erases every account whose cooling-off period is over (one waiting for a payment is '
-  'retried on the next run); returns how many.';
+  'Scheduled job: erases every account whose cooling-off period is over, each on its own (one waiting for a '
+  'payment is retried on the next run; any other failure is audited as user.erase_failed and retried, the '
+  'others are erased all the same); returns how many were erased.';
 revoke all on function private.erase_due_accounts(timestamptz) from public;

@@ -19,7 +19,9 @@ as $$
     ('koepon_reconcile', '*/5 * * * *', 'select private.reconcile(now())',
      'payments are compared with orders; discrepancies are filed into the admin queue'),
     ('koepon_erase_accounts', '17 * * * *', 'select private.erase_due_accounts(now())',
-     'accounts whose deletion request is past its cooling-off period are erased (docs/privacy.md)')
+     'accounts whose deletion request is past its cooling-off period are erased (docs/privacy.md)'),
+    ('koepon_end_expired_bans', '* * * * *', 'select private.end_expired_bans(null, now())',
+     'profiles suspended by an Auth ban that has run out become active again (docs/auth.md)')
 $$;
 comment on function private.job_definitions() is 'The scheduled jobs: name, cron schedule (UTC), SQL command, purpose.';
 revoke all on function private.job_definitions() from public;

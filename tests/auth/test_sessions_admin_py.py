@@ -218,3 +218,39 @@ def test_generate_link_refuses_a_string_field_of_another_kind_as_gotrue_decodes_
     assert r.status_code == 400, r.text
     assert r.json()["error_code"] == "bad_json"
     assert f"cannot unmarshal {kind} into Go struct field GenerateLinkParams.{field} of type string" in r.json()["msg"]
+
+
+def test_a_timed_ban_that_runs_out_ends_the_suspension(api, seeded_db_url):
+    """Auth lets the fan in again once ban_duration has passed; Koepon's suspension ends with it (at the
+    refresh or sign-in, before the every-minute job would), so the fan's RPCs work again."""
+    adm = admin(api).auth.admin
+    email, uid = make_user(api)
+    session = client(api).auth.sign_in_with_password({"email": email, "password": PASSWORD}).session
+    email2, uid2 = make_user(api)
+    banned_until = [adm.update_user_by_id(u, {"ban_duration": "2s"}).user.banned_until for u in (uid, uid2)]
+    assert _status(seeded_db_url, uid) == ("suspended", True) and _status(seeded_db_url, uid2) == ("suspended", True)
+    with pytest.raises(AuthApiError) as exc:
+        client(api).auth.sign_in_with_password({"email": email2, "password": PASSWORD})
+    assert exc.value.code == "user_banned"
+    with psycopg.connect(seeded_db_url, autocommit=True) as conn:
+        # Wait for the ban to run out (the database's clock decides, as Auth's check does).
+        ran_out = "select now() > max(b) from unnest(%s::timestamptz[]) b"
+        for _ in range(100):
+            if conn.execute(ran_out, (banned_until,)).fetchone()[0]:
+                break
+            conn.execute("select pg_sleep(0.1)")
+        assert conn.execute(ran_out, (banned_until,)).fetchone()[0]
+    # The ban ran out: refreshing a session from before the ban ends the suspension at once...
+    assert client(api).auth.refresh_session(session.refresh_token).session.access_token
+    assert _status(seeded_db_url, uid) == ("active", False)
+    # ...and so does a new sign-in; the fan's RPCs work again.
+    fan2 = client(api)
+    fan2.auth.sign_in_with_password({"email": email2, "password": PASSWORD})
+    assert _status(seeded_db_url, uid2) == ("active", False)
+    profile = fan2.rpc("update_my_profile", {"p_display_name": "back again"}).execute().data
+    assert profile["display_name"] == "back again"
+    with psycopg.connect(seeded_db_url, autocommit=True) as conn:
+        sources = conn.execute("select target_id, details ->> 'source' from app.audit_log "
+                               "where action = 'user.unsuspend' and target_id = any(%s) order by id",
+                               ([uid, uid2],)).fetchall()
+    assert sources == [(uid, "auth_ban_expired"), (uid2, "auth_ban_expired")]

@@ -23,6 +23,7 @@ EXPECTED = {
     "koepon_refresh_rollups": "* * * * *",
     "koepon_reconcile": "*/5 * * * *",
     "koepon_erase_accounts": "17 * * * *",
+    "koepon_end_expired_bans": "* * * * *",
 }
 
 

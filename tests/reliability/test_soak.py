@@ -16,15 +16,22 @@ from koepon.tools import invariants
 from koepon.tools.soak import Soak, SoakStack, print_report
 
 SECONDS = float(os.environ.get("KOEPON_SOAK_SECONDS", "30"))
+SEED = 20261125
 
 
 @pytest.fixture(scope="module")
 def soak_result():
     stack = SoakStack().start()
     try:
-        res = Soak(stack, fans=8, seed=20261125).run(SECONDS)
+        try:
+            res = Soak(stack, fans=8, seed=SEED).run(SECONDS)
+        except BaseException:
+            # The run itself broke (not an invariant): the servers' last words say why.
+            print(f"soak (seed {SEED}, {SECONDS:.0f} s) raised; server logs:\n{stack.logs()}")
+            raise
         lines: list[str] = []
         print_report(res, echo=lines.append)
+        lines.append(f"(seed {SEED}, {SECONDS:.0f} s, load average {os.getloadavg()[0]:.1f})")
         yield res, "\n".join(lines), stack.logs(), stack
     finally:
         stack.stop()
@@ -33,9 +40,13 @@ def soak_result():
 def test_soak_loses_nothing(soak_result):
     res, report, logs, _ = soak_result
     print(report)
-    assert res.violations == [], report
-    assert res.failures == [], report + "\n" + logs
-    assert res.server_errors == 0, report
+    # Each message names what broke: the invariant with its offending row (VIOLATION lines), the
+    # failed operation, or the operations answered 5xx, with the servers' log tails.
+    assert res.violations == [], "invariants violated:\n  " + "\n  ".join(res.violations) + "\n" + report
+    assert res.failures == [], "operations failed:\n  " + "\n  ".join(res.failures) + "\n" + report + "\n" + logs
+    answered_5xx = sorted(f"{kind}: {outcome} x{n}" for (kind, outcome), n in res.ops.items()
+                          if outcome[:1] == "5")
+    assert res.server_errors == 0, "5xx answers:\n  " + "\n  ".join(answered_5xx) + "\n" + report + "\n" + logs
 
 
 def test_soak_exercised_every_path(soak_result):
@@ -117,10 +128,16 @@ def test_invariants_catch_corruption(soak_result):
                                             "where gacha_id = (select gacha_id from app.rate_audits "
                                             "where draws > 0 limit 1)",
     }
+    res, report = soak_result[0], soak_result[1]
     with psycopg.connect(stack.db_url) as conn:
         for name, sql in corruptions.items():
             with conn.transaction(force_rollback=True):
-                conn.execute(sql)
-                caught = {v.check for v in invariants.check(conn)}
-            assert name in caught, (name, caught)
-        assert invariants.check(conn) == []
+                touched = conn.execute(sql).rowcount  # of its last statement
+                found = invariants.check(conn)
+            caught = {v.check for v in found}
+            # Not caught: either the corruption found no row to corrupt in this run (touched 0: see the
+            # run's figures) or the check missed it (then its query is wrong).
+            assert name in caught, (f"{name} not caught; the corruption changed {touched} row(s); caught: "
+                                    f"{sorted(caught)}; figures: {res.figures}\n{report}")
+        after = invariants.check(conn)
+        assert after == [], "violations after the rolled-back corruptions:\n" + "\n".join(map(str, after))

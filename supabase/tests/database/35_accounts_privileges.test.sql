@@ -29,6 +29,11 @@ insert into matrix values
          'PT404 session_not_found', '42501']),
   ('request_account_deletion', 'select public.request_account_deletion()',
    array['42501', 'ok', 'ok', 'PT409 vtuber_account', 'PT409 vtuber_account', 'ok', '42501']),
+  -- Direct SQL to the definer with a time of the caller's choosing (a past one would skip the
+  -- cooling-off): no API role may run it, only the RPC's own request made now.
+  ('private.request_account_deletion (a chosen time)',
+   'select private.request_account_deletion(now() - interval ''30 days'')',
+   array['42501', '42501', '42501', '42501', '42501', '42501', '42501']),
   ('cancel_account_deletion (none pending)', 'select public.cancel_account_deletion()',
    array['42501', 'PT404 deletion_not_requested', 'PT404 deletion_not_requested', 'PT404 deletion_not_requested',
          'PT404 deletion_not_requested', 'PT404 deletion_not_requested', '42501']),
@@ -41,7 +46,7 @@ insert into matrix values
    array['42501', 'PT403 admin_only', 'PT403 admin_only', 'PT403 admin_only', 'PT403 admin_only',
          'PT404 deletion_not_requested', '42501']);
 
-select plan((select count(*)::integer * 7 from matrix) + 46);
+select plan((select count(*)::integer * 7 from matrix) + 67);
 
 select is(tests.probe(p.persona, m.sql), m.expected[p.n], m.object || ' as ' || p.persona)
 from matrix m
@@ -64,7 +69,7 @@ select is((select count(*)::integer from pg_proc p join pg_namespace n on n.oid 
              and p.proname in ('my_sessions', 'end_my_session', 'request_account_deletion', 'cancel_account_deletion',
                                'erase_account', 'admin_erase_account', 'ban_follows_suspension', 'suspension_follows_ban',
                                'orders_refuse_erased_account')),
-          9, 'all nine account definers exist (the check above covers them)');
+          10, 'all ten account definers exist (the check above covers them)');
 select is(
   array(select p.oid::regprocedure::text from pg_proc p join pg_namespace n on n.oid = p.pronamespace
          where n.nspname = 'public'
@@ -91,6 +96,16 @@ select is(
            and has_function_privilege('anon', p.oid, 'execute') order by 1),
   array[]::text[],
   'anon cannot execute the account definers behind the RPCs');
+select is(
+  array(select r.rolname from (values ('anon'), ('authenticated'), ('service_role')) r (rolname)
+         where has_function_privilege(r.rolname, 'private.request_account_deletion(timestamptz)', 'execute')),
+  array[]::text[],
+  'the deletion request at a chosen time is executable by no API role');
+select is(
+  array(select r.rolname from (values ('anon'), ('authenticated'), ('service_role')) r (rolname)
+         where has_function_privilege(r.rolname, 'private.request_account_deletion()', 'execute')),
+  array['authenticated'],
+  'the deletion request made now is executable by authenticated alone (the RPC''s definer)');
 select is((select command from private.job_definitions() where name = 'koepon_erase_accounts'),
           'select private.erase_due_accounts(now())', 'the erasure job runs the job body');
 
@@ -213,6 +228,95 @@ select is((select action from app.audit_log where target_id = tests.persona_id('
 update auth.users set banned_until = null where id = tests.persona_id('other_fan');
 select is((select status from app.profiles where user_id = tests.persona_id('other_fan')), 'active',
           'lifting the ban in Auth reactivates the profile');
+
+-- ---- A timed ban that runs out ends the suspension ----
+update auth.users set banned_until = now() + interval '1 day' where id = tests.persona_id('other_fan');
+select is(private.end_expired_bans(null, now()), 0, 'the job lifts no ban before it runs out');
+select is((select status from app.profiles where user_id = tests.persona_id('other_fan')), 'suspended',
+          'the fan stays suspended while the ban lasts');
+select is(private.end_expired_bans(null, now() + interval '25 hours'), 1,
+          'once the ban has run out the job ends the suspension (and no other: the admin''s for-ever bans '
+          'and the erased accounts stay)');
+select is((select status from app.profiles where user_id = tests.persona_id('other_fan')), 'active',
+          'the fan is active again');
+select is((select details ->> 'source' from app.audit_log where action = 'user.unsuspend'
+            and target_id = tests.persona_id('other_fan')::text order by id desc limit 1), 'auth_ban_expired',
+          'the end of the suspension is audited');
+update app.profiles set status = 'suspended' where user_id = tests.persona_id('other_fan');
+select is(private.end_expired_bans(null, now() + interval '25 hours'), 0,
+          'an admin''s suspension (a ban for ever) does not run out');
+set local session_replication_role = replica;  -- the erased fan, suspended, as if its ban had run out
+update app.profiles set status = 'suspended' where user_id = tests.persona_id('fan');
+update auth.users set banned_until = now() - interval '1 minute' where id = tests.persona_id('fan');
+set local session_replication_role = origin;
+select is(private.end_expired_bans(tests.persona_id('fan'), now()), 0,
+          'an erased account stays suspended whatever its ban says');
+-- Auth lets the fan sign in (a new session) or refresh (refreshed_at) once the ban has expired;
+-- a ban that ran out a minute ago, before any job run, as triggers-off writes leave it:
+set local session_replication_role = replica;
+update auth.users set banned_until = now() - interval '1 minute' where id = tests.persona_id('other_fan');
+set local session_replication_role = origin;
+select is((select status from app.profiles where user_id = tests.persona_id('other_fan')), 'suspended',
+          'a ban that ran out leaves the profile suspended until something looks');
+insert into auth.sessions (id, user_id, created_at, updated_at)
+values ('35000000-0000-4000-a000-000000000004', tests.persona_id('other_fan'), now(), now());
+select is((select status from app.profiles where user_id = tests.persona_id('other_fan')), 'active',
+          'signing in after the ban ran out ends the suspension at once');
+update app.profiles set status = 'suspended' where user_id = tests.persona_id('other_fan');
+set local session_replication_role = replica;
+update auth.users set banned_until = now() - interval '1 minute' where id = tests.persona_id('other_fan');
+set local session_replication_role = origin;
+update auth.sessions set refreshed_at = now() where id = '35000000-0000-4000-a000-000000000004';
+select is((select status from app.profiles where user_id = tests.persona_id('other_fan')), 'active',
+          'refreshing a session after the ban ran out ends it too');
+select is(
+  array(select r.rolname || ' ' || p.oid::regprocedure::text
+          from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+          cross join (values ('anon'), ('authenticated'), ('service_role')) r (rolname)
+         where n.nspname = 'private' and p.proname in ('end_expired_bans', 'end_expired_ban_at_sign_in')
+           and has_function_privilege(r.rolname, p.oid, 'execute') order by 1),
+  array[]::text[],
+  'the ban-expiry job body and its trigger function are executable by no API role');
+select is((select command from private.job_definitions() where name = 'koepon_end_expired_bans'),
+          'select private.end_expired_bans(null, now())', 'the ban-expiry job runs every minute''s body');
+
+-- ---- One account that cannot be erased holds back no other ----
+select tests.create_user('stuck@t.test', '{"display_name":"Stuck Person"}', '35000000-0000-4000-a000-0000000000e1');
+select tests.create_user('next@t.test', '{"display_name":"Next"}', '35000000-0000-4000-a000-0000000000e2');
+insert into app.account_deletions (user_id, requested_at, erase_after) values
+  ('35000000-0000-4000-a000-0000000000e1', now() - interval '16 days', now() - interval '2 days'),  -- first in line
+  ('35000000-0000-4000-a000-0000000000e2', now() - interval '15 days', now() - interval '1 day');
+-- A stand-in for whatever breaks one erasure (here a lock timeout on the profile), with a message
+-- that quotes the fan's address and name.
+create function tests.refuse_stuck_erasure() returns trigger language plpgsql as $$
+begin
+  if new.user_id = '35000000-0000-4000-a000-0000000000e1' then
+    raise exception 'profile of stuck@t.test (Stuck Person) is locked' using errcode = '55P03';
+  end if;
+  return new;
+end
+$$;
+create trigger refuse_stuck_erasure before update on app.profiles
+  for each row execute function tests.refuse_stuck_erasure();
+select is(private.erase_due_accounts(now()), 1, 'the job erases the next account although the one before it fails');
+select is((select erased_at is not null from app.account_deletions where user_id = '35000000-0000-4000-a000-0000000000e2'),
+          true, 'the account after the failing one is erased');
+select is((select array[u.email::text, p.display_name::text] from auth.users u join app.profiles p on p.user_id = u.id
+            where u.id = '35000000-0000-4000-a000-0000000000e1'),
+          array['stuck@t.test', 'Stuck Person'],
+          'the failed erasure is rolled back whole (nothing half-erased)');
+select is((select erased_at is null and cancelled_at is null from app.account_deletions
+            where user_id = '35000000-0000-4000-a000-0000000000e1'), true,
+          'the failed request stays pending for the next run');
+select is((select details - 'job' from app.audit_log where action = 'user.erase_failed'
+            and target_id = '35000000-0000-4000-a000-0000000000e1'),
+          '{"sqlstate": "55P03", "message": "profile of [erased] ([erased]) is locked", "table": null, "constraint": null}'::jsonb,
+          'the failure is in the audit log with its error, the address and name blanked');
+drop trigger refuse_stuck_erasure on app.profiles;
+select is(private.erase_due_accounts(now()), 1, 'once the cause is gone, the next run erases it');
+select is((select count(*)::integer from app.audit_log a where strpos(a.details::text, 'stuck@t.test') > 0
+             or strpos(a.details::text, 'Stuck Person') > 0), 0,
+          'no audit entry keeps the erased fan''s address or name');
 
 select * from finish();
 rollback;
