@@ -27,3 +27,25 @@ def test_every_public_function_is_documented():
     functions = set(FUNC_RE.findall(_sql_sources()))
     missing = sorted(f for f in functions if f"`{f}" not in docs)
     assert not missing, f"public functions without documentation in docs/api*.md: {missing}"
+
+
+COMMENT_RE = re.compile(r"comment\s+on\s+function\s+public\.([a-z0-9_]+)\s*\([^)]*\)\s+is\s*'([^']*)'", re.I)
+
+
+def _rpcs_for(who: str) -> set[str]:
+    """Public functions whose comment names `who` ('VTuber' or 'Admin') as a caller before its colon."""
+    out = set()
+    for name, comment in COMMENT_RE.findall(_sql_sources()):
+        callers = comment.split(":", 1)[0]
+        if ":" in comment and re.search(rf"(^{who}\b|\bor {who.lower()}\b)", callers):
+            out.add(name)
+    return out
+
+
+def test_vtuber_and_admin_docs_list_every_rpc_with_an_example():
+    for who, doc in (("VTuber", "api-vtuber.md"), ("Admin", "api-admin.md")):
+        text = (ROOT / "docs" / doc).read_text()
+        rpcs = _rpcs_for(who)
+        assert len(rpcs) >= 10, (who, rpcs)  # the comments still say who calls
+        missing = sorted(f for f in rpcs if f"rpc('{f}'" not in text)
+        assert not missing, f"{who} RPCs without an example call in docs/{doc}: {missing}"

@@ -348,6 +348,61 @@ CHECKS: list[Check] = [
                using (k)
          where e.v is distinct from r.v)
       select * from per_vtuber union all select * from fan_spans union all select * from platform"""),
+    # Past windows' unique paying fans are sums over these (paid day, previous paid day) counts.
+    Check("fan_gaps_equal_rollup_details",
+          "fans (per VTuber) and users (platform) by paid JST day and previous paid day equal the "
+          "(VTuber, day, fan) and (day, user) rows", """
+      with per_vtuber as (
+        select 'fan_gaps_daily' as rollup, k as key, e.v as expected, r.v as rolled_up
+          from (select vtuber_id || ' ' || jst_date || ' ' || prev as k, count(*)::text as v
+                  from (select vtuber_id, jst_date,
+                               coalesce(lag(jst_date) over (partition by vtuber_id, user_id order by jst_date),
+                                        '-infinity') as prev
+                          from app.fan_sales_daily) x group by vtuber_id, jst_date, prev) e
+          full join (select vtuber_id || ' ' || jst_date || ' ' || prev_jst_date as k, fans::text as v
+                       from app.fan_gaps_daily where fans <> 0) r using (k)
+         where e.v is distinct from r.v),
+      platform as (
+        select 'platform_fan_gaps_daily', k, e.v, r.v
+          from (select jst_date || ' ' || prev as k, count(*)::text as v
+                  from (select jst_date, coalesce(lag(jst_date) over (partition by user_id order by jst_date),
+                                                  '-infinity') as prev
+                          from app.platform_fan_days) x group by jst_date, prev) e
+          full join (select jst_date || ' ' || prev_jst_date as k, users::text as v
+                       from app.platform_fan_gaps_daily where users <> 0) r using (k)
+         where e.v is distinct from r.v)
+      select * from per_vtuber union all select * from platform"""),
+    # The admin KPIs read the rate audit the job keeps; it must be the test of the draws it counted.
+    Check("rate_audits_equal_rollup_details",
+          "all-time draws per item equal the per-day pulls, and each gacha's kept rate audit is Pearson's "
+          "test of those draws against its item odds", """
+      with per_item as (
+        select gacha_item_id, gacha_id, sum(pulls) as pulls, sum(pity_pulls) as pity
+          from app.item_pulls_daily group by 1, 2),
+      draws as (
+        select 'item_draws' as rollup, coalesce(e.gacha_item_id, r.gacha_item_id)::text as key,
+               row(e.pulls, e.pity)::text as expected, row(r.pulls, r.pity_pulls)::text as rolled_up
+          from per_item e full join app.item_draws r using (gacha_item_id)
+         where row(e.pulls, e.pity) is distinct from row(r.pulls, r.pity_pulls)),
+      cells as (
+        select i.gacha_id, n.total,
+               coalesce(sum((coalesce(p.pulls, 0) - n.total * i.rate_ppm / 1e6) ^ 2
+                            / nullif(n.total * i.rate_ppm / 1e6, 0)), 0)::double precision as statistic,
+               count(*)::integer - 1 as df
+          from app.gacha_items i
+          join (select gacha_id, sum(pulls) as total from per_item group by 1) n on n.gacha_id = i.gacha_id
+          left join per_item p on p.gacha_item_id = i.id
+         group by 1, 2),
+      audits as (
+        select 'rate_audits', coalesce(e.gacha_id, r.gacha_id)::text,
+               row(e.total, e.statistic,
+                   case when e.total > 0 then private.chi_square_p_value(e.statistic, e.df) end)::text,
+               row(r.draws, r.statistic, r.p_value)::text
+          from cells e full join app.rate_audits r using (gacha_id)
+         where e.total is distinct from r.draws
+            or not abs(e.statistic - r.statistic) <= 1e-9 * greatest(1, abs(e.statistic))
+            or r.p_value is distinct from case when e.total > 0 then private.chi_square_p_value(r.statistic, e.df) end)
+      select * from draws union all select * from audits"""),
 ]
 
 

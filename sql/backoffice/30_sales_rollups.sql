@@ -7,7 +7,9 @@
 -- Rows are stamped with their transaction's start time (now()), so hi stays behind the start of
 -- every transaction still open in this database (pg_stat_activity): no row stamped before hi can
 -- still appear, and each row is added exactly once. Two more seconds of margin cover a session
--- whose start the job's role could not see.
+-- whose start the job's role could not see. Autovacuum workers are not waited for: they write no
+-- rows of their own, and one vacuuming a large table holds a transaction open for minutes, which
+-- held the watermark (and every dashboard's freshness) back that long.
 
 create or replace function private.jst_date(p_at timestamptz) returns date
 language sql immutable parallel safe
@@ -27,23 +29,34 @@ declare
   v_open timestamptz;
   v_rows bigint := 0;
   v_n bigint;
+  v_gachas uuid[];
+  v_orders uuid[];
 begin
   -- One refresh at a time (a second caller waits, then finds nothing new).
   perform pg_catalog.pg_advisory_xact_lock(7253201);
   select s.through into v_from from app.rollup_state s for update;
   select min(a.xact_start) into v_open from pg_catalog.pg_stat_activity a
    where a.datname = pg_catalog.current_database() and a.pid <> pg_catalog.pg_backend_pid()
-     and a.xact_start is not null;
+     and a.xact_start is not null and a.backend_type <> 'autovacuum worker';
   v_hi := least(v_hi, coalesce(v_open, v_hi));
   if v_hi <= v_from then
     return jsonb_build_object('through', v_from, 'rows', 0);
   end if;
 
+  -- The orders fulfilled in [v_from, v_hi): one pull_grant ledger entry each (unique per order).
+  -- Read once, with nothing but the watermark range on the ledger (its BRIN index): the same
+  -- filter on reason in every statement let the planner AND the BRIN bitmap with full scans of
+  -- the two partial indexes on order_id (every pull_grant ever), a cost that grew with the
+  -- history (7.5 s per run at 10M pulls) instead of with what is new.
+  with w as materialized (
+    select l.order_id, l.reason from app.medal_ledger l where l.created_at >= v_from and l.created_at < v_hi)
+  select coalesce(array_agg(w.order_id), '{}') into v_orders from w where w.reason = 'pull_grant';
+
   -- Paid orders and pulls, on the JST day of fulfilment.
   insert into app.sales_daily as s (jst_date, gacha_id, vtuber_id, paid_orders, pulls, gross_jpy)
   select private.jst_date(o.fulfilled_at), o.gacha_id, o.vtuber_id, count(*), sum(o.pull_count), sum(o.amount_jpy)
-  from app.medal_ledger l join app.orders o on o.id = l.order_id
-  where l.reason = 'pull_grant' and l.created_at >= v_from and l.created_at < v_hi
+  from app.orders o
+  where o.id = any (v_orders)
   group by 1, 2, 3
   on conflict (jst_date, gacha_id) do update
     set paid_orders = s.paid_orders + excluded.paid_orders, pulls = s.pulls + excluded.pulls,
@@ -51,31 +64,102 @@ begin
   get diagnostics v_n = row_count;
   v_rows := v_rows + v_n;
 
-  insert into app.item_pulls_daily as s (jst_date, gacha_item_id, gacha_id, vtuber_id, rarity, pulls, pity_pulls)
-  select private.jst_date(o.fulfilled_at), p.gacha_item_id, p.gacha_id, o.vtuber_id, p.rarity,
-         count(*) filter (where not p.pity), count(*) filter (where p.pity)
-  from app.medal_ledger l join app.orders o on o.id = l.order_id join app.pulls p on p.order_id = o.id
-  where l.reason = 'pull_grant' and l.created_at >= v_from and l.created_at < v_hi
-  group by 1, 2, 3, 4, 5
-  on conflict (jst_date, gacha_item_id) do update
-    set pulls = s.pulls + excluded.pulls, pity_pulls = s.pity_pulls + excluded.pity_pulls;
+  -- Pulls per item and day, and per item over all time (what the rate audit tests).
+  with n as (
+    select private.jst_date(o.fulfilled_at) as jst_date, p.gacha_item_id, p.gacha_id, o.vtuber_id, p.rarity,
+           count(*) filter (where not p.pity) as pulls, count(*) filter (where p.pity) as pity_pulls
+    from app.orders o join app.pulls p on p.order_id = o.id
+    where o.id = any (v_orders)
+    group by 1, 2, 3, 4, 5),
+  daily as (
+    insert into app.item_pulls_daily as s (jst_date, gacha_item_id, gacha_id, vtuber_id, rarity, pulls, pity_pulls)
+    select n.jst_date, n.gacha_item_id, n.gacha_id, n.vtuber_id, n.rarity, n.pulls, n.pity_pulls from n
+    on conflict (jst_date, gacha_item_id) do update
+      set pulls = s.pulls + excluded.pulls, pity_pulls = s.pity_pulls + excluded.pity_pulls),
+  total as (
+    insert into app.item_draws as s (gacha_item_id, gacha_id, pulls, pity_pulls)
+    select n.gacha_item_id, n.gacha_id, sum(n.pulls), sum(n.pity_pulls) from n group by 1, 2
+    on conflict (gacha_item_id) do update
+      set pulls = s.pulls + excluded.pulls, pity_pulls = s.pity_pulls + excluded.pity_pulls)
+  select coalesce(array_agg(distinct n.gacha_id), '{}') into v_gachas from n;
+
+  -- The rate audit of each gacha drawn from in this run, kept so the admin KPIs read it instead
+  -- of testing every gacha per request: Pearson's test of the all-time non-pity draws against the
+  -- item odds (fixed once a gacha is published, and only published gachas are drawn from).
+  insert into app.rate_audits as s (gacha_id, draws, statistic, p_value, audited_at)
+  select c.gacha_id, c.total, (x.r ->> 'statistic')::double precision, (x.r ->> 'p_value')::double precision, p_now
+  from (select i.gacha_id, n.total,
+               jsonb_agg(jsonb_build_object('observed', coalesce(d.pulls, 0),
+                                            'expected', n.total * i.rate_ppm / 1e6)) as cells
+        from app.gacha_items i
+        join (select d.gacha_id, sum(d.pulls) as total from app.item_draws d
+               where d.gacha_id = any (v_gachas) group by 1) n on n.gacha_id = i.gacha_id
+        left join app.item_draws d on d.gacha_item_id = i.id
+        group by i.gacha_id, n.total) c
+  cross join lateral (select private.chi_square_test(c.cells) as r) x
+  on conflict (gacha_id) do update
+    set draws = excluded.draws, statistic = excluded.statistic, p_value = excluded.p_value,
+        audited_at = excluded.audited_at;
 
   -- Paying fans per (VTuber, day): a (VTuber, day, fan) key this run adds to fan_sales_daily is
   -- one more paying fan that day. Counted before the upsert below, which makes the key exist.
   insert into app.fan_counts_daily as s (vtuber_id, jst_date, paying_fans)
   select b.vtuber_id, b.jst_date, count(*)
   from (select distinct o.vtuber_id, private.jst_date(o.fulfilled_at) as jst_date, o.user_id
-        from app.medal_ledger l join app.orders o on o.id = l.order_id
-        where l.reason = 'pull_grant' and l.created_at >= v_from and l.created_at < v_hi) b
+        from app.orders o
+        where o.id = any (v_orders)) b
   where not exists (select 1 from app.fan_sales_daily f
                      where f.vtuber_id = b.vtuber_id and f.jst_date = b.jst_date and f.user_id = b.user_id)
   group by 1, 2
   on conflict (vtuber_id, jst_date) do update set paying_fans = s.paying_fans + excluded.paying_fans;
 
+  -- Each (VTuber, fan)'s paid days as (day, previous paid day) pairs, counted per pair of days:
+  -- the fans who paid in [a, b] are those with a paid day d in [a, b] whose previous paid day is
+  -- before a (each such fan has exactly one: their first paid day inside the range), so any range,
+  -- past or present, is a sum over at most one row per (day, earlier day). A run recounts the
+  -- pairs of the fans it touches from their days before and after it (a day added in the middle
+  -- changes its successor's previous day). Runs before the fan_sales_daily upsert below.
+  with k as (
+    select distinct o.vtuber_id, o.user_id, private.jst_date(o.fulfilled_at) as jst_date
+    from app.orders o
+    where o.id = any (v_orders)),
+  old as (
+    select f.vtuber_id, f.user_id, f.jst_date from app.fan_sales_daily f
+    where (f.vtuber_id, f.user_id) in (select k.vtuber_id, k.user_id from k)),
+  new as (select * from old union select * from k),
+  delta as (
+    select x.vtuber_id, x.jst_date, coalesce(lag(x.jst_date) over w, '-infinity') as prev, 1 as n from new x
+    window w as (partition by x.vtuber_id, x.user_id order by x.jst_date)
+    union all
+    select x.vtuber_id, x.jst_date, coalesce(lag(x.jst_date) over w, '-infinity'), -1 from old x
+    window w as (partition by x.vtuber_id, x.user_id order by x.jst_date))
+  insert into app.fan_gaps_daily as s (vtuber_id, jst_date, prev_jst_date, fans)
+  select d.vtuber_id, d.jst_date, d.prev, sum(d.n) from delta d group by 1, 2, 3 having sum(d.n) <> 0
+  on conflict (vtuber_id, jst_date, prev_jst_date) do update set fans = s.fans + excluded.fans;
+
+  -- The same for each user's paid days on the whole platform (any VTuber), before the
+  -- platform_fan_days insert below.
+  with k as (
+    select distinct o.user_id, private.jst_date(o.fulfilled_at) as jst_date
+    from app.orders o
+    where o.id = any (v_orders)),
+  old as (
+    select f.user_id, f.jst_date from app.platform_fan_days f where f.user_id in (select k.user_id from k)),
+  new as (select * from old union select * from k),
+  delta as (
+    select x.jst_date, coalesce(lag(x.jst_date) over w, '-infinity') as prev, 1 as n from new x
+    window w as (partition by x.user_id order by x.jst_date)
+    union all
+    select x.jst_date, coalesce(lag(x.jst_date) over w, '-infinity'), -1 from old x
+    window w as (partition by x.user_id order by x.jst_date))
+  insert into app.platform_fan_gaps_daily as s (jst_date, prev_jst_date, users)
+  select d.jst_date, d.prev, sum(d.n) from delta d group by 1, 2 having sum(d.n) <> 0
+  on conflict (jst_date, prev_jst_date) do update set users = s.users + excluded.users;
+
   insert into app.fan_sales_daily as s (vtuber_id, jst_date, user_id, paid_orders, gross_jpy)
   select o.vtuber_id, private.jst_date(o.fulfilled_at), o.user_id, count(*), sum(o.amount_jpy)
-  from app.medal_ledger l join app.orders o on o.id = l.order_id
-  where l.reason = 'pull_grant' and l.created_at >= v_from and l.created_at < v_hi
+  from app.orders o
+  where o.id = any (v_orders)
   group by 1, 2, 3
   on conflict (vtuber_id, jst_date, user_id) do update
     set paid_orders = s.paid_orders + excluded.paid_orders, gross_jpy = s.gross_jpy + excluded.gross_jpy;
@@ -85,8 +169,8 @@ begin
   with added as (
     insert into app.platform_fan_days (jst_date, user_id)
     select distinct private.jst_date(o.fulfilled_at), o.user_id
-    from app.medal_ledger l join app.orders o on o.id = l.order_id
-    where l.reason = 'pull_grant' and l.created_at >= v_from and l.created_at < v_hi
+    from app.orders o
+    where o.id = any (v_orders)
     on conflict (jst_date, user_id) do nothing
     returning jst_date)
   insert into app.platform_fan_counts_daily as s (jst_date, paying_users)
@@ -101,8 +185,8 @@ begin
   -- count of such VTubers per (user, day). All CTEs read the state before this statement.
   with b as (
     select o.vtuber_id, o.user_id, min(private.jst_date(o.fulfilled_at)) as lo, max(private.jst_date(o.fulfilled_at)) as hi
-    from app.medal_ledger l join app.orders o on o.id = l.order_id
-    where l.reason = 'pull_grant' and l.created_at >= v_from and l.created_at < v_hi
+    from app.orders o
+    where o.id = any (v_orders)
     group by 1, 2),
   ch as (
     select b.vtuber_id, b.user_id, f.first_jst_date as old_first, f.last_jst_date as old_last,
@@ -145,8 +229,8 @@ begin
   -- Each user's last paid day on the whole platform, and its histogram (the KPIs' paying users).
   with b as (
     select o.user_id, max(private.jst_date(o.fulfilled_at)) as hi
-    from app.medal_ledger l join app.orders o on o.id = l.order_id
-    where l.reason = 'pull_grant' and l.created_at >= v_from and l.created_at < v_hi
+    from app.orders o
+    where o.id = any (v_orders)
     group by 1),
   moved as (
     select b.user_id, p.last_jst_date as old_last, greatest(b.hi, p.last_jst_date) as new_last
@@ -269,7 +353,7 @@ set search_path = ''
 as $$
 declare
   v_days jsonb;
-  v_gachas jsonb;
+  v_gachas json;
   v_rarity jsonb;
   v_medals jsonb;
   v_exchanges jsonb;
@@ -334,17 +418,18 @@ begin
   -- Unique paying (VTuber, fan) pairs over the range (a fan paying on two days counts once). When
   -- no fan's last paid day is after p_to (a range reaching the present), they are the fans whose
   -- last paid day is in [p_from, p_to]: a sum over the last-day histogram, one row per day (and
-  -- VTuber). A range in the past, with payments after it, counts the distinct pairs from the
-  -- (VTuber, day, fan) rows instead. New pairs are those whose first paid day is in the range.
+  -- VTuber). A range in the past, with payments after it, sums the fans whose paid day in the
+  -- range follows a paid day before it (or none): one row per (day, earlier day) pair.
+  -- New pairs are those whose first paid day is in the range.
   if not exists (select 1 from app.fan_counts_daily c
                   where (p_vtuber_id is null or c.vtuber_id = p_vtuber_id) and c.jst_date > p_to
                     and c.last_fans <> 0) then
     select coalesce(sum(c.last_fans), 0) into v_paying from app.fan_counts_daily c
      where (p_vtuber_id is null or c.vtuber_id = p_vtuber_id) and c.jst_date between p_from and p_to;
   else
-    select count(*) into v_paying
-    from (select distinct f.vtuber_id, f.user_id from app.fan_sales_daily f
-          where (p_vtuber_id is null or f.vtuber_id = p_vtuber_id) and f.jst_date between p_from and p_to) u;
+    select coalesce(sum(g.fans), 0) into v_paying from app.fan_gaps_daily g
+     where (p_vtuber_id is null or g.vtuber_id = p_vtuber_id) and g.jst_date between p_from and p_to
+       and g.prev_jst_date < p_from;
   end if;
   select coalesce(sum(c.new_fans), 0) into v_new from app.fan_counts_daily c
    where (p_vtuber_id is null or c.vtuber_id = p_vtuber_id) and c.jst_date between p_from and p_to;
@@ -352,14 +437,16 @@ begin
     'paying_fans', v_paying, 'new_fans', v_new,
     'arppu_jpy', case when v_paying > 0 then round((v_totals ->> 'gross_jpy')::numeric / v_paying) end);
 
-  select coalesce(jsonb_agg(jsonb_build_object(
-           'jst_date', d.jst_date, 'gacha_id', d.gacha_id, 'title', g.title, 'paid_orders', d.paid_orders,
-           'pulls', d.pulls, 'gross_jpy', d.gross_jpy, 'refunds_jpy', d.refunds_jpy,
-           'chargebacks_jpy', d.chargebacks_jpy, 'provider_fees_jpy', d.provider_fees_jpy)
-           order by d.jst_date, d.gacha_id), '[]')
+  -- One object per gacha and day (the report's largest part, ~900 for a VTuber's 90 days), its
+  -- keys the columns' names. Kept as json text (json_agg writes each row as text) and parsed into
+  -- jsonb once with the whole report below, instead of a jsonb object built per row and the array
+  -- copied again into the report: the same value, at a fraction of the cost.
+  select coalesce(json_agg(r order by r.jst_date, r.gacha_id), '[]')
     into v_gachas
-  from app.sales_daily d join app.gachas g on g.id = d.gacha_id
-  where (p_vtuber_id is null or d.vtuber_id = p_vtuber_id) and d.jst_date between p_from and p_to;
+  from (select d.jst_date, d.gacha_id, g.title, d.paid_orders, d.pulls, d.gross_jpy, d.refunds_jpy,
+               d.chargebacks_jpy, d.provider_fees_jpy
+        from app.sales_daily d join app.gachas g on g.id = d.gacha_id
+        where (p_vtuber_id is null or d.vtuber_id = p_vtuber_id) and d.jst_date between p_from and p_to) r;
 
   select coalesce(jsonb_agg(jsonb_build_object('rarity', r.rarity, 'pulls', r.pulls, 'pity_pulls', r.pity_pulls)
                             order by private.rarity_rank(r.rarity) desc), '[]')
@@ -400,11 +487,11 @@ begin
         group by 1) e
   join app.exchange_items x on x.id = e.exchange_item_id;
 
-  return jsonb_build_object(
+  return json_build_object(
     'vtuber_id', p_vtuber_id, 'from', p_from, 'to', p_to,
     'fresh_through', (select s.through from app.rollup_state s),
     'totals', v_totals, 'days', v_days, 'by_gacha_day', v_gachas, 'pulls_by_rarity', v_rarity,
-    'top_items', v_top, 'medals', v_medals, 'exchanges_by_item', v_exchanges);
+    'top_items', v_top, 'medals', v_medals, 'exchanges_by_item', v_exchanges)::jsonb;
 end
 $$;
 comment on function private.sales_report(uuid, date, date) is
@@ -527,35 +614,25 @@ begin
     into t
   from app.sales_daily d where d.jst_date between p_from and p_to;
   -- Paying users: as the sales report's paying fans, from the platform's last-day histogram when
-  -- nobody paid after p_to, else counted from the (VTuber, day, fan) rows.
+  -- nobody paid after p_to, else from its (day, previous paid day) counts.
   if not exists (select 1 from app.platform_fan_counts_daily c where c.jst_date > p_to and c.last_users <> 0) then
     select t || jsonb_build_object('paying_users', coalesce(sum(c.last_users), 0))
       into t from app.platform_fan_counts_daily c where c.jst_date between p_from and p_to;
   else
-    select t || jsonb_build_object('paying_users', count(*))
-      into t from (select distinct f.user_id from app.fan_sales_daily f where f.jst_date between p_from and p_to) u;
+    select t || jsonb_build_object('paying_users', coalesce(sum(g.users), 0))
+      into t from app.platform_fan_gaps_daily g
+     where g.jst_date between p_from and p_to and g.prev_jst_date < p_from;
   end if;
   select t || jsonb_build_object('outstanding_medals',
                                  coalesce(sum(m.granted - m.spent - m.clawed_back + m.adjusted), 0))
     into t from app.medals_daily m;
-  -- Gachas whose observed non-pity draws (all time, from the rollup) fit their odds with p < 0.001.
-  select coalesce(jsonb_agg(jsonb_build_object('gacha_id', a.gacha_id, 'title', g.title, 'p_value', a.p)
-                            order by a.p), '[]')
+  -- Gachas whose observed non-pity draws (all time) fit their odds with p < 0.001, as the rollup
+  -- job last tested them (it retests a gacha whenever it adds draws to it).
+  select coalesce(jsonb_agg(jsonb_build_object('gacha_id', a.gacha_id, 'title', g.title, 'p_value', a.p_value)
+                            order by a.p_value), '[]')
     into v_flagged
-  from (select c.gacha_id, (x.r ->> 'p_value')::double precision as p
-        from (select i.gacha_id,
-                     jsonb_agg(jsonb_build_object('observed', coalesce(o.pulls, 0),
-                                                  'expected', n.total * i.rate_ppm / 1e6)) as cells
-              from app.gacha_items i
-              join (select x.gacha_id, sum(x.pulls) as total from app.item_pulls_daily x group by 1) n
-                on n.gacha_id = i.gacha_id
-              left join (select x.gacha_item_id, sum(x.pulls) as pulls from app.item_pulls_daily x group by 1) o
-                on o.gacha_item_id = i.id
-              where n.total > 0
-              group by i.gacha_id) c
-        cross join lateral (select private.chi_square_test(c.cells) as r) x) a
-  join app.gachas g on g.id = a.gacha_id
-  where a.p < 0.001;
+  from app.rate_audits a join app.gachas g on g.id = a.gacha_id
+  where a.p_value < 0.001;
   return t || jsonb_build_object(
     'from', p_from, 'to', p_to,
     'fresh_through', (select s.through from app.rollup_state s),

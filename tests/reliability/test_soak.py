@@ -121,6 +121,12 @@ def test_invariants_catch_corruption(soak_result):
         "fan_counts_equal_rollup_details": "update app.fan_counts_daily set last_fans = last_fans + 1 where "
                                            "(vtuber_id, jst_date) = (select vtuber_id, jst_date "
                                            "from app.fan_counts_daily limit 1)",
+        "fan_gaps_equal_rollup_details": "update app.fan_gaps_daily set fans = fans + 1 where "
+                                         "(vtuber_id, jst_date, prev_jst_date) = (select vtuber_id, jst_date, "
+                                         "prev_jst_date from app.fan_gaps_daily limit 1)",
+        "rate_audits_equal_rollup_details": "update app.rate_audits set statistic = statistic + 1 "
+                                            "where gacha_id = (select gacha_id from app.rate_audits "
+                                            "where draws > 0 limit 1)",
     }
     res, report = soak_result[0], soak_result[1]
     with psycopg.connect(stack.db_url) as conn:

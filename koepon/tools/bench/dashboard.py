@@ -168,7 +168,7 @@ def dashboards(db: BenchDB, opts: dict, duration: float, clients: int = 4) -> di
         rows.append(row(pgbench(db.url, script, name, clients, duration, {"nv": nv})))
 
     # fulfil-sql with the rollup job running vs not, interleaved (ABBA ...), 8 clients.
-    rounds = 2 if opts.get("smoke") else 3
+    rounds = 2 if opts.get("smoke") else max(3, opts.get("rounds") or 3)  # --rounds: more pairs against noise
     c = 8
     pairs, refreshes, loads = [], [], []
     for i in range(rounds):

@@ -67,7 +67,8 @@ select is((select count(*)::integer from information_schema.role_table_grants g
            where g.table_schema = 'app' and g.grantee in ('anon', 'authenticated')
              and g.table_name in ('sales_daily', 'item_pulls_daily', 'fan_sales_daily', 'fan_firsts', 'medals_daily',
                                   'exchanges_daily', 'payout_statements', 'payout_months', 'reconciliation_issues',
-                                  'rollup_state', 'job_state')), 0,
+                                  'rollup_state', 'job_state', 'item_draws', 'rate_audits',
+                                  'fan_gaps_daily', 'platform_fan_gaps_daily')), 0,
           'no API role has a grant on the rollups, statements or reconciliation tables');
 select is((select count(*)::integer from pg_proc p join pg_namespace n on n.oid = p.pronamespace
            where n.nspname = 'private' and p.proname in ('refresh_rollups', 'reconcile', 'close_payout_month')

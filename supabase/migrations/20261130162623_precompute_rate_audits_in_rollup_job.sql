@@ -1,0 +1,658 @@
+-- The admin KPIs' rate audit kept by the rollup job instead of computed per request. The KPIs
+-- tested every gacha's all-time draws against its odds (a chi-square per gacha) on each call,
+-- most of their time; the job now keeps all-time draws per item (app.item_draws) and, for each
+-- gacha it adds draws to, the test's result (app.rate_audits), which the KPIs only read. Both
+-- are filled here from what the job has added so far, under the job's lock.
+-- Also: the sales report's per-gacha-per-day list is built with json_agg (same value, cheaper),
+-- and the watermark no longer waits for autovacuum workers.
+
+create table app.item_draws (
+  gacha_item_id uuid primary key references app.gacha_items (id) on delete restrict,
+  gacha_id uuid not null references app.gachas (id) on delete restrict,
+  pulls bigint not null default 0,
+  pity_pulls bigint not null default 0
+);
+comment on table app.item_draws is
+  'All-time draws per gacha item (non-pity and pity), kept by the rollup job: what the rate audit tests.';
+create index item_draws_gacha on app.item_draws (gacha_id);
+
+create table app.rate_audits (
+  gacha_id uuid primary key references app.gachas (id) on delete restrict,
+  draws bigint not null,
+  statistic double precision,
+  p_value double precision,
+  audited_at timestamptz not null
+);
+comment on table app.rate_audits is
+  'Per gacha: Pearson''s chi-square test of its all-time non-pity draws against its item odds, as the rollup '
+  'job last computed it (whenever it added draws to the gacha); the admin KPIs list those with p < 0.001.';
+
+alter table app.item_draws enable row level security;
+alter table app.rate_audits enable row level security;
+revoke all on app.item_draws, app.rate_audits from public, anon, authenticated, service_role;
+grant select on app.item_draws, app.rate_audits to service_role;
+
+-- from sql/backoffice/30_sales_rollups.sql
+-- Sales analytics. A scheduled job (private.refresh_rollups, every minute) adds what is new in
+-- the base tables to the rollup tables; dashboards read only the rollups. Fulfilment does no
+-- extra work for them: the job finds new paid orders through the medal ledger (one pull_grant
+-- entry per fulfilled order, append-only, indexed by a BRIN index on created_at).
+--
+-- The watermark: each run adds the rows stamped in [through, hi) and moves `through` to hi.
+-- Rows are stamped with their transaction's start time (now()), so hi stays behind the start of
+-- every transaction still open in this database (pg_stat_activity): no row stamped before hi can
+-- still appear, and each row is added exactly once. Two more seconds of margin cover a session
+-- whose start the job's role could not see. Autovacuum workers are not waited for: they write no
+-- rows of their own, and one vacuuming a large table holds a transaction open for minutes, which
+-- held the watermark (and every dashboard's freshness) back that long.
+
+create or replace function private.jst_date(p_at timestamptz) returns date
+language sql immutable parallel safe
+set search_path = ''
+as $$ select (p_at at time zone 'Asia/Tokyo')::date $$;
+comment on function private.jst_date(timestamptz) is 'The JST calendar day of an instant.';
+revoke all on function private.jst_date(timestamptz) from public;
+grant execute on function private.jst_date(timestamptz) to authenticated, service_role;
+
+create or replace function private.refresh_rollups(p_now timestamptz) returns jsonb
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+  v_from timestamptz;
+  v_hi timestamptz := p_now - interval '2 seconds';
+  v_open timestamptz;
+  v_rows bigint := 0;
+  v_n bigint;
+  v_gachas uuid[];
+begin
+  -- One refresh at a time (a second caller waits, then finds nothing new).
+  perform pg_catalog.pg_advisory_xact_lock(7253201);
+  select s.through into v_from from app.rollup_state s for update;
+  select min(a.xact_start) into v_open from pg_catalog.pg_stat_activity a
+   where a.datname = pg_catalog.current_database() and a.pid <> pg_catalog.pg_backend_pid()
+     and a.xact_start is not null and a.backend_type <> 'autovacuum worker';
+  v_hi := least(v_hi, coalesce(v_open, v_hi));
+  if v_hi <= v_from then
+    return jsonb_build_object('through', v_from, 'rows', 0);
+  end if;
+
+  -- Paid orders and pulls, on the JST day of fulfilment.
+  insert into app.sales_daily as s (jst_date, gacha_id, vtuber_id, paid_orders, pulls, gross_jpy)
+  select private.jst_date(o.fulfilled_at), o.gacha_id, o.vtuber_id, count(*), sum(o.pull_count), sum(o.amount_jpy)
+  from app.medal_ledger l join app.orders o on o.id = l.order_id
+  where l.reason = 'pull_grant' and l.created_at >= v_from and l.created_at < v_hi
+  group by 1, 2, 3
+  on conflict (jst_date, gacha_id) do update
+    set paid_orders = s.paid_orders + excluded.paid_orders, pulls = s.pulls + excluded.pulls,
+        gross_jpy = s.gross_jpy + excluded.gross_jpy;
+  get diagnostics v_n = row_count;
+  v_rows := v_rows + v_n;
+
+  -- Pulls per item and day, and per item over all time (what the rate audit tests).
+  with n as (
+    select private.jst_date(o.fulfilled_at) as jst_date, p.gacha_item_id, p.gacha_id, o.vtuber_id, p.rarity,
+           count(*) filter (where not p.pity) as pulls, count(*) filter (where p.pity) as pity_pulls
+    from app.medal_ledger l join app.orders o on o.id = l.order_id join app.pulls p on p.order_id = o.id
+    where l.reason = 'pull_grant' and l.created_at >= v_from and l.created_at < v_hi
+    group by 1, 2, 3, 4, 5),
+  daily as (
+    insert into app.item_pulls_daily as s (jst_date, gacha_item_id, gacha_id, vtuber_id, rarity, pulls, pity_pulls)
+    select n.jst_date, n.gacha_item_id, n.gacha_id, n.vtuber_id, n.rarity, n.pulls, n.pity_pulls from n
+    on conflict (jst_date, gacha_item_id) do update
+      set pulls = s.pulls + excluded.pulls, pity_pulls = s.pity_pulls + excluded.pity_pulls),
+  total as (
+    insert into app.item_draws as s (gacha_item_id, gacha_id, pulls, pity_pulls)
+    select n.gacha_item_id, n.gacha_id, sum(n.pulls), sum(n.pity_pulls) from n group by 1, 2
+    on conflict (gacha_item_id) do update
+      set pulls = s.pulls + excluded.pulls, pity_pulls = s.pity_pulls + excluded.pity_pulls)
+  select coalesce(array_agg(distinct n.gacha_id), '{}') into v_gachas from n;
+
+  -- The rate audit of each gacha drawn from in this run, kept so the admin KPIs read it instead
+  -- of testing every gacha per request: Pearson's test of the all-time non-pity draws against the
+  -- item odds (fixed once a gacha is published, and only published gachas are drawn from).
+  insert into app.rate_audits as s (gacha_id, draws, statistic, p_value, audited_at)
+  select c.gacha_id, c.total, (x.r ->> 'statistic')::double precision, (x.r ->> 'p_value')::double precision, p_now
+  from (select i.gacha_id, n.total,
+               jsonb_agg(jsonb_build_object('observed', coalesce(d.pulls, 0),
+                                            'expected', n.total * i.rate_ppm / 1e6)) as cells
+        from app.gacha_items i
+        join (select d.gacha_id, sum(d.pulls) as total from app.item_draws d
+               where d.gacha_id = any (v_gachas) group by 1) n on n.gacha_id = i.gacha_id
+        left join app.item_draws d on d.gacha_item_id = i.id
+        group by i.gacha_id, n.total) c
+  cross join lateral (select private.chi_square_test(c.cells) as r) x
+  on conflict (gacha_id) do update
+    set draws = excluded.draws, statistic = excluded.statistic, p_value = excluded.p_value,
+        audited_at = excluded.audited_at;
+
+  -- Paying fans per (VTuber, day): a (VTuber, day, fan) key this run adds to fan_sales_daily is
+  -- one more paying fan that day. Counted before the upsert below, which makes the key exist.
+  insert into app.fan_counts_daily as s (vtuber_id, jst_date, paying_fans)
+  select b.vtuber_id, b.jst_date, count(*)
+  from (select distinct o.vtuber_id, private.jst_date(o.fulfilled_at) as jst_date, o.user_id
+        from app.medal_ledger l join app.orders o on o.id = l.order_id
+        where l.reason = 'pull_grant' and l.created_at >= v_from and l.created_at < v_hi) b
+  where not exists (select 1 from app.fan_sales_daily f
+                     where f.vtuber_id = b.vtuber_id and f.jst_date = b.jst_date and f.user_id = b.user_id)
+  group by 1, 2
+  on conflict (vtuber_id, jst_date) do update set paying_fans = s.paying_fans + excluded.paying_fans;
+
+  insert into app.fan_sales_daily as s (vtuber_id, jst_date, user_id, paid_orders, gross_jpy)
+  select o.vtuber_id, private.jst_date(o.fulfilled_at), o.user_id, count(*), sum(o.amount_jpy)
+  from app.medal_ledger l join app.orders o on o.id = l.order_id
+  where l.reason = 'pull_grant' and l.created_at >= v_from and l.created_at < v_hi
+  group by 1, 2, 3
+  on conflict (vtuber_id, jst_date, user_id) do update
+    set paid_orders = s.paid_orders + excluded.paid_orders, gross_jpy = s.gross_jpy + excluded.gross_jpy;
+
+  -- Paying users per day on the whole platform (a fan paying two VTubers that day counts once):
+  -- the (day, user) keys that are new to platform_fan_days.
+  with added as (
+    insert into app.platform_fan_days (jst_date, user_id)
+    select distinct private.jst_date(o.fulfilled_at), o.user_id
+    from app.medal_ledger l join app.orders o on o.id = l.order_id
+    where l.reason = 'pull_grant' and l.created_at >= v_from and l.created_at < v_hi
+    on conflict (jst_date, user_id) do nothing
+    returning jst_date)
+  insert into app.platform_fan_counts_daily as s (jst_date, paying_users)
+  select a.jst_date, count(*) from added a group by 1
+  on conflict (jst_date) do update set paying_users = s.paying_users + excluded.paying_users;
+
+  -- Each (VTuber, fan)'s first and last paid day, and the per-day histograms a report sums instead
+  -- of counting distinct fans: new_fans(d) = fans whose first paid day is d, last_fans(d) = fans
+  -- whose last paid day so far is d. When this run moves a fan's first day (earlier) or last day
+  -- (later), the old day loses the fan and the new day gains it. The platform keeps the same for
+  -- "new users on day d" (a user whose first payment to at least one VTuber is on d), through a
+  -- count of such VTubers per (user, day). All CTEs read the state before this statement.
+  with b as (
+    select o.vtuber_id, o.user_id, min(private.jst_date(o.fulfilled_at)) as lo, max(private.jst_date(o.fulfilled_at)) as hi
+    from app.medal_ledger l join app.orders o on o.id = l.order_id
+    where l.reason = 'pull_grant' and l.created_at >= v_from and l.created_at < v_hi
+    group by 1, 2),
+  ch as (
+    select b.vtuber_id, b.user_id, f.first_jst_date as old_first, f.last_jst_date as old_last,
+           least(b.lo, f.first_jst_date) as new_first, greatest(b.hi, f.last_jst_date) as new_last
+    from b left join app.fan_firsts f on f.vtuber_id = b.vtuber_id and f.user_id = b.user_id),
+  moved as (
+    select * from ch
+    where old_first is distinct from new_first or old_last is distinct from new_last),
+  spans as (
+    insert into app.fan_firsts as s (vtuber_id, user_id, first_jst_date, last_jst_date)
+    select m.vtuber_id, m.user_id, m.new_first, m.new_last from moved m
+    on conflict (vtuber_id, user_id) do update
+      set first_jst_date = excluded.first_jst_date, last_jst_date = excluded.last_jst_date),
+  hist as (
+    insert into app.fan_counts_daily as s (vtuber_id, jst_date, new_fans, last_fans)
+    select m.vtuber_id, x.jst_date, sum(x.dn), sum(x.dl)
+    from moved m cross join lateral (values (m.new_first, 1, 0), (m.old_first, -1, 0),
+                                            (m.new_last, 0, 1), (m.old_last, 0, -1)) x (jst_date, dn, dl)
+    where x.jst_date is not null
+    group by 1, 2 having sum(x.dn) <> 0 or sum(x.dl) <> 0
+    on conflict (vtuber_id, jst_date) do update
+      set new_fans = s.new_fans + excluded.new_fans, last_fans = s.last_fans + excluded.last_fans),
+  pdelta as (
+    select m.user_id, x.jst_date, sum(x.dv)::integer as dv
+    from moved m cross join lateral (values (m.new_first, 1), (m.old_first, -1)) x (jst_date, dv)
+    where x.jst_date is not null and m.old_first is distinct from m.new_first
+    group by 1, 2 having sum(x.dv) <> 0),
+  pfirsts as (
+    insert into app.platform_fan_firsts as s (user_id, jst_date, vtubers)
+    select d.user_id, d.jst_date, d.dv from pdelta d
+    on conflict (user_id, jst_date) do update set vtubers = s.vtubers + excluded.vtubers
+    returning s.user_id, s.jst_date, s.vtubers)
+  insert into app.platform_fan_counts_daily as s (jst_date, new_users)
+  select p.jst_date, sum(case when p.vtubers > 0 and p.vtubers - d.dv <= 0 then 1
+                              when p.vtubers <= 0 and p.vtubers - d.dv > 0 then -1 else 0 end)
+  from pfirsts p join pdelta d on d.user_id = p.user_id and d.jst_date = p.jst_date
+  group by 1
+  on conflict (jst_date) do update set new_users = s.new_users + excluded.new_users;
+
+  -- Each user's last paid day on the whole platform, and its histogram (the KPIs' paying users).
+  with b as (
+    select o.user_id, max(private.jst_date(o.fulfilled_at)) as hi
+    from app.medal_ledger l join app.orders o on o.id = l.order_id
+    where l.reason = 'pull_grant' and l.created_at >= v_from and l.created_at < v_hi
+    group by 1),
+  moved as (
+    select b.user_id, p.last_jst_date as old_last, greatest(b.hi, p.last_jst_date) as new_last
+    from b left join app.platform_fans p on p.user_id = b.user_id
+    where p.last_jst_date is null or b.hi > p.last_jst_date),
+  spans as (
+    insert into app.platform_fans as s (user_id, last_jst_date)
+    select m.user_id, m.new_last from moved m
+    on conflict (user_id) do update set last_jst_date = excluded.last_jst_date)
+  insert into app.platform_fan_counts_daily as s (jst_date, last_users)
+  select x.jst_date, sum(x.dl)
+  from moved m cross join lateral (values (m.new_last, 1), (m.old_last, -1)) x (jst_date, dl)
+  where x.jst_date is not null
+  group by 1 having sum(x.dl) <> 0
+  on conflict (jst_date) do update set last_users = s.last_users + excluded.last_users;
+
+  -- Medal flows, on the JST day of the ledger entry.
+  insert into app.medals_daily as s (jst_date, vtuber_id, granted, spent, clawed_back, adjusted)
+  select private.jst_date(l.created_at), l.vtuber_id,
+         coalesce(sum(l.delta) filter (where l.reason = 'pull_grant'), 0),
+         coalesce(-sum(l.delta) filter (where l.reason = 'exchange'), 0),
+         coalesce(-sum(l.delta) filter (where l.reason = 'refund_clawback'), 0),
+         coalesce(sum(l.delta) filter (where l.reason = 'admin_adjustment'), 0)
+  from app.medal_ledger l
+  where l.created_at >= v_from and l.created_at < v_hi
+  group by 1, 2
+  on conflict (vtuber_id, jst_date) do update
+    set granted = s.granted + excluded.granted, spent = s.spent + excluded.spent,
+        clawed_back = s.clawed_back + excluded.clawed_back, adjusted = s.adjusted + excluded.adjusted;
+  get diagnostics v_n = row_count;
+  v_rows := v_rows + v_n;
+
+  -- Refunds on the JST day they completed (whatever month the sale was in).
+  insert into app.sales_daily as s (jst_date, gacha_id, vtuber_id, refund_count, refunds_jpy)
+  select private.jst_date(f.completed_at), o.gacha_id, o.vtuber_id, count(*), sum(f.amount_jpy)
+  from app.refunds f join app.orders o on o.id = f.order_id
+  where f.status = 'completed' and f.completed_at >= v_from and f.completed_at < v_hi
+  group by 1, 2, 3
+  on conflict (jst_date, gacha_id) do update
+    set refund_count = s.refund_count + excluded.refund_count, refunds_jpy = s.refunds_jpy + excluded.refunds_jpy;
+  get diagnostics v_n = row_count;
+  v_rows := v_rows + v_n;
+
+  -- Chargebacks on the JST day of an order's first dispute: the order's amount.
+  insert into app.sales_daily as s (jst_date, gacha_id, vtuber_id, chargeback_count, chargebacks_jpy)
+  select private.jst_date(d.created_at), o.gacha_id, o.vtuber_id, count(*), sum(o.amount_jpy)
+  from app.disputes d join app.orders o on o.id = d.order_id
+  where d.created_at >= v_from and d.created_at < v_hi
+    and not exists (select 1 from app.disputes e where e.order_id = d.order_id
+                     and (e.created_at, e.provider_dispute_id) < (d.created_at, d.provider_dispute_id))
+  group by 1, 2, 3
+  on conflict (jst_date, gacha_id) do update
+    set chargeback_count = s.chargeback_count + excluded.chargeback_count,
+        chargebacks_jpy = s.chargebacks_jpy + excluded.chargebacks_jpy;
+  get diagnostics v_n = row_count;
+  v_rows := v_rows + v_n;
+
+  insert into app.exchanges_daily as s (jst_date, exchange_item_id, vtuber_id, exchanges, quantity, medals_spent)
+  select x.jst_date, x.exchange_item_id, x.vtuber_id, count(*), sum(x.quantity), sum(x.medals_spent)
+  from app.exchanges x
+  where x.created_at >= v_from and x.created_at < v_hi
+  group by 1, 2, 3
+  on conflict (jst_date, exchange_item_id) do update
+    set exchanges = s.exchanges + excluded.exchanges, quantity = s.quantity + excluded.quantity,
+        medals_spent = s.medals_spent + excluded.medals_spent;
+  get diagnostics v_n = row_count;
+  v_rows := v_rows + v_n;
+
+  update app.rollup_state set through = v_hi, runs = runs + 1, last_run_at = p_now, last_rows = v_rows;
+  return jsonb_build_object('from', v_from, 'through', v_hi, 'rows', v_rows);
+end
+$$;
+comment on function private.refresh_rollups(timestamptz) is
+  'security definer: the scheduled job adds the base-table rows stamped since the watermark to the rollups '
+  '(reads pg_stat_activity to hold the watermark behind open transactions).';
+revoke all on function private.refresh_rollups(timestamptz) from public;
+grant execute on function private.refresh_rollups(timestamptz) to service_role;
+
+create or replace function public.service_refresh_rollups() returns jsonb
+language sql
+set search_path = ''
+as $$ select private.refresh_rollups(now()) $$;
+comment on function public.service_refresh_rollups() is
+  'Service role: adds what is new since the watermark to the sales rollups now (the scheduled job does this '
+  'every minute); returns {from, through, rows}.';
+revoke all on function public.service_refresh_rollups() from public, anon, authenticated;
+grant execute on function public.service_refresh_rollups() to service_role;
+
+create or replace function private.check_date_range(p_from date, p_to date) returns void
+language plpgsql immutable
+set search_path = ''
+as $$
+begin
+  if p_from is null or p_to is null or p_from > p_to or p_to - p_from > 366 then
+    raise exception using errcode = 'PT400', message = 'invalid_date_range',
+      detail = 'p_from <= p_to (JST days, both included), at most 367 days';
+  end if;
+end
+$$;
+comment on function private.check_date_range(date, date) is 'Raises invalid_date_range unless p_from <= p_to within 367 days.';
+revoke all on function private.check_date_range(date, date) from public;
+grant execute on function private.check_date_range(date, date) to authenticated;
+
+create or replace function private.share_bps(p_vtuber_id uuid) returns integer
+language sql stable security definer
+set search_path = ''
+as $$
+  select coalesce((select v.revenue_share_bps from app.vtubers v where v.id = p_vtuber_id),
+                  private.setting_int('default_revenue_share_bps', 7000))
+$$;
+comment on function private.share_bps(uuid) is
+  'security definer: a VTuber''s revenue share in basis points (their own or the platform default).';
+revoke all on function private.share_bps(uuid) from public;
+grant execute on function private.share_bps(uuid) to authenticated;
+
+-- The report both the VTuber (their own id) and admins (any id, or null for everyone) read.
+create or replace function private.sales_report(p_vtuber_id uuid, p_from date, p_to date) returns jsonb
+language plpgsql stable security definer
+set search_path = ''
+as $$
+declare
+  v_days jsonb;
+  v_gachas json;
+  v_rarity jsonb;
+  v_medals jsonb;
+  v_exchanges jsonb;
+  v_top jsonb;
+  v_totals jsonb;
+  v_outstanding bigint;
+  v_default_bps integer;
+  v_paying bigint;
+  v_new bigint;
+begin
+  perform private.check_date_range(p_from, p_to);
+  -- Read once per report (a function call per rollup row would dominate the report's time).
+  v_default_bps := private.setting_int('default_revenue_share_bps', 7000);
+  with s as (
+    select d.jst_date, d.vtuber_id, sum(d.paid_orders) as paid_orders, sum(d.pulls) as pulls,
+           sum(d.gross_jpy) as gross_jpy, sum(d.provider_fees_jpy) as provider_fees_jpy,
+           sum(d.refunds_jpy) as refunds_jpy, sum(d.refund_count) as refund_count,
+           sum(d.chargebacks_jpy) as chargebacks_jpy, sum(d.chargeback_count) as chargeback_count
+    from app.sales_daily d
+    where (p_vtuber_id is null or d.vtuber_id = p_vtuber_id) and d.jst_date between p_from and p_to
+    group by 1, 2),
+  split as (
+    select s.*, s.gross_jpy - s.refunds_jpy - s.chargebacks_jpy - s.provider_fees_jpy as net_jpy,
+           trunc((s.gross_jpy - s.refunds_jpy - s.chargebacks_jpy - s.provider_fees_jpy)
+                 * coalesce(v.revenue_share_bps, v_default_bps) / 10000.0)::bigint as vtuber_share_jpy
+    from s left join app.vtubers v on v.id = s.vtuber_id),
+  day as (
+    select x.jst_date, sum(x.paid_orders)::bigint as paid_orders, sum(x.pulls)::bigint as pulls,
+           sum(x.gross_jpy)::bigint as gross_jpy, sum(x.provider_fees_jpy)::bigint as provider_fees_jpy,
+           sum(x.refunds_jpy)::bigint as refunds_jpy, sum(x.refund_count)::bigint as refund_count,
+           sum(x.chargebacks_jpy)::bigint as chargebacks_jpy, sum(x.chargeback_count)::bigint as chargeback_count,
+           sum(x.net_jpy)::bigint as net_jpy, sum(x.vtuber_share_jpy)::bigint as vtuber_share_jpy,
+           sum(x.net_jpy - x.vtuber_share_jpy)::bigint as platform_fee_jpy
+    from split x group by 1),
+  -- Paying and new fans per day, kept by the job as counts (a VTuber's, or the platform's where a
+  -- fan paying two VTubers on a day is one paying user and a user new to any VTuber that day is new).
+  fans as (
+    select c.jst_date, c.paying_fans, c.new_fans from app.fan_counts_daily c
+    where p_vtuber_id is not null and c.vtuber_id = p_vtuber_id and c.jst_date between p_from and p_to
+    union all
+    select c.jst_date, c.paying_users, c.new_users from app.platform_fan_counts_daily c
+    where p_vtuber_id is null and c.jst_date between p_from and p_to)
+  select coalesce(jsonb_agg(jsonb_build_object(
+           'jst_date', d.jst_date, 'paid_orders', d.paid_orders, 'pulls', d.pulls, 'gross_jpy', d.gross_jpy,
+           'refund_count', d.refund_count, 'refunds_jpy', d.refunds_jpy, 'chargeback_count', d.chargeback_count,
+           'chargebacks_jpy', d.chargebacks_jpy, 'provider_fees_jpy', d.provider_fees_jpy, 'net_jpy', d.net_jpy,
+           'platform_fee_jpy', d.platform_fee_jpy, 'vtuber_share_jpy', d.vtuber_share_jpy,
+           'paying_fans', coalesce(f.paying_fans, 0), 'new_fans', coalesce(f.new_fans, 0),
+           'returning_fans', coalesce(f.paying_fans - f.new_fans, 0),
+           'arppu_jpy', case when f.paying_fans > 0 then round(d.gross_jpy::numeric / f.paying_fans) end)
+           order by d.jst_date), '[]'),
+         jsonb_build_object(
+           'paid_orders', coalesce(sum(d.paid_orders), 0), 'pulls', coalesce(sum(d.pulls), 0),
+           'gross_jpy', coalesce(sum(d.gross_jpy), 0), 'refunds_jpy', coalesce(sum(d.refunds_jpy), 0),
+           'chargebacks_jpy', coalesce(sum(d.chargebacks_jpy), 0),
+           'provider_fees_jpy', coalesce(sum(d.provider_fees_jpy), 0), 'net_jpy', coalesce(sum(d.net_jpy), 0),
+           'platform_fee_jpy', coalesce(sum(d.platform_fee_jpy), 0),
+           'vtuber_share_jpy', coalesce(sum(d.vtuber_share_jpy), 0))
+    into v_days, v_totals
+  from day d left join fans f on f.jst_date = d.jst_date;
+
+  -- Unique paying (VTuber, fan) pairs over the range (a fan paying on two days counts once). When
+  -- no fan's last paid day is after p_to (a range reaching the present), they are the fans whose
+  -- last paid day is in [p_from, p_to]: a sum over the last-day histogram, one row per day (and
+  -- VTuber). A range in the past, with payments after it, counts the distinct pairs from the
+  -- (VTuber, day, fan) rows instead. New pairs are those whose first paid day is in the range.
+  if not exists (select 1 from app.fan_counts_daily c
+                  where (p_vtuber_id is null or c.vtuber_id = p_vtuber_id) and c.jst_date > p_to
+                    and c.last_fans <> 0) then
+    select coalesce(sum(c.last_fans), 0) into v_paying from app.fan_counts_daily c
+     where (p_vtuber_id is null or c.vtuber_id = p_vtuber_id) and c.jst_date between p_from and p_to;
+  else
+    select count(*) into v_paying
+    from (select distinct f.vtuber_id, f.user_id from app.fan_sales_daily f
+          where (p_vtuber_id is null or f.vtuber_id = p_vtuber_id) and f.jst_date between p_from and p_to) u;
+  end if;
+  select coalesce(sum(c.new_fans), 0) into v_new from app.fan_counts_daily c
+   where (p_vtuber_id is null or c.vtuber_id = p_vtuber_id) and c.jst_date between p_from and p_to;
+  v_totals := v_totals || jsonb_build_object(
+    'paying_fans', v_paying, 'new_fans', v_new,
+    'arppu_jpy', case when v_paying > 0 then round((v_totals ->> 'gross_jpy')::numeric / v_paying) end);
+
+  -- One object per gacha and day (the report's largest part, ~900 for a VTuber's 90 days), its
+  -- keys the columns' names. Kept as json text (json_agg writes each row as text) and parsed into
+  -- jsonb once with the whole report below, instead of a jsonb object built per row and the array
+  -- copied again into the report: the same value, at a fraction of the cost.
+  select coalesce(json_agg(r order by r.jst_date, r.gacha_id), '[]')
+    into v_gachas
+  from (select d.jst_date, d.gacha_id, g.title, d.paid_orders, d.pulls, d.gross_jpy, d.refunds_jpy,
+               d.chargebacks_jpy, d.provider_fees_jpy
+        from app.sales_daily d join app.gachas g on g.id = d.gacha_id
+        where (p_vtuber_id is null or d.vtuber_id = p_vtuber_id) and d.jst_date between p_from and p_to) r;
+
+  select coalesce(jsonb_agg(jsonb_build_object('rarity', r.rarity, 'pulls', r.pulls, 'pity_pulls', r.pity_pulls)
+                            order by private.rarity_rank(r.rarity) desc), '[]')
+    into v_rarity
+  from (select i.rarity, sum(i.pulls)::bigint as pulls, sum(i.pity_pulls)::bigint as pity_pulls
+        from app.item_pulls_daily i
+        where (p_vtuber_id is null or i.vtuber_id = p_vtuber_id) and i.jst_date between p_from and p_to
+        group by 1) r;
+
+  select coalesce(jsonb_agg(jsonb_build_object('gacha_item_id', t.gacha_item_id, 'name', gi.name,
+                                               'rarity', t.rarity, 'pulls', t.pulls) order by t.pulls desc, t.gacha_item_id), '[]')
+    into v_top
+  from (select i.gacha_item_id, i.rarity, sum(i.pulls + i.pity_pulls)::bigint as pulls
+        from app.item_pulls_daily i
+        where (p_vtuber_id is null or i.vtuber_id = p_vtuber_id) and i.jst_date between p_from and p_to
+        group by 1, 2 order by 3 desc, 1 limit 10) t
+  join app.gacha_items gi on gi.id = t.gacha_item_id;
+
+  select coalesce(sum(m.granted - m.spent - m.clawed_back + m.adjusted), 0)::bigint into v_outstanding
+  from app.medals_daily m
+  where (p_vtuber_id is null or m.vtuber_id = p_vtuber_id) and m.jst_date <= p_to;
+  select jsonb_build_object(
+           'granted', coalesce(sum(m.granted), 0), 'spent', coalesce(sum(m.spent), 0),
+           'clawed_back', coalesce(sum(m.clawed_back), 0), 'adjusted', coalesce(sum(m.adjusted), 0),
+           'outstanding_at_end', v_outstanding)
+    into v_medals
+  from app.medals_daily m
+  where (p_vtuber_id is null or m.vtuber_id = p_vtuber_id) and m.jst_date between p_from and p_to;
+
+  select coalesce(jsonb_agg(jsonb_build_object('exchange_item_id', e.exchange_item_id, 'name', x.name,
+                                               'exchanges', e.exchanges, 'quantity', e.quantity,
+                                               'medals_spent', e.medals_spent) order by e.quantity desc, e.exchange_item_id), '[]')
+    into v_exchanges
+  from (select d.exchange_item_id, sum(d.exchanges)::bigint as exchanges, sum(d.quantity)::bigint as quantity,
+               sum(d.medals_spent)::bigint as medals_spent
+        from app.exchanges_daily d
+        where (p_vtuber_id is null or d.vtuber_id = p_vtuber_id) and d.jst_date between p_from and p_to
+        group by 1) e
+  join app.exchange_items x on x.id = e.exchange_item_id;
+
+  return json_build_object(
+    'vtuber_id', p_vtuber_id, 'from', p_from, 'to', p_to,
+    'fresh_through', (select s.through from app.rollup_state s),
+    'totals', v_totals, 'days', v_days, 'by_gacha_day', v_gachas, 'pulls_by_rarity', v_rarity,
+    'top_items', v_top, 'medals', v_medals, 'exchanges_by_item', v_exchanges)::jsonb;
+end
+$$;
+comment on function private.sales_report(uuid, date, date) is
+  'security definer: reads the rollups (which no API role reads directly); callers check who may see which VTuber.';
+revoke all on function private.sales_report(uuid, date, date) from public;
+grant execute on function private.sales_report(uuid, date, date) to authenticated, service_role;
+
+create or replace function private.get_my_sales(p_from date, p_to date) returns jsonb
+language plpgsql stable security definer
+set search_path = ''
+as $$
+declare
+  v app.vtubers := private.require_vtuber();
+begin
+  return private.sales_report(v.id, p_from, p_to);
+end
+$$;
+comment on function private.get_my_sales(date, date) is
+  'security definer: an approved VTuber''s own sales report, never another''s.';
+revoke all on function private.get_my_sales(date, date) from public;
+grant execute on function private.get_my_sales(date, date) to authenticated;
+
+create or replace function public.get_my_sales(
+  p_from date default null, p_to date default null
+) returns jsonb
+language sql stable
+set search_path = ''
+as $$
+  select private.get_my_sales(coalesce(p_from, coalesce(p_to, private.jst_date(now())) - 29),
+                              coalesce(p_to, private.jst_date(now())))
+$$;
+comment on function public.get_my_sales(date, date) is
+  'VTuber: their own sales per JST day [p_from, p_to] (default: the last 30 days) from the rollups: totals, days '
+  '(paid orders, pulls, gross, refunds, chargebacks, fees, net, platform fee, share, paying/new/returning fans, '
+  'ARPPU), by_gacha_day, pulls_by_rarity, top_items, medals (granted, spent, outstanding), exchanges_by_item, '
+  'fresh_through. Errors: not_authenticated (PT401), not_a_vtuber, vtuber_not_approved (PT403), '
+  'invalid_date_range (PT400).';
+revoke all on function public.get_my_sales(date, date) from public, anon, authenticated, service_role;
+grant execute on function public.get_my_sales(date, date) to authenticated;
+
+create or replace function private.admin_get_sales(p_vtuber_id uuid, p_from date, p_to date) returns jsonb
+language plpgsql stable security definer
+set search_path = ''
+as $$
+declare
+  v_admin uuid := private.require_admin();
+begin
+  perform v_admin;
+  if p_vtuber_id is not null and not exists (select 1 from app.vtubers v where v.id = p_vtuber_id) then
+    raise exception using errcode = 'PT404', message = 'vtuber_not_found', detail = 'no such VTuber';
+  end if;
+  return private.sales_report(p_vtuber_id, p_from, p_to);
+end
+$$;
+comment on function private.admin_get_sales(uuid, date, date) is
+  'security definer: any VTuber''s (or everyone''s) sales report, for admins only.';
+revoke all on function private.admin_get_sales(uuid, date, date) from public;
+grant execute on function private.admin_get_sales(uuid, date, date) to authenticated;
+
+create or replace function public.admin_get_sales(
+  p_vtuber_id uuid default null, p_from date default null, p_to date default null
+) returns jsonb
+language sql stable
+set search_path = ''
+as $$
+  select private.admin_get_sales(p_vtuber_id, coalesce(p_from, coalesce(p_to, private.jst_date(now())) - 29),
+                                 coalesce(p_to, private.jst_date(now())))
+$$;
+comment on function public.admin_get_sales(uuid, date, date) is
+  'Admin: the sales report of one VTuber or (null) the whole platform; same shape as get_my_sales. Errors: '
+  'not_authenticated (PT401), admin_only (PT403), vtuber_not_found (PT404), invalid_date_range (PT400).';
+revoke all on function public.admin_get_sales(uuid, date, date) from public, anon, authenticated, service_role;
+grant execute on function public.admin_get_sales(uuid, date, date) to authenticated;
+
+-- Scheduled jobs that failed recently; none when pg_cron is not installed in this database.
+create or replace function private.failed_jobs(p_since timestamptz) returns jsonb
+language plpgsql stable security definer
+set search_path = ''
+as $$
+declare
+  v jsonb;
+begin
+  if to_regclass('cron.job_run_details') is null then
+    return '[]'::jsonb;
+  end if;
+  execute $q$
+    select coalesce(jsonb_agg(jsonb_build_object('job', j.jobname, 'failures', f.n, 'last_failure', f.last,
+                                                 'last_message', f.msg) order by j.jobname), '[]')
+    from (select d.jobid, count(*) as n, max(d.start_time) as last,
+                 (array_agg(d.return_message order by d.start_time desc))[1] as msg
+          from cron.job_run_details d where d.status = 'failed' and d.start_time >= $1 group by d.jobid) f
+    join cron.job j on j.jobid = f.jobid $q$
+    into v using p_since;
+  return v;
+end
+$$;
+comment on function private.failed_jobs(timestamptz) is
+  'security definer: reads pg_cron''s run history (cron schema), which API roles cannot.';
+revoke all on function private.failed_jobs(timestamptz) from public;
+grant execute on function private.failed_jobs(timestamptz) to authenticated, service_role;
+
+create or replace function private.admin_get_kpis(p_from date, p_to date) returns jsonb
+language plpgsql stable security definer
+set search_path = ''
+as $$
+declare
+  v_admin uuid := private.require_admin();
+  t jsonb;
+  v_flagged jsonb;
+begin
+  perform v_admin, private.check_date_range(p_from, p_to);
+  select jsonb_build_object(
+           'gmv_jpy', coalesce(sum(d.gross_jpy), 0), 'paid_orders', coalesce(sum(d.paid_orders), 0),
+           'refunds_jpy', coalesce(sum(d.refunds_jpy), 0), 'refund_count', coalesce(sum(d.refund_count), 0),
+           'chargebacks_jpy', coalesce(sum(d.chargebacks_jpy), 0),
+           'chargeback_count', coalesce(sum(d.chargeback_count), 0),
+           'refund_rate', case when sum(d.gross_jpy) > 0 then round(sum(d.refunds_jpy)::numeric / sum(d.gross_jpy), 6) end,
+           'dispute_rate', case when sum(d.paid_orders) > 0
+                                then round(sum(d.chargeback_count)::numeric / sum(d.paid_orders), 6) end)
+    into t
+  from app.sales_daily d where d.jst_date between p_from and p_to;
+  -- Paying users: as the sales report's paying fans, from the platform's last-day histogram when
+  -- nobody paid after p_to, else counted from the (VTuber, day, fan) rows.
+  if not exists (select 1 from app.platform_fan_counts_daily c where c.jst_date > p_to and c.last_users <> 0) then
+    select t || jsonb_build_object('paying_users', coalesce(sum(c.last_users), 0))
+      into t from app.platform_fan_counts_daily c where c.jst_date between p_from and p_to;
+  else
+    select t || jsonb_build_object('paying_users', count(*))
+      into t from (select distinct f.user_id from app.fan_sales_daily f where f.jst_date between p_from and p_to) u;
+  end if;
+  select t || jsonb_build_object('outstanding_medals',
+                                 coalesce(sum(m.granted - m.spent - m.clawed_back + m.adjusted), 0))
+    into t from app.medals_daily m;
+  -- Gachas whose observed non-pity draws (all time) fit their odds with p < 0.001, as the rollup
+  -- job last tested them (it retests a gacha whenever it adds draws to it).
+  select coalesce(jsonb_agg(jsonb_build_object('gacha_id', a.gacha_id, 'title', g.title, 'p_value', a.p_value)
+                            order by a.p_value), '[]')
+    into v_flagged
+  from app.rate_audits a join app.gachas g on g.id = a.gacha_id
+  where a.p_value < 0.001;
+  return t || jsonb_build_object(
+    'from', p_from, 'to', p_to,
+    'fresh_through', (select s.through from app.rollup_state s),
+    'rate_audit_alerts', v_flagged,
+    'failed_jobs_24h', private.failed_jobs(now() - interval '24 hours'),
+    'open_reconciliation_issues', (select count(*) from app.reconciliation_issues r where r.status = 'open'),
+    'refund_requests_awaiting_review', (select count(*) from app.refunds r where r.status = 'requested'));
+end
+$$;
+comment on function private.admin_get_kpis(date, date) is
+  'security definer: platform KPIs from the rollups, pg_cron''s run history and the queues, for admins only.';
+revoke all on function private.admin_get_kpis(date, date) from public;
+grant execute on function private.admin_get_kpis(date, date) to authenticated;
+
+create or replace function public.admin_get_kpis(p_from date default null, p_to date default null) returns jsonb
+language sql stable
+set search_path = ''
+as $$
+  select private.admin_get_kpis(coalesce(p_from, coalesce(p_to, private.jst_date(now())) - 29),
+                                coalesce(p_to, private.jst_date(now())))
+$$;
+comment on function public.admin_get_kpis(date, date) is
+  'Admin: GMV, paid orders, paying users, refund and dispute rates over [p_from, p_to] (JST days; default the last '
+  '30), outstanding medals (a liability), gachas whose rate audit p-value is below 0.001, scheduled jobs that '
+  'failed in the last 24 hours, open reconciliation issues, refunds awaiting review, fresh_through. Errors: '
+  'not_authenticated (PT401), admin_only (PT403), invalid_date_range (PT400).';
+revoke all on function public.admin_get_kpis(date, date) from public, anon, authenticated, service_role;
+grant execute on function public.admin_get_kpis(date, date) to authenticated;
+
+-- From what the rollup job has added so far (the job waits for this transaction: same lock).
+select pg_catalog.pg_advisory_xact_lock(7253201);
+insert into app.item_draws (gacha_item_id, gacha_id, pulls, pity_pulls)
+select d.gacha_item_id, d.gacha_id, sum(d.pulls), sum(d.pity_pulls) from app.item_pulls_daily d group by 1, 2;
+insert into app.rate_audits (gacha_id, draws, statistic, p_value, audited_at)
+select c.gacha_id, c.total, (x.r ->> 'statistic')::double precision, (x.r ->> 'p_value')::double precision, now()
+from (select i.gacha_id, n.total,
+             jsonb_agg(jsonb_build_object('observed', coalesce(d.pulls, 0),
+                                          'expected', n.total * i.rate_ppm / 1e6)) as cells
+      from app.gacha_items i
+      join (select d.gacha_id, sum(d.pulls) as total from app.item_draws d group by 1) n on n.gacha_id = i.gacha_id
+      left join app.item_draws d on d.gacha_item_id = i.id
+      group by i.gacha_id, n.total) c
+cross join lateral (select private.chi_square_test(c.cells) as r) x;
