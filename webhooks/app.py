@@ -51,12 +51,13 @@ def create_app(config: Config | Mapping[str, str] | None = None) -> Flask:
     observability.instrument_provider(svc.stripe, "stripe", ("create_payment_intent", "refund"))
     observability.instrument_provider(svc.komoju, "komoju", ("create_session", "refund"))
 
-    from .blueprints import downloads, health, komoju_webhook, openapi, payments, stripe_webhook
+    from .blueprints import downloads, health, komoju_webhook, openapi, payments, previews, stripe_webhook
 
     app.register_blueprint(health.bp)
     app.register_blueprint(payments.bp)
     app.register_blueprint(stripe_webhook.bp)
     app.register_blueprint(komoju_webhook.bp)
     app.register_blueprint(downloads.bp)
+    app.register_blueprint(previews.bp)
     app.register_blueprint(openapi.bp)
     return app

@@ -36,6 +36,8 @@ const ERRORS = {
   reward_not_found: ['特典が見つかりません。', 'This reward is not in your box.'],
   download_limit_reached: ['この特典は今日はもうダウンロードできません（1日3回まで）。', 'You have downloaded this reward 3 times today (the daily limit).'],
   order_not_found: ['注文が見つかりません。', 'Order not found.'],
+  order_not_fulfilled: ['この注文にはまだ結果がありません。', 'This order has no results yet.'],
+  preview_window_closed: ['プレビューは結果が届いてから15分間です。特典BOXから開けます。', 'Previews last 15 minutes after the results arrive; open them from the reward box.'],
   order_not_payable: ['この注文は支払える状態ではありません。', 'This order can no longer be paid.'],
   order_not_refundable: ['この注文は返金を申請できません。', 'This order cannot be refunded.'],
   order_already_refunded: ['この注文は返金済みです。', 'This order is already refunded.'],

@@ -3,6 +3,8 @@ pinned libraries, and nothing outside the app's own files."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 
 from koepon.localstack.console import ROOT, ConsoleConfig, running_console
@@ -58,3 +60,36 @@ def test_koepon_up_serves_the_console_on_54323_pointed_at_the_stack():
                     "--payments-url": f"http://127.0.0.1:{PAYMENTS_PORT}",
                     "--stripe-api-base": f"http://127.0.0.1:{FAKES_PORT}/stripe",
                     "--mail-url": f"http://127.0.0.1:{MAIL_PORT}"}
+
+
+class _Page:
+    """What shot() uses of a Playwright page."""
+
+    def __init__(self):
+        self.shots = []
+
+    def evaluate(self, _script):
+        return []  # every control labelled
+
+    def wait_for_timeout(self, _ms):
+        pass
+
+    def screenshot(self, path, full_page):
+        self.shots.append(path)
+        Path(path).write_bytes(b"png")
+
+
+def test_screenshots_are_written_only_when_asked(monkeypatch, tmp_path):
+    """A test run leaves docs/screenshots/ alone; KOEPON_SCREENSHOTS=1 (make screenshots) rewrites it."""
+    from . import conftest
+
+    monkeypatch.setattr(conftest, "SCREENSHOTS", tmp_path)
+    page = _Page()
+    monkeypatch.setattr(conftest, "WRITE_SCREENSHOTS", False)
+    conftest.shot(page, "reveal")
+    assert (page.shots, list(tmp_path.iterdir())) == ([], [])
+    monkeypatch.setattr(conftest, "WRITE_SCREENSHOTS", True)
+    conftest.shot(page, "reveal")
+    assert [p.name for p in tmp_path.iterdir()] == ["reveal.png"]
+    makefile = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
+    assert "KOEPON_SCREENSHOTS=1" in makefile

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 from koepon.localstack.seed import EXCHANGE_ITEMS, HOSHI_GACHA, HOSHI_VTUBER
+from koepon.tools.fairness import rate_log_hash
 
 from .conftest import goto, new_email, shot
 
@@ -58,7 +59,12 @@ def test_fan_signs_up_buys_watches_the_reveal_exchanges_downloads_and_verifies(o
     indexes = cards.evaluate_all("els => els.map(e => Number(e.dataset.index))")
     assert sorted(indexes) == list(range(1, 11))
     assert "+110" in page.locator("#reveal-done").inner_text()  # 10 × 10 medals + 10 bonus
-    shot(page, "reveal")
+    # Each card plays its voice (a preview, not a download: the payment service signs it for a
+    # minute and the database counts nothing); the MP3s load with their duration.
+    page.wait_for_function("() => document.querySelectorAll('#cards li.card .front audio').length === 10"
+                           " && [...document.querySelectorAll('#cards audio')].every((a) => a.duration > 0.9)")
+    assert "数えられません" in page.locator("#preview-note").inner_text()
+    shot(page, "reveal-voices")
 
     # Medals, then the exchange: 20 medals for the daily wallpaper.
     goto(page, "#/medals", "#balances")
@@ -104,7 +110,7 @@ def test_fan_signs_up_buys_watches_the_reveal_exchanges_downloads_and_verifies(o
     summary = page.wait_for_selector("#verify-summary")
     assert summary.get_attribute("data-ok") == "true", page.locator("#verify-result").inner_text()
     assert summary.get_attribute("data-pulls") == "10"
-    shot(page, "fairness")
+    assert int(summary.get_attribute("data-log-entries")) >= 4  # every published table, chained
 
     # English, second: the same screen after the switch.
     page.get_by_label("言語").select_option("en")
@@ -197,14 +203,20 @@ def test_the_browser_verifier_matches_the_documented_vectors_and_catches_a_wrong
         const table = [['11111111-1111-1111-1111-111111111111', 'N', 700000],
                        ['22222222-2222-2222-2222-222222222222', 'SR', 299900],
                        ['33333333-3333-3333-3333-333333333333', 'UR', 100]]
-        const wrong = await f.verifyPulls([{ seed_id: 's', server_seed: seed, orders: [],
-          server_seed_hash: '0'.repeat(64) }])
-        const right = await f.verifyPulls([{ seed_id: 's', server_seed: seed, orders: [],
-          server_seed_hash: '630dcd2966c4336691125448bbb25b4ff412a49c732db2c8abc1b8581bd710dd' }])
+        const pub = (hash) => ({ active: {}, orders: new Map(), log: [], revealed: [{ seed_id: 's', server_seed: seed,
+          server_seed_hash: hash, client_seed: 'koepon', next_nonce: 0, orders: [] }] })
+        const none = async () => { throw new Error('no API call expected') }
+        const wrong = await f.verify(pub('0'.repeat(64)), none)
+        const right = await f.verify(pub('630dcd2966c4336691125448bbb25b4ff412a49c732db2c8abc1b8581bd710dd'), none)
+        const entry = { seq: 7, gacha_id: '11111111-1111-1111-1111-111111111111', pity: true, version: 'ab'.repeat(32),
+                        prev_hash: 'cd'.repeat(32), published_at: '2026-11-30T18:35:15.0716+09:00' }
         return { rolls, r3: await f.roll(seed, 'koepon', 0, 3), rejected: await f.roll(seed, 'koepon', 5114, 1000000),
                  version: await f.tableVersion(table),
                  items: [722706, 999899, 999900].map((r) => f.pick(table, r).rarity),
-                 wrongOk: wrong.ok, rightOk: right.ok }
+                 wrongOk: wrong.ok, rightOk: right.ok,
+                 at: f.utcMicros(entry.published_at), logHash: await f.rateLogHash(entry),
+                 firstHash: await f.rateLogHash({ ...entry, seq: 1, pity: false, prev_hash: null,
+                                                  published_at: '2026-11-30 09:35:15+00' }) }
     }""")
     assert got["rolls"] == [722706, 728870, 585462, 603252, 327039]
     assert got["r3"] == 2
@@ -212,4 +224,9 @@ def test_the_browser_verifier_matches_the_documented_vectors_and_catches_a_wrong
     assert got["version"] == "936e1131b984bb4b1ccb45c4a7327d4f452b37af26b6055af7ea9ddf05c966e4"
     assert got["items"] == ["SR", "SR", "UR"]
     assert got["wrongOk"] is False and got["rightOk"] is True
+    # The rate-table log's link hash, as the Python verifier computes it (microseconds, UTC).
+    assert got["at"] == "2026-11-30T09:35:15.071600Z"
+    gid, version = "11111111-1111-1111-1111-111111111111", "ab" * 32
+    assert got["logHash"] == rate_log_hash("cd" * 32, 7, gid, True, version, "2026-11-30T18:35:15.0716+09:00")
+    assert got["firstHash"] == rate_log_hash(None, 1, gid, False, version, "2026-11-30T09:35:15+00:00")
     watch.check()

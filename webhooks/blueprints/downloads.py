@@ -31,16 +31,16 @@ _PT = re.compile(r"^PT([1-5]\d\d)$")
 _http = httpx.Client(timeout=10)
 
 
-def _as_fan(cfg, token: str, user_reward_id: str) -> dict:
-    """`public.request_download` with the fan's own token (role authenticated, RLS, pre-request hook)."""
+def as_fan(cfg, token: str, fn: str, args: dict) -> dict:
+    """`public.<fn>` with the fan's own token (role authenticated, RLS, pre-request hook); a refusal
+    becomes a Problem with the database's own code and HTTP status."""
     headers = {"apikey": cfg.supabase_service_role_key, "Authorization": f"Bearer {token}",
                "Content-Type": "application/json"}
     # The fan's user agent goes into the download log, as if they had called the API.
     if request.headers.get("User-Agent"):
         headers["User-Agent"] = request.headers["User-Agent"][:500]
     try:
-        r = _http.post(f"{cfg.supabase_url}/rest/v1/rpc/request_download", headers=headers,
-                       json={"p_user_reward_id": user_reward_id})
+        r = _http.post(f"{cfg.supabase_url}/rest/v1/rpc/{fn}", headers=headers, json=args)
     except httpx.HTTPError as exc:
         raise Unavailable(str(exc) or type(exc).__name__) from exc
     if r.status_code < 300:
@@ -57,10 +57,10 @@ def _as_fan(cfg, token: str, user_reward_id: str) -> dict:
         raise Problem(401, "invalid_token", err.get("message") or "the access token is not valid")
     if 400 <= r.status_code < 500:
         raise Problem(r.status_code, "request_refused", err.get("message") or r.text[:200])
-    raise Unavailable(f"request_download: HTTP {r.status_code}")
+    raise Unavailable(f"{fn}: HTTP {r.status_code}")
 
 
-def _sign(cfg, bucket: str, path: str) -> str:
+def sign(cfg, bucket: str, path: str) -> str:
     key = cfg.supabase_service_role_key
     try:
         r = _http.post(f"{cfg.supabase_url}/storage/v1/object/sign/{quote(bucket)}/{quote(path)}",
@@ -82,6 +82,6 @@ def download(user_reward_id: str):
         raise Problem(400, "invalid_user_reward_id", "user_reward_id must be a UUID") from exc
     token = request.headers["Authorization"].partition(" ")[2].strip()
     cfg = current_app.extensions["koepon"].config
-    dl = _as_fan(cfg, token, user_reward_id)
-    url = _sign(cfg, dl["bucket"], dl["path"])
+    dl = as_fan(cfg, token, "request_download", {"p_user_reward_id": user_reward_id})
+    url = sign(cfg, dl["bucket"], dl["path"])
     return jsonify({**dl, "signed_url": url, "expires_in": URL_SECONDS}), 200

@@ -113,6 +113,18 @@ SPEC = {
                     "signed_url": {"type": "string"}, "expires_in": {"const": 60},
                     "remaining_today": {"type": "integer"}}}}}},
                           **_errors(400, 401, 403, 404, 409, 429, 503)}}},
+        "/payments/orders/{order_id}/previews": {"post": {
+            "tags": ["downloads"], "operationId": "previewOrderResults", "security": [{"supabase": []}],
+            "summary": "Previews of the caller's own order's results for 15 minutes after fulfilment: URLs signed for "
+                       "60 seconds, not counted as downloads",
+            "parameters": [{"name": "order_id", "in": "path", "required": True, "schema": _UUID}],
+            "responses": {"200": {"description": "Authorised", "content": {"application/json": {
+                "schema": {"type": "object", "required": ["order_id", "previews", "expires_in"], "properties": {
+                    "order_id": _UUID, "expires_in": {"const": 60}, "preview_until": {"type": "string"},
+                    "previews": {"type": "array", "items": {"type": "object", "properties": {
+                        "pull_id": {"type": "integer"}, "gacha_item_id": _UUID, "user_reward_id": _UUID,
+                        "mimetype": {"type": ["string", "null"]}, "signed_url": {"type": "string"}}}}}}}}},
+                          **_errors(400, 401, 403, 404, 409, 429, 503)}}},
         "/webhooks/stripe": _webhook("stripe", "Stripe-Signature"),
         "/webhooks/komoju": _webhook("komoju", "X-Komoju-Signature"),
     },

@@ -2,15 +2,31 @@
 // fake KOMOJU), the live reveal over Realtime, medals, the exchange, the reward box, the fairness
 // page, purchase history with refund requests.
 import { ApiError, confirmCard, payments, rpc, sb, select } from '../api.js'
-import { L } from '../i18n.js'
+import { L, errorText } from '../i18n.js'
 import { jst, num, rarityRank, yen } from '../format.js'
-import { act, download, field, fill, flash, h, section, table } from '../ui.js'
+import { act, download, field, fill, flash, h, section, showError, table } from '../ui.js'
 import { go, state } from '../app.js'
-import { verifyPulls } from '../fairness.js'
+import { verifyMine } from '../fairness.js'
 
 const saleLabel = (s) => ({ on_sale: L('販売中', 'On sale'), upcoming: L('販売予定', 'Upcoming'), ended: L('販売終了', 'Ended') })[s] || s
 const rarityBadge = (r) => h('span', { class: `rarity r-${r}` }, r)
 const needSignIn = () => { go('#/signin'); return null }
+
+// How long after fulfilment the database allows previews (sql/economy/75_reveal_previews.sql);
+// the page does not ask after that (the server would refuse: preview_window_closed).
+const PREVIEW_MS = 15 * 60 * 1000
+
+// Storage answers with the object's stored type; a generic one is read from the file's extension.
+const BY_EXT = { png: 'image/png', jpg: 'image/jpeg', jpeg: 'image/jpeg', webp: 'image/webp', gif: 'image/gif', mp3: 'audio/mpeg', m4a: 'audio/mp4', aac: 'audio/aac', wav: 'audio/wav', ogg: 'audio/ogg', mp4: 'video/mp4', webm: 'video/webm', mov: 'video/quicktime' }
+function mediaType (type, path) {
+  if (type && type !== 'application/octet-stream') return type
+  return BY_EXT[String(path).split('.').pop().toLowerCase()] || type || ''
+}
+function mediaElement (type, url, name) {
+  return type.startsWith('image/') ? h('img', { src: url, alt: name })
+    : type.startsWith('audio/') ? h('audio', { src: url, controls: true, preload: 'metadata', 'aria-label': name })
+      : type.startsWith('video/') ? h('video', { src: url, controls: true, preload: 'metadata', 'aria-label': name }) : null
+}
 
 export async function catalog (view) {
   const gachas = await select('gachas', (q) => q.order('published_at', { ascending: false }))
@@ -103,7 +119,9 @@ async function orderScreen (view, orderId, paying) {
       h('span', { class: 'back' }, '？'),
       h('span', { class: 'front' }, rarityBadge(p.rarity), h('span', { class: 'name' }, p.name), p.pity ? h('small', {}, L('天井', 'pity')) : null)))
     const list = h('ol', { class: 'cards', id: 'cards' }, cards)
-    fill(stage, h('h2', {}, L('結果', 'Results')), list)
+    const previewNote = h('p', { id: 'preview-note', class: 'note', 'aria-live': 'polite' })
+    fill(stage, h('h2', {}, L('結果', 'Results')), list, previewNote)
+    showPreviews(cards, previewNote).catch(showError)
     const title = view.querySelector('h1')
     if (title) title.textContent = L('ガチャ結果', 'Your pulls')
     status.textContent = L('結果が届きました！', 'Your results are here!')
@@ -121,6 +139,47 @@ async function orderScreen (view, orderId, paying) {
       setTimeout(step, i === cards.length - 1 ? 900 : 350)  // a pause before the rarest
     }
     setTimeout(step, 400)
+  }
+
+  // The media on the cards: previews of this order's results (the payment service signs them for a
+  // minute; the database allows them for 15 minutes after fulfilment and does not count them as
+  // downloads). Each object is fetched once, right away, into a blob: the signed URL would expire
+  // before a person presses play on a long clip.
+  const objectUrls = []
+  async function showPreviews (cards, note) {
+    if (order.fulfilled_at && Date.now() - Date.parse(order.fulfilled_at) > PREVIEW_MS) {
+      note.textContent = errorText('preview_window_closed')
+      return
+    }
+    let res
+    try {
+      res = await payments(`/payments/orders/${orderId}/previews`)
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err
+      console.info('API refusal', err.code, err.details)
+      note.textContent = err.message
+      return
+    }
+    const byPull = new Map(res.previews.map((p) => [String(p.pull_id), p]))
+    const blobs = new Map()
+    for (const card of cards) {
+      const p = byPull.get(card.dataset.pullId)
+      if (!p) continue
+      if (!blobs.has(p.signed_url)) {
+        blobs.set(p.signed_url, fetch(p.signed_url).then(async (r) => {
+          if (!r.ok) throw new ApiError(null, L('プレビューを取得できませんでした。', 'The preview could not be fetched.'))
+          const type = mediaType(p.mimetype || r.headers.get('content-type'), p.path)
+          const url = URL.createObjectURL(new Blob([await r.arrayBuffer()], { type }))
+          objectUrls.push(url)
+          return { url, type }
+        }))
+      }
+      const { url, type } = await blobs.get(p.signed_url)
+      const name = card.querySelector('.name').textContent
+      const el = mediaElement(type, url, name)
+      if (el) card.querySelector('.front').prepend(el)
+    }
+    note.textContent = L('プレビューはダウンロード回数に数えられません。', 'Previews do not count as downloads.')
   }
 
   const channel = sb.channel(`order:${orderId}`, { config: { private: true } })
@@ -143,10 +202,11 @@ async function orderScreen (view, orderId, paying) {
   const head = [h('h1', {}, checkingOut ? L('お支払い', 'Checkout') : L('ガチャ結果', 'Your pulls')),
     h('p', {}, L(`${order.pull_count}回 · ${yen(order.amount_jpy)} · 注文 `, `${order.pull_count} pull(s) · ${yen(order.amount_jpy)} · order `), h('code', {}, orderId)), status]
   fill(view, ...head, stage)
-  if (order.status === 'fulfilled') return () => sb.removeChannel(channel)
+  const leave = () => { sb.removeChannel(channel); objectUrls.forEach((u) => URL.revokeObjectURL(u)) }
+  if (order.status === 'fulfilled') return leave
   if (!paying || order.status !== 'pending') {
     status.textContent = L(`注文の状態: ${order.status}`, `Order status: ${order.status}`)
-    return () => sb.removeChannel(channel)
+    return leave
   }
 
   if ((saved.method || 'stripe') === 'komoju') {
@@ -156,7 +216,7 @@ async function orderScreen (view, orderId, paying) {
         'Open the payment slip (receipt number) and pay at the store before the deadline. The results arrive here once the payment is confirmed.')),
       h('p', {}, h('a', { href: s.session_url, target: '_blank', rel: 'noopener', id: 'konbini-slip' }, L('お支払い用紙を開く', 'Open the payment slip'))))
     status.textContent = L('お支払い待ち', 'Waiting for the payment')
-    return () => sb.removeChannel(channel)
+    return leave
   }
 
   const pi = await payments('/payments/stripe/payment-intents', { order_id: orderId })
@@ -180,7 +240,7 @@ async function orderScreen (view, orderId, paying) {
     })
   })
   fill(stage, form)
-  return () => sb.removeChannel(channel)
+  return leave
 }
 
 export async function medals (view) {
@@ -235,13 +295,8 @@ export async function box (view) {
       if (!res.ok) throw new ApiError(null, L('ファイルを取得できませんでした。', 'The file could not be fetched.'))
       const blob = await res.blob()
       const url = URL.createObjectURL(blob)
-      // Storage answers with the object's stored type; a generic one is read from the file's extension.
-      const ext = d.path.split('.').pop().toLowerCase()
-      const byExt = { png: 'image/', jpg: 'image/', jpeg: 'image/', webp: 'image/', gif: 'image/', mp3: 'audio/', m4a: 'audio/', aac: 'audio/', wav: 'audio/', ogg: 'audio/', mp4: 'video/', webm: 'video/', mov: 'video/' }
-      const type = blob.type && blob.type !== 'application/octet-stream' ? blob.type : (byExt[ext] || blob.type || '')
-      const media = type.startsWith('image/') ? h('img', { src: url, alt: r.name })
-        : type.startsWith('audio/') ? h('audio', { src: url, controls: true, 'aria-label': r.name })
-          : type.startsWith('video/') ? h('video', { src: url, controls: true, 'aria-label': r.name }) : null
+      const type = mediaType(blob.type, d.path)
+      const media = mediaElement(type, url, r.name)
       fill(preview, h('h2', {}, r.name), media || h('p', {}, type), h('p', {}, L(`今日はあと ${d.remaining_today} 回ダウンロードできます。`, `${d.remaining_today} downloads left today.`)))
       download(d.path.split('/').pop(), blob)
     }))
@@ -281,16 +336,21 @@ export async function fairness (view) {
   const verify = h('button', { type: 'button', id: 'verify' }, L('引いた結果を検証', 'Verify my pulls'))
   verify.addEventListener('click', () => act(verify, async () => {
     fill(out, h('p', {}, L('ブラウザで再計算しています…', 'Recomputing in your browser…')))
-    const report = await verifyPulls(f.revealed || [])
-    fill(out, 
-      h('p', { id: 'verify-summary', class: report.ok ? 'ok' : 'bad', dataset: { ok: String(report.ok), pulls: String(report.pulls) } },
-        report.ok ? L(`一致しました: ${report.seeds}個のシード、${report.pulls}回の抽選をすべて再計算しました。`, `All match: ${report.pulls} draws under ${report.seeds} seed(s) recomputed.`)
+    const report = await verifyMine()
+    fill(out,
+      h('p', { id: 'verify-summary', class: report.ok ? 'ok' : 'bad', dataset: { ok: String(report.ok), pulls: String(report.pulls), pityPulls: String(report.pityPulls), logEntries: String(report.logEntries) } },
+        report.ok ? L(`一致しました: ${report.seeds}個のシード、${report.pulls}回の抽選を再計算し、確率表ログ${report.logEntries}件のハッシュチェーンと天井（${report.pityPulls}回）を再現しました。`,
+          `All match: ${report.pulls} draws under ${report.seeds} seed(s) recomputed, the rate-table log's hash chain (${report.logEntries} entries) and pity (${report.pityPulls} pity pulls) replayed.`)
           : L(`不一致があります（${report.problems.length}件）。`, `Mismatches found (${report.problems.length}).`)),
       report.pulls === 0 ? h('p', {}, L('公開済みのシードで引いた結果がまだありません。先にシードを公開してください。', 'No pulls under a revealed seed yet: reveal your seed first.')) : null,
-      h('ul', {}, report.problems.map((p) => h('li', {}, p))),
-      table([L('注文', 'Order'), 'nonce', 'roll', L('アイテム', 'Item'), L('結果', 'Result')], report.rows.slice(0, 50).map((r) =>
+      report.logHead ? h('p', {}, L('確率表ログの先頭（控えておくと、後で書き換えがないか確かめられます）: ', 'Head of the rate-table log (keep it to check later that nothing was rewritten): '), h('code', { id: 'log-head' }, report.logHead)) : null,
+      h('ul', { id: 'verify-problems' }, report.problems.map((p) => h('li', { dataset: { kind: p.kind } }, p.text))),
+      report.notes.length ? h('ul', { id: 'verify-notes' }, report.notes.map((n) => h('li', {}, n))) : null,
+      table([L('注文', 'Order'), 'nonce', 'roll', L('アイテム', 'Item'), L('天井', 'Pity'), L('結果', 'Result')], report.rows.slice(0, 50).map((r) =>
         h('tr', {}, h('td', {}, h('code', {}, r.order_id.slice(0, 8))), h('td', { class: 'num' }, r.nonce), h('td', { class: 'num' }, r.roll),
-          h('td', {}, r.item), h('td', {}, r.ok ? '✔' : '✘')))))
+          h('td', {}, r.item), h('td', {}, r.pity ? L('天井', 'pity') : ''), h('td', {}, r.ok ? '✔' : '✘'))), { id: 'verify-rows' }),
+      report.unpaid.length ? section(L('支払われなかった注文が引いたはずの結果', 'What unpaid orders would have drawn'),
+        h('ul', {}, report.unpaid.map((u) => h('li', {}, h('code', {}, u.order_id.slice(0, 8)), ` (${u.status}): ${u.drawn.join(' ')}`)))) : null)
   }))
   fill(view, h('h1', {}, L('公平性の検証', 'Provably fair')),
     h('p', {}, L('抽選はサーバーシード・クライアントシード・nonce から HMAC-SHA256 で決まります。サーバーシードは使う前にハッシュで約束され、公開後に誰でも再計算できます。',

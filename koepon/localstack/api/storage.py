@@ -312,7 +312,10 @@ def upload_mimetype(content_type: str, body: bytes) -> str:
 
 
 def ensure_demo_bytes(db_url: str, root: Path) -> int:
-    """Write a small demo file for every seeded storage object that has no bytes yet (local only)."""
+    """Write a small demo file for every seeded storage object that has no bytes yet (local only):
+    real images and sounds where the path says PNG or MP3 (koepon/localstack/demo_media.py)."""
+    from ..demo_media import demo_bytes
+
     written = 0
     with psycopg.connect(db_url) as conn:
         rows = conn.execute("select bucket_id, name from storage.objects").fetchall()
@@ -324,6 +327,6 @@ def ensure_demo_bytes(db_url: str, root: Path) -> int:
         path = root / bucket / name
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(f"Koepon demo reward: {bucket}/{name}\n".encode())
+            path.write_bytes(demo_bytes(bucket, name))
             written += 1
     return written
