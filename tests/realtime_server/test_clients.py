@@ -153,6 +153,9 @@ def _serve(db_url: str, port: int):
         thread.join(timeout=15)
 
 
+RESTART_PAUSE = 3.5  # seconds the server stays down between the two runs
+
+
 @pytest.mark.parametrize("client_kind", ["python", "js"])
 def test_clients_rejoin_after_the_server_restarts(seeded_db_url, js_dir, client_kind):
     from .conftest import JsClient
@@ -177,15 +180,23 @@ def test_clients_rejoin_after_the_server_restarts(seeded_db_url, js_dir, client_
                 await subscribed(ch)
                 return cl
             cl = asyncio.run_coroutine_threadsafe(join(), loop).result(15)
-    # the server is down now; it comes back on the same port
+    # The server is down now. It stays down past the clients' first reconnect attempts (supabase-js
+    # tries after 1 s and 3 s), so every run proves a client survives refused attempts and keeps
+    # trying; a restart quicker than that would let a client that gives up after one failure pass.
+    time.sleep(RESTART_PAUSE)
+    # It comes back on the same port.
     with _serve(seeded_db_url, port) as url:
         async def send_until_heard(heard):
             sender = AsyncRealtimeClient(rt_url(url), ANON_KEY)
             await sender.connect()
             ch = await subscribed(sender.channel("restart"))
+            # realtime-js reconnects after 1, 2, 5 and then every 10 s, so the next attempt after the
+            # server is back comes within 10 s however long it was down; 30 s leaves room for a loaded
+            # machine.
             deadline = time.monotonic() + 30
             while not heard():
-                assert time.monotonic() < deadline, "the client never rejoined"
+                seen = f"; supabase-js saw: {c.events[-20:]}" if client_kind == "js" else ""
+                assert time.monotonic() < deadline, "the client never rejoined" + seen
                 await ch.send_broadcast("after", {"n": 1})
                 await asyncio.sleep(0.5)
             await sender.close()

@@ -2,9 +2,16 @@
 // the client sees leaves as JSON lines on stdout. Usage: node client.mjs <api url> <anon key>
 import { createClient } from '@supabase/supabase-js'
 import readline from 'node:readline'
+import WebSocket from 'ws'
 
 const [url, key] = process.argv.slice(2)
-const sb = createClient(url, key, { realtime: { heartbeatIntervalMs: 5000 } })
+// The socket is the `ws` package (realtime-js's `transport` option), not Node's built-in one: Node 20's
+// WebSocket (undici, behind --experimental-websocket) fires no `close` when a connection attempt fails
+// (refused while the server restarts) and stays CONNECTING for ever, so Phoenix never schedules its
+// next reconnect and the client is lost after one failed try. Browsers and `ws` fire `error` then
+// `close` (1006) as the WHATWG spec says, and reconnect on realtime-js's schedule (1 s, 2 s, 5 s, then
+// every 10 s); undici fixed it only later (nodejs/undici#3566).
+const sb = createClient(url, key, { realtime: { heartbeatIntervalMs: 5000, transport: WebSocket } })
 const channels = {}
 const out = (obj) => process.stdout.write(JSON.stringify(obj) + '\n')
 
