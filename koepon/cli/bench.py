@@ -114,7 +114,7 @@ def machine() -> dict:
 def run_bench(names: list[str], duration: float, concurrency: list[int] | None, smoke: bool,
               scale_factor: float, api_workers: int, echo=click.echo, rounds: int = 1,
               webhook_api_workers: int | None = None, webhook_workers: int | None = None,
-              webhook_transport: str = "direct", webhook_threads: int | None = None) -> dict:
+              webhook_transport: str = "direct", webhook_threads: int | None = None, keep: bool = False) -> dict:
     import signal
 
     reg = _registry()
@@ -154,7 +154,9 @@ def run_bench(names: list[str], duration: float, concurrency: list[int] | None, 
         for res in out["scenarios"].values():  # internal hand-offs are not results
             res.pop("_spread", None)
     finally:
-        db.close()
+        db.close(keep=keep)
+        if keep:
+            echo(f"kept the bench database {db.name} ({db.url})", err=True)
     out["elapsed_s"] = round(time.monotonic() - started, 1)
     echo(f"\ntotal {out['elapsed_s']} s")
     return out
@@ -184,15 +186,18 @@ def register(main: click.Group) -> None:
     @click.option("--webhook-transport", type=click.Choice(["direct", "api"]), default="direct", show_default=True,
                   help="webhook: the payment service's way to the database: PostgreSQL directly over its pool "
                        "(what koepon up configures) or through the Supabase API.")
+    @click.option("--keep", is_flag=True,
+                  help="Leave the bench database in the cluster afterwards (e.g. to study a scale run's data); "
+                       "drop it yourself with dropdb.")
     def bench(scenario, duration, concurrency, json_path, smoke, scale_factor, api_workers, rounds,
-              webhook_api_workers, webhook_workers, webhook_threads, webhook_transport):
+              webhook_api_workers, webhook_workers, webhook_threads, webhook_transport, keep):
         """Benchmarks: throughput, latency, contention and scale as ratios to same-run baselines."""
         names = [n for n in ORDER if n in scenario] if scenario else list(ORDER)
         res = run_bench(names, duration or (2 if smoke else 5), list(concurrency) or None, smoke,
                         scale_factor if scale_factor is not None else (0.002 if smoke else 1.0),
                         api_workers or NCPU, rounds=rounds or (1 if smoke else 3),
                         webhook_api_workers=webhook_api_workers, webhook_workers=webhook_workers,
-                        webhook_transport=webhook_transport, webhook_threads=webhook_threads)
+                        webhook_transport=webhook_transport, webhook_threads=webhook_threads, keep=keep)
         if json_path:
             os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
             with open(json_path, "w") as f:

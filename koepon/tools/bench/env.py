@@ -44,13 +44,14 @@ class BenchDB:
     def connect(self, **kw) -> psycopg.Connection:
         return psycopg.connect(self.url, autocommit=True, **kw)
 
-    def close(self) -> None:
+    def close(self, keep: bool = False) -> None:
         for p in self.procs:
             with contextlib.suppress(Exception):
                 p.terminate()
                 p.wait(timeout=10)
-        with contextlib.suppress(Exception):
-            testing.drop(self.name)
+        if not keep:
+            with contextlib.suppress(Exception):
+                testing.drop(self.name)
         self.tmp.cleanup()
 
     # -- fans ------------------------------------------------------------------------------
