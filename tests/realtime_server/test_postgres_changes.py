@@ -12,6 +12,7 @@ import psycopg
 import pytest
 from realtime import AsyncRealtimeClient
 
+from koepon.localstack.realtime import changes
 from koepon.settings import ANON_KEY
 
 from .conftest import token
@@ -43,6 +44,20 @@ def _sql(url, q, *args):
         conn.execute(q, args)
 
 
+async def subscribed_to_postgres(channel, timeout: float = 10.0):
+    """Subscribe, then wait for the `system` message "Subscribed to PostgreSQL" (status ok).
+
+    SUBSCRIBED only says the channel was joined; hosted Realtime registers the Postgres Changes
+    afterwards and sends this message once its replication poller will deliver them. A change
+    committed before it may be missed, so a test writes only after it (as supabase-js tests do)."""
+    system = []
+    channel.on_system(lambda p: system.append(p) if p.extension == "postgres_changes" else None)
+    await subscribed(channel, timeout)
+    await until(lambda: system, timeout, "the 'Subscribed to PostgreSQL' system message")
+    assert (system[0].status, system[0].message) == ("ok", "Subscribed to PostgreSQL"), system
+    return channel
+
+
 async def _watch(api_url, sub: str, changes: list[dict], got: list):
     cl = AsyncRealtimeClient(rt_url(api_url), ANON_KEY)
     await cl.connect()
@@ -51,7 +66,7 @@ async def _watch(api_url, sub: str, changes: list[dict], got: list):
         ch.on_postgres_changes(c["event"], lambda p, c=c: got.append((c.get("tag"), p)),
                                table=c.get("table"), schema=c.get("schema", "public"), filter=c.get("filter"))
     await cl.set_auth(token(sub))
-    await subscribed(ch)
+    await subscribed_to_postgres(ch)
     return cl
 
 
@@ -60,7 +75,6 @@ def test_changes_reach_only_subscribers_whose_rls_allows_them_with_permitted_col
         alice, bob = [], []
         ca = await _watch(api_url, ALICE, [{"event": "*", "table": "rt_notes"}], alice)
         cb = await _watch(api_url, BOB, [{"event": "*", "table": "rt_notes"}], bob)
-        await asyncio.sleep(0.2)
         _sql(seeded_db_url, "insert into public.rt_notes values (1, %s, 'hello', 5, '{\"k\": [1]}', 'pssst')",
              ALICE)
         _sql(seeded_db_url, "update public.rt_notes set body = 'edited' where id = 1")
@@ -98,7 +112,6 @@ def test_filters_eq_neq_lt_lte_gt_gte_in(api_url, seeded_db_url):
         got = []
         cl = await _watch(api_url, ALICE, [{"event": "INSERT", "table": "rt_notes", "filter": f, "tag": tag}
                                            for tag, f in filters.items()], got)
-        await asyncio.sleep(0.2)
         for i, (score, body) in enumerate([(4, "a"), (5, "b"), (6, "c")], start=10):
             _sql(seeded_db_url, "insert into public.rt_notes (id, owner, body, score) values (%s, %s, %s, %s)",
                  i, ALICE, body, score)
@@ -154,8 +167,7 @@ def test_select_narrows_the_record_and_the_primary_key_always_comes_along(api_ur
         ch.on_postgres_changes("INSERT", lambda p: got.append(p), table="rt_notes", schema="public",
                                select=["body"])
         await cl.set_auth(token(ALICE))
-        await subscribed(ch)
-        await asyncio.sleep(0.2)
+        await subscribed_to_postgres(ch)
         _sql(seeded_db_url, "insert into public.rt_notes (id, owner, body, score) values (50, %s, 'sel', 1)", ALICE)
         await until(lambda: got, what="the insert")
         await cl.close()
@@ -164,3 +176,61 @@ def test_select_narrows_the_record_and_the_primary_key_always_comes_along(api_ur
     data = asyncio.run(main())
     assert data["record"] == {"id": 50, "body": "sel"}
     assert [c["name"] for c in data["columns"]] == ["id", "body"]
+
+
+
+def test_a_table_published_after_the_stream_started_is_live_once_subscribed(api_url, seeded_db_url, monkeypatch):
+    """"Subscribed to PostgreSQL" means a change committed afterwards is delivered, also for a table
+    added to the publication while the server was already reading the WAL (hosted Realtime's
+    poller decodes the publication's tables as they are at each poll)."""
+    # No periodic look at the publication during this test: only the subscription may bring rt_late in.
+    monkeypatch.setattr(changes, "PUBLICATION_CHECK", 3600.0)
+
+    async def main():
+        # a first subscriber: the server is now streaming the WAL with the tables published so far
+        first = await _watch(api_url, ALICE, [{"event": "INSERT", "table": "rt_notes"}], [])
+        _sql(seeded_db_url, """
+          create table public.rt_late (id bigint primary key, owner uuid not null);
+          alter table public.rt_late enable row level security;
+          create policy "owners read" on public.rt_late for select to authenticated using (owner = auth.uid());
+          grant select on public.rt_late to authenticated;
+          alter publication supabase_realtime add table public.rt_late;
+        """)
+        got = []
+        cl = await _watch(api_url, ALICE, [{"event": "INSERT", "table": "rt_late"},
+                                           {"event": "INSERT", "table": "rt_notes"}], got)
+        _sql(seeded_db_url, "insert into public.rt_late values (1, %s)", ALICE)
+        _sql(seeded_db_url, "insert into public.rt_notes (id, owner, body) values (60, %s, 'after')", ALICE)
+        await until(lambda: any(p["data"]["table"] == "rt_notes" for _, p in got), what="the rt_notes insert")
+        await asyncio.sleep(0.3)
+        await first.close()
+        await cl.close()
+        return list(dict.fromkeys(p["data"]["table"] for _, p in got))
+
+    # In commit order on one channel: the rt_late insert was not skipped by a stream that did not
+    # decode rt_late yet (it would have come, if ever, only after the stream's next restart).
+    assert asyncio.run(main()) == ["rt_late", "rt_notes"]
+
+
+def test_a_stream_restart_loses_and_repeats_nothing(api_url, seeded_db_url, monkeypatch):
+    """The stream restarts when the publication changes: what the old pg_recvlogical had written but
+    the server had not read yet is still delivered, and what the new one replays (the slot resumes at
+    the last confirmed position) is not delivered twice."""
+    monkeypatch.setattr(changes, "PUBLICATION_CHECK", 0.05)  # restart while the batch is being read
+
+    async def main():
+        got = []
+        cl = await _watch(api_url, ALICE, [{"event": "INSERT", "table": "rt_notes", "filter": "id=gte.1000"}], got)
+        _sql(seeded_db_url, f"""
+          insert into public.rt_notes (id, owner, body)
+            select i, '{ALICE}', 'bulk' from generate_series(1000, 1299) i;
+          create table public.rt_restart (id int primary key);
+          alter publication supabase_realtime add table public.rt_restart;
+        """)
+        await until(lambda: len({p["data"]["record"]["id"] for _, p in got}) == 300, 20, "the 300 inserts")
+        await asyncio.sleep(1.5)  # anything replayed twice would have arrived by now
+        await cl.close()
+        return [p["data"]["record"]["id"] for _, p in got]
+
+    ids = asyncio.run(main())
+    assert sorted(ids) == list(range(1000, 1300))

@@ -44,6 +44,8 @@ _MESSAGES = re.compile(r"^messages(?:_\d{4}_\d{2}_\d{2})?$")
 JANITOR_INTERVAL = 3600.0  # seconds between realtime.messages partition upkeeps
 PUBLICATION_CHECK = 5.0  # seconds between looks at the supabase_realtime publication's tables
 LINGER = 10.0  # seconds the slot outlives the last connection
+SUBSCRIBE_TIMEOUT = 15.0  # seconds a subscription waits for the stream to carry its tables
+REPLAY_MEMORY = 8192  # change LSNs remembered, so a restarted stream's replay is not sent twice
 
 
 @dataclass
@@ -130,6 +132,9 @@ class WalReader:
         self._task: asyncio.Task | None = None
         self._columns: dict = {}  # (role, schema, table) -> (expires, {column: typname}, rls_enabled)
         self.last_poll = 0.0
+        self.streaming: frozenset | None = None  # the tables the running pg_recvlogical decodes
+        self._recheck = False  # a subscription asks for the publication to be looked at now
+        self._seen: dict[str, None] = {}  # LSNs of the changes handled lately (oldest first)
 
     async def start(self) -> None:
         """The slot is made when the first client connects and dropped when the last one has been
@@ -139,11 +144,13 @@ class WalReader:
     def want(self) -> None:
         self.wanted.set()
 
-    async def wait_ready(self, timeout: float = 15) -> None:
-        """Before a join is answered: the slot exists, so nothing committed after the answer is missed."""
+    async def wait_ready(self, timeout: float = 15) -> bool:
+        """Before a join is answered: the slot exists, so nothing committed after the answer is missed.
+        False when it does not exist yet (the database is slow or down)."""
         self.wanted.set()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.ready.wait(), timeout)
+        return self.ready.is_set()
 
     async def stop(self) -> None:
         if self._task:
@@ -153,7 +160,36 @@ class WalReader:
 
     # -- subscriptions ----------------------------------------------------------------------
 
-    def subscribe(self, ch) -> str | None:
+    async def subscribe(self, ch) -> str | None:
+        """Register the channel's Postgres Changes; None once a change committed from now on reaches it.
+
+        Hosted Realtime says "Subscribed to PostgreSQL" once the subscription is a row of
+        realtime.subscription, and its poller decodes the publication's tables as they are at each
+        poll (realtime.list_changes). Here the stream decodes the tables published when it started:
+        a table published since then is added (the stream restarted) before the answer."""
+        subs = self._parse(ch)
+        if isinstance(subs, str):
+            return subs
+        if self.error:
+            return self.error
+        if not self.ready.is_set():
+            return "Realtime was unable to connect to the project database"
+        try:
+            async with self.hub.pool.connection() as conn:
+                published = await self._published_tables(conn)
+        except psycopg.Error as exc:
+            return f"Realtime was unable to connect to the project database: {exc}"
+        needed = {t for t in published if any(s.schema in (t[0], "*") and s.table in (None, t[1]) for s in subs)}
+        deadline = time.monotonic() + SUBSCRIBE_TIMEOUT
+        while self.streaming is None or not needed <= self.streaming:
+            if time.monotonic() > deadline or not self.ready.is_set():
+                return "Realtime was unable to connect to the project database"
+            self._recheck = True
+            await asyncio.sleep(self.interval)
+        self.subs[ch] = subs
+        return None
+
+    def _parse(self, ch) -> list[Sub] | str:
         subs = []
         for params in ch.pg_changes:
             event = str(params.get("event") or "*").upper()
@@ -172,10 +208,7 @@ class WalReader:
                         "An exception happened so please check your connect parameters: select must be a list")
             subs.append(Sub(params["id"], event, schema, None if table in (None, "*") else table, flt,
                             frozenset(select) if select else None))
-        self.subs[ch] = subs
-        if self.error:
-            return self.error
-        return None
+        return subs
 
     def unsubscribe(self, ch) -> None:
         self.subs.pop(ch, None)
@@ -208,6 +241,7 @@ class WalReader:
                         self.ready.set()
                         await self._follow(conn)
                     finally:
+                        self.ready.clear()  # before the slot goes: no join is answered without one
                         await _drop_slot(conn, self.slot)
                 self.slot = _slot_name()
             except asyncio.CancelledError:
@@ -231,10 +265,15 @@ class WalReader:
         idle_since = None
         async with self.hub.pool.connection() as rls:
             while True:
+                self._recheck = False
                 tables = await self._published_tables(conn)
                 proc = await asyncio.create_subprocess_exec(
                     *_recvlogical_argv(self.db_url, self.slot, _add_tables(tables)),
                     stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, limit=1 << 26)
+                # Everything committed from here on is decoded with these tables: the slot resumes
+                # where the previous stream's confirmed position left it.
+                self.streaming = tables
+                restart = False
                 try:
                     checked = time.monotonic()
                     while True:
@@ -260,17 +299,46 @@ class WalReader:
                                 self.ready.clear()
                                 self.wanted.clear()
                                 return
-                        if time.monotonic() - checked > PUBLICATION_CHECK:
+                        if self._recheck or time.monotonic() - checked > PUBLICATION_CHECK:
                             checked = time.monotonic()
+                            self._recheck = False
                             if await self._published_tables(conn) != tables:
+                                restart = True
                                 break  # restart the stream with the publication's new tables
                 finally:
-                    await _stop(proc)
+                    self.streaming = None
+                    if restart:
+                        await self._drain(proc, rls, tables)
+                    else:
+                        await _stop(proc)
+
+    async def _drain(self, proc, rls, tables: frozenset) -> None:
+        """Stop a stream and handle what it had already written: pg_recvlogical confirms to the
+        server what it wrote to the pipe, so a line left unread there would never come again."""
+        with contextlib.suppress(ProcessLookupError):
+            proc.terminate()
+        try:
+            async with asyncio.timeout(5):
+                async for line in proc.stdout:
+                    if line.strip():
+                        await self._handle(line, rls, tables)
+        except TimeoutError:
+            log.warning("realtime: pg_recvlogical did not stop within 5 s")
+        await _stop(proc)
 
     async def _handle(self, line: bytes, rls, published: frozenset) -> None:
         if not self.subs and b'"schema":"realtime"' not in line:
             return  # a published table's change and no Postgres Changes subscriber: skip the parse
         change = orjson.loads(line)
+        # A restarted stream resumes at the slot's confirmed position, which trails what the
+        # previous one wrote by up to pg_recvlogical's status interval: skip what was handled.
+        lsn = change.get("lsn")
+        if lsn is not None:
+            if lsn in self._seen:
+                return
+            self._seen[lsn] = None
+            if len(self._seen) > REPLAY_MEMORY:
+                del self._seen[next(iter(self._seen))]
         if change.get("schema") == "realtime" and _MESSAGES.match(change.get("table") or ""):
             if change.get("action") == "I":
                 self._message(change)
@@ -422,7 +490,8 @@ def _recvlogical_argv(db_url: str, slot: str, add_tables: str) -> list[str]:
     exe = shutil.which("pg_recvlogical") or "pg_recvlogical"
     argv = [exe, "-d", make_conninfo(**info), "-S", slot, "--start", "-n", "-f", "-", "-F", "1", "-s", "1"]
     for opt in ("format-version=2", "include-timestamp=true", "include-type-oids=true", "include-pk=true",
-                "include-transaction=false", "actions=insert,update,delete", f"add-tables={add_tables}"):
+                "include-transaction=false", "include-lsn=true", "actions=insert,update,delete",
+                f"add-tables={add_tables}"):
         argv += ["-o", opt]
     return argv
 

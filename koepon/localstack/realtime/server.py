@@ -213,7 +213,7 @@ class Connection:
         if ch.presence_enabled and ch.reads_presence():
             self.push(Message(topic, "presence_state", hub.presence_state(ch.key)))
         if ch.pg_changes:
-            error = hub.changes_subscribe(ch)
+            error = await hub.changes_subscribe(ch)
             self.push(Message(topic, "system", {
                 "extension": "postgres_changes", "status": "error" if error else "ok",
                 "message": error or "Subscribed to PostgreSQL", "channel": sub_topic}))
@@ -536,7 +536,7 @@ class Realtime:
 
     # -- postgres changes -------------------------------------------------------------------
 
-    def changes_subscribe(self, ch: Channel) -> str | None:
+    async def changes_subscribe(self, ch: Channel) -> str | None:
         if self.changes is None:
             return "Realtime was unable to connect to the project database"
-        return self.changes.subscribe(ch)
+        return await self.changes.subscribe(ch)
