@@ -41,7 +41,11 @@ def main() -> None:
                             workers=args.workers, loop=loop, http=http, log_level="warning", access_log=False,
                             # Realtime as Phoenix serves it: no compression, no server pings
                             # (clients heartbeat; an idle socket is closed after 60 s).
-                            ws_per_message_deflate=False, ws_ping_interval=None)
+                            ws_per_message_deflate=False, ws_ping_interval=None,
+                            # This server is the edge: uvicorn's default trusts X-Forwarded-For
+                            # from 127.0.0.1, so any local client could choose the address the
+                            # database sees (rate limits, the download log).
+                            proxy_headers=False)
     if config.workers > 1:
         Multiprocess(config, sockets=[_nodelay(config.bind_socket())]).run()
     else:

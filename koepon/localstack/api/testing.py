@@ -49,8 +49,9 @@ def running_api(db_url: str, storage_root: Path | None = None,
         if not hasattr(config, key):
             raise TypeError(f"no Auth setting {key}")
         setattr(config, key, value)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1",
-                                           port=port, log_level="warning", access_log=False))
+    # proxy_headers=False: the API is the edge, as `python -m koepon.localstack.api` serves it.
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           access_log=False, proxy_headers=False))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
