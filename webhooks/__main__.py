@@ -27,6 +27,13 @@ from .config import Config, ConfigError
 # extra process costs CPU of its own; so one process per two cores, 16 threads each.
 DEFAULT_THREADS = 16
 
+# Seconds an idle keep-alive connection stays open. gunicorn's default (2 s) is shorter than its
+# clients keep idle connections for reuse (httpx 5 s, a load balancer's idle timeout: AWS ALB 60 s),
+# so the service closed connections its clients were about to reuse: a request sent as the server
+# closed was answered with "Connection reset by peer" or "Server disconnected". The side that keeps
+# a connection open longer must be the server; 75 s outlasts the usual load balancer's 60 s.
+KEEPALIVE = 75
+
 
 def default_workers() -> int:
     return max(1, (os.cpu_count() or 2) // 2)
@@ -77,6 +84,7 @@ def main(argv: list[str] | None = None) -> None:
         "direct, pooled" if config.database_url else "through the API")
     _Gunicorn(app, {"bind": f"{args.host}:{args.port}", "workers": args.workers, "threads": args.threads,
                     "worker_class": "gthread", "timeout": 30, "graceful_timeout": 5,
+                    "keepalive": KEEPALIVE,
                     "accesslog": None, "errorlog": "-", "loglevel": "info", "logger_class": _NoAccessLine,
                     "logconfig_dict": observability.logging_config(),
                     "post_worker_init": lambda worker: observability.metrics().threads.set(args.threads),

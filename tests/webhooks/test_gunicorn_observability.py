@@ -86,3 +86,23 @@ def test_log_lines_are_json_with_the_request_id(service):
     assert mine and mine[0]["logger"] == "webhooks.access" and mine[0]["status"] == 200
     assert {"timestamp", "level", "message"} <= set(mine[0])
     assert any(e["logger"].startswith("gunicorn") for e in entries)
+
+
+def test_an_idle_keep_alive_connection_outlives_the_clients_idle_pool(service):
+    """A client reuses an idle connection for up to 5 s (httpx's keepalive_expiry; a load balancer for
+    longer): the service must not close it first, or a request sent just as it closes is reset."""
+    import http.client
+
+    url, _ = service
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        conn.request("GET", "/health")
+        assert conn.getresponse().read() and conn.sock is not None
+        sock = conn.sock
+        time.sleep(httpx.Limits().keepalive_expiry + 0.5)
+        conn.request("GET", "/health")  # http.client does not reconnect: this is the same connection
+        assert conn.sock is sock
+        assert conn.getresponse().status == 200
+    finally:
+        conn.close()
