@@ -6,6 +6,9 @@ PaymentIntent, session or refund.
 
 from __future__ import annotations
 
+import random
+import time
+
 import httpx
 import stripe
 
@@ -52,16 +55,35 @@ class Stripe:
 
 
 class Komoju:
+    """KOMOJU's REST API. Every POST carries KOMOJU's idempotency header, so it is retried the way the
+    `stripe` library retries (its max_network_retries): after a connection that failed or was reset
+    (the request may or may not have arrived), and after KOMOJU's 409 for a key whose first request
+    is still being processed. A timeout is not retried: the fan gets a 502 at once and may ask again
+    (the same key then returns the same object)."""
+
+    RETRIES = 2
+    RETRY_DELAY = 0.5  # seconds before the first retry, doubled for each further one (as Stripe's)
+
     def __init__(self, cfg: Config, base: str | None):
         self._base = (base or "https://komoju.com").rstrip("/")
         self._http = httpx.Client(auth=(cfg.komoju_secret_key, ""), timeout=cfg.provider_timeout)
 
     def _post(self, path: str, body: dict, idempotency_key: str) -> dict:
-        try:
-            r = self._http.post(f"{self._base}/api/v1{path}", json=body,
-                                headers={"Idempotency-Key": idempotency_key, "Accept": "application/json"})
-        except httpx.HTTPError as exc:
-            raise ProviderError("komoju", f"unreachable: {exc}") from exc
+        # KOMOJU's header (docs: "Idempotent requests"); it ignores a generic Idempotency-Key.
+        headers = {"X-KOMOJU-IDEMPOTENCY": idempotency_key, "Accept": "application/json"}
+        for attempt in range(self.RETRIES + 1):
+            last = attempt == self.RETRIES
+            try:
+                r = self._http.post(f"{self._base}/api/v1{path}", json=body, headers=headers)
+            except httpx.TimeoutException as exc:
+                raise ProviderError("komoju", f"unreachable: {exc}") from exc
+            except httpx.TransportError as exc:
+                if last:
+                    raise ProviderError("komoju", f"unreachable: {exc}") from exc
+            else:
+                if r.status_code != 409 or last:
+                    break
+            time.sleep(self.RETRY_DELAY * 2 ** attempt * random.uniform(0.75, 1.0))
         if r.status_code >= 400:
             try:
                 msg = r.json().get("error", {}).get("message") or r.text

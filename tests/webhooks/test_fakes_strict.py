@@ -86,7 +86,7 @@ def _komoju_session(fake, amount=3000):
 
 def _komoju_refund(fake, pid, amount, key=None):
     return httpx.post(f"{fake}/komoju/api/v1/payments/{pid}/refund", auth=("sk_test_local_komoju", ""),
-                      json={"amount": amount}, headers={"Idempotency-Key": key} if key else {})
+                      json={"amount": amount}, headers={"X-KOMOJU-IDEMPOTENCY": key} if key else {})
 
 
 def test_komoju_refund_of_an_unknown_payment_is_not_found(fake):

@@ -6,7 +6,7 @@ Stripe (under /stripe, form-encoded, `Authorization: Bearer sk_test_…`, `Idemp
   key and the client secret (CORS open, as Stripe's): the fan's card confirmation, which the
   console's checkout uses; it delivers `payment_intent.succeeded` (or `payment_failed` for Stripe's
   declining test card 4000 0000 0000 0002) to the payment service, signed.
-KOMOJU (under /komoju, JSON, HTTP basic auth with the secret key, `Idempotency-Key`):
+KOMOJU (under /komoju, JSON, HTTP basic auth with the secret key, `X-KOMOJU-IDEMPOTENCY`):
   POST /api/v1/sessions, GET /api/v1/sessions/<id>, POST /api/v1/payments/<id>/refund
   GET /sessions/<id> — the hosted payment page (`session_url`): for konbini it shows the payment
   slip; "pay at the store" (POST) later delivers `payment.authorized` then `payment.captured`.
@@ -29,6 +29,9 @@ import httpx
 from flask import Flask, Response, jsonify, request
 
 from . import events as ev
+
+# KOMOJU's idempotency header (its docs, "Idempotent requests"); Stripe's is Idempotency-Key.
+KOMOJU_IDEMPOTENCY = "X-KOMOJU-IDEMPOTENCY"
 
 
 def _stripe_params() -> dict:
@@ -78,8 +81,9 @@ def create_fake_app(stripe_webhook: tuple[str, str] | None = None,
 
         threading.Thread(target=send, daemon=True).start()
 
-    def idempotent(scope: str, make):
-        key = request.headers.get("Idempotency-Key")
+    def idempotent(scope: str, make, header: str = "Idempotency-Key"):
+        """Stripe's `Idempotency-Key`, KOMOJU's `X-KOMOJU-IDEMPOTENCY`: each reads only its own."""
+        key = request.headers.get(header)
         with lock:
             state["requests"].append({"method": request.method, "path": request.path, "idempotency_key": key,
                                       "params": request.get_json(silent=True) or _stripe_params()})
@@ -250,7 +254,7 @@ def create_fake_app(stripe_webhook: tuple[str, str] | None = None,
             s["payment_data"] = body.get("payment_data") or {}
             state["sessions"][s["id"]] = s
             return s
-        return jsonify(idempotent("session", make))
+        return jsonify(idempotent("session", make, KOMOJU_IDEMPOTENCY))
 
     @app.get("/komoju/api/v1/sessions/<sid>")
     def komoju_get_session(sid):
@@ -278,7 +282,7 @@ def create_fake_app(stripe_webhook: tuple[str, str] | None = None,
         if not komoju_auth():
             return komoju_error(401, "unauthorized", "The secret key is invalid")
         body = request.get_json(silent=True) or {}
-        key = request.headers.get("Idempotency-Key")
+        key = request.headers.get(KOMOJU_IDEMPOTENCY)
         with lock:
             if key and ("komoju_refund", key) in state["idem"]:
                 return jsonify(state["idem"][("komoju_refund", key)]["payment"])
@@ -304,7 +308,7 @@ def create_fake_app(stripe_webhook: tuple[str, str] | None = None,
             state["komoju_payments"][pid] = pay
             return {"payment": pay, "_event": ev.komoju_event("payment.refunded" if full else
                                                               "payment.refund.created", pay)}
-        result = idempotent("komoju_refund", make)
+        result = idempotent("komoju_refund", make, KOMOJU_IDEMPOTENCY)
         deliver(komoju_webhook, "komoju", result["_event"])
         return jsonify(result["payment"])
 
