@@ -1,5 +1,6 @@
 """The local API is the edge: a client's own X-Forwarded-For does not choose the address the
-database sees (private.request_client_ip, the key of anonymous rate limits and of the download log).
+database sees (private.request_client_ip, the key of anonymous rate limits and of the download log),
+and an idle keep-alive connection is kept longer than clients keep theirs.
 
 uvicorn trusts X-Forwarded-For from 127.0.0.1 by default and would hand the spoofed address to the
 app as the client's; both ways the API is served are checked: the process `koepon up` starts and the
@@ -62,3 +63,23 @@ def test_a_spoofed_x_forwarded_for_does_not_change_the_address_the_database_sees
     assert _client_ip(served, **{"X-Forwarded-For": "203.0.113.7"}) == "127.0.0.1"
     assert _client_ip(served, **{"X-Forwarded-For": "203.0.113.7, 198.51.100.2", "X-Real-IP": "203.0.113.8",
                                  "Forwarded": "for=203.0.113.9"}) == "127.0.0.1"
+
+
+def test_an_idle_keep_alive_connection_outlives_the_clients_idle_pool(served):
+    """httpx reuses an idle connection for up to 5 s: the API must not close it first, or a request
+    sent just as it closes is reset (uvicorn's default keep-alive is those same 5 s)."""
+    import http.client
+    import time
+
+    host, port = served.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        conn.request("GET", "/health")
+        assert conn.getresponse().read() and conn.sock is not None
+        sock = conn.sock
+        time.sleep(httpx.Limits().keepalive_expiry + 0.5)
+        conn.request("GET", "/health")  # http.client does not reconnect: this is the same connection
+        assert conn.sock is sock
+        assert conn.getresponse().status == 200
+    finally:
+        conn.close()

@@ -10,6 +10,12 @@ import socket
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
+# Seconds an idle keep-alive connection stays open. uvicorn's default (5 s) equals httpx's
+# keepalive_expiry (the payment service's, the soak's and the Python clients' pools), so a client
+# could send a request on a connection the server was closing ("Connection reset by peer",
+# "Server disconnected"): the server must keep a connection longer than its clients do.
+KEEPALIVE = 75
+
 
 def _nodelay(sock: socket.socket) -> socket.socket:
     """TCP_NODELAY on the listening socket; Linux copies it to every accepted connection.
@@ -45,7 +51,7 @@ def main() -> None:
                             # This server is the edge: uvicorn's default trusts X-Forwarded-For
                             # from 127.0.0.1, so any local client could choose the address the
                             # database sees (rate limits, the download log).
-                            proxy_headers=False)
+                            proxy_headers=False, timeout_keep_alive=KEEPALIVE)
     if config.workers > 1:
         Multiprocess(config, sockets=[_nodelay(config.bind_socket())]).run()
     else:

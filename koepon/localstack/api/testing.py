@@ -10,6 +10,7 @@ from pathlib import Path
 import uvicorn
 
 from ..services import free_port, wait_http
+from .__main__ import KEEPALIVE
 from .app import create_app
 
 # The app behind each running test API, by base URL (a test may change its Auth settings).
@@ -51,7 +52,8 @@ def running_api(db_url: str, storage_root: Path | None = None,
         setattr(config, key, value)
     # proxy_headers=False: the API is the edge, as `python -m koepon.localstack.api` serves it.
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           access_log=False, proxy_headers=False))
+                                           access_log=False, proxy_headers=False,
+                                           timeout_keep_alive=KEEPALIVE))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
