@@ -234,3 +234,28 @@ def test_a_stream_restart_loses_and_repeats_nothing(api_url, seeded_db_url, monk
 
     ids = asyncio.run(main())
     assert sorted(ids) == list(range(1000, 1300))
+
+
+def test_a_table_outside_the_publication_is_refused_as_hosted_refuses_it(api_url, seeded_db_url):
+    """Hosted Realtime subscribes an entry to the published tables it names; naming none is an error
+    system message, never "Subscribed to PostgreSQL" for changes that could not come."""
+    async def main():
+        cl = AsyncRealtimeClient(rt_url(api_url), ANON_KEY)
+        await cl.connect()
+        ch = cl.channel("pg-unpublished")
+        system, states = [], []
+        ch.on_postgres_changes("INSERT", lambda p: None, table="rt_unpublished", schema="public",
+                               filter="id=eq.1")
+        ch.on_system(lambda p: system.append(p))
+        ch.on_error = lambda payload: system.append(payload)  # the client hands error payloads here
+        await cl.set_auth(token(ALICE))
+        await ch.subscribe(lambda s, e: states.append(s))
+        await until(lambda: system, what="the system message")
+        await cl.close()
+        return system[0]
+
+    msg = asyncio.run(main())
+    assert msg == {"extension": "postgres_changes", "status": "error", "channel": "pg-unpublished",
+                   "message": "Unable to subscribe to changes with given parameters. Please check Realtime is "
+                              "enabled for the given connect parameters: [event: INSERT, schema: public, "
+                              'table: rt_unpublished, filters: [{"id", "eq", "1", false}], select: nil]'}

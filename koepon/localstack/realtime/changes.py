@@ -179,7 +179,13 @@ class WalReader:
                 published = await self._published_tables(conn)
         except psycopg.Error as exc:
             return f"Realtime was unable to connect to the project database: {exc}"
-        needed = {t for t in published if any(s.schema in (t[0], "*") and s.table in (None, t[1]) for s in subs)}
+        for sub, params in zip(subs, ch.pg_changes, strict=True):
+            if not any(_covers(sub, t) for t in published):
+                # Subscriptions.create inserts one realtime.subscription row per published table
+                # the entry names; none is this error, and nothing is subscribed.
+                return ("Unable to subscribe to changes with given parameters. Please check Realtime is enabled "
+                        f"for the given connect parameters: [{_params_to_log(sub, params)}]")
+        needed = {t for t in published if any(_covers(sub, t) for sub in subs)}
         deadline = time.monotonic() + SUBSCRIBE_TIMEOUT
         while self.streaming is None or not needed <= self.streaming:
             if time.monotonic() > deadline or not self.ready.is_set():
@@ -458,6 +464,23 @@ class WalReader:
                 ids = [s.id for s in matched if s.select == select]
                 ch.conn.push(Message(ch.topic, "postgres_changes", {"ids": ids, "data": data}))
                 self.hub.stats["delivered"] += 1
+
+
+def _covers(sub: Sub, table: tuple[str, str]) -> bool:
+    return sub.schema in (table[0], "*") and sub.table in (None, table[1])
+
+
+def _params_to_log(sub: Sub, params: dict) -> str:
+    """The entry as hosted Realtime's error names it (Subscriptions.params_to_log, Elixir's inspect)."""
+    q = lambda v: orjson.dumps(str(v)).decode()  # noqa: E731 - Elixir's inspect of a string
+    filters = "[]"
+    if sub.filter is not None:
+        col, op, value = sub.filter
+        value = "{" + ",".join(value) + "}" if op == "in" else value
+        filters = "[{" + ", ".join([q(col), q(op), q(value), "false"]) + "}]"
+    select = params.get("select")
+    select = "nil" if not select else "[" + ", ".join(q(c) for c in select) + "]"
+    return f"event: {sub.event}, schema: {sub.schema}, table: {sub.table or '*'}, filters: {filters}, select: {select}"
 
 
 def _esc(name: str) -> str:
