@@ -323,13 +323,16 @@ class WalReader:
         server what it wrote to the pipe, so a line left unread there would never come again."""
         with contextlib.suppress(ProcessLookupError):
             proc.terminate()
-        try:
-            async with asyncio.timeout(5):
-                async for line in proc.stdout:
-                    if line.strip():
-                        await self._handle(line, rls, tables)
-        except TimeoutError:
-            log.warning("realtime: pg_recvlogical did not stop within 5 s")
+        while True:  # however long handling takes; give up only on a pipe silent for 5 s
+            try:
+                line = await asyncio.wait_for(proc.stdout.readline(), 5)
+            except TimeoutError:
+                log.warning("realtime: pg_recvlogical did not stop within 5 s")
+                break
+            if not line:
+                break
+            if line.strip():
+                await self._handle(line, rls, tables)
         await _stop(proc)
 
     async def _handle(self, line: bytes, rls, published: frozenset) -> None:
