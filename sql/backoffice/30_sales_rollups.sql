@@ -22,6 +22,9 @@ grant execute on function private.jst_date(timestamptz) to authenticated, servic
 create or replace function private.refresh_rollups(p_now timestamptz) returns jsonb
 language plpgsql security definer
 set search_path = ''
+-- A run's statements are estimated from its arrays and crossed jit_above_cost: each then spent
+-- ~15 ms compiling expressions it evaluates a few thousand times. The job is cheaper interpreted.
+set jit = off
 as $$
 declare
   v_from timestamptz;
@@ -30,7 +33,7 @@ declare
   v_rows bigint := 0;
   v_n bigint;
   v_gachas uuid[];
-  v_orders uuid[];
+  v_new private.rollup_order[];
 begin
   -- One refresh at a time (a second caller waits, then finds nothing new).
   perform pg_catalog.pg_advisory_xact_lock(7253201);
@@ -47,16 +50,21 @@ begin
   -- Read once, with nothing but the watermark range on the ledger (its BRIN index): the same
   -- filter on reason in every statement let the planner AND the BRIN bitmap with full scans of
   -- the two partial indexes on order_id (every pull_grant ever), a cost that grew with the
-  -- history (7.5 s per run at 10M pulls) instead of with what is new.
+  -- history (7.5 s per run at 10M pulls) instead of with what is new. The columns every rollup
+  -- needs, the JST day included, are kept with each order, so no statement below reads the
+  -- orders again or computes a day per row.
   with w as materialized (
     select l.order_id, l.reason from app.medal_ledger l where l.created_at >= v_from and l.created_at < v_hi)
-  select coalesce(array_agg(w.order_id), '{}') into v_orders from w where w.reason = 'pull_grant';
+  select coalesce(array_agg(row(o.id, o.user_id, o.vtuber_id, o.gacha_id, private.jst_date(o.fulfilled_at),
+                                o.amount_jpy, o.pull_count)::private.rollup_order), '{}')
+    into v_new
+  from w join app.orders o on o.id = w.order_id
+  where w.reason = 'pull_grant';
 
   -- Paid orders and pulls, on the JST day of fulfilment.
   insert into app.sales_daily as s (jst_date, gacha_id, vtuber_id, paid_orders, pulls, gross_jpy)
-  select private.jst_date(o.fulfilled_at), o.gacha_id, o.vtuber_id, count(*), sum(o.pull_count), sum(o.amount_jpy)
-  from app.orders o
-  where o.id = any (v_orders)
+  select o.jst_date, o.gacha_id, o.vtuber_id, count(*), sum(o.pull_count), sum(o.amount_jpy)
+  from unnest(v_new) o
   group by 1, 2, 3
   on conflict (jst_date, gacha_id) do update
     set paid_orders = s.paid_orders + excluded.paid_orders, pulls = s.pulls + excluded.pulls,
@@ -66,10 +74,9 @@ begin
 
   -- Pulls per item and day, and per item over all time (what the rate audit tests).
   with n as (
-    select private.jst_date(o.fulfilled_at) as jst_date, p.gacha_item_id, p.gacha_id, o.vtuber_id, p.rarity,
+    select o.jst_date, p.gacha_item_id, p.gacha_id, o.vtuber_id, p.rarity,
            count(*) filter (where not p.pity) as pulls, count(*) filter (where p.pity) as pity_pulls
-    from app.orders o join app.pulls p on p.order_id = o.id
-    where o.id = any (v_orders)
+    from unnest(v_new) o join app.pulls p on p.order_id = o.id
     group by 1, 2, 3, 4, 5),
   daily as (
     insert into app.item_pulls_daily as s (jst_date, gacha_item_id, gacha_id, vtuber_id, rarity, pulls, pity_pulls)
@@ -105,9 +112,7 @@ begin
   -- one more paying fan that day. Counted before the upsert below, which makes the key exist.
   insert into app.fan_counts_daily as s (vtuber_id, jst_date, paying_fans)
   select b.vtuber_id, b.jst_date, count(*)
-  from (select distinct o.vtuber_id, private.jst_date(o.fulfilled_at) as jst_date, o.user_id
-        from app.orders o
-        where o.id = any (v_orders)) b
+  from (select distinct o.vtuber_id, o.jst_date, o.user_id from unnest(v_new) o) b
   where not exists (select 1 from app.fan_sales_daily f
                      where f.vtuber_id = b.vtuber_id and f.jst_date = b.jst_date and f.user_id = b.user_id)
   group by 1, 2
@@ -120,9 +125,7 @@ begin
   -- pairs of the fans it touches from their days before and after it (a day added in the middle
   -- changes its successor's previous day). Runs before the fan_sales_daily upsert below.
   with k as (
-    select distinct o.vtuber_id, o.user_id, private.jst_date(o.fulfilled_at) as jst_date
-    from app.orders o
-    where o.id = any (v_orders)),
+    select distinct o.vtuber_id, o.user_id, o.jst_date from unnest(v_new) o),
   old as (
     select f.vtuber_id, f.user_id, f.jst_date from app.fan_sales_daily f
     where (f.vtuber_id, f.user_id) in (select k.vtuber_id, k.user_id from k)),
@@ -140,9 +143,7 @@ begin
   -- The same for each user's paid days on the whole platform (any VTuber), before the
   -- platform_fan_days insert below.
   with k as (
-    select distinct o.user_id, private.jst_date(o.fulfilled_at) as jst_date
-    from app.orders o
-    where o.id = any (v_orders)),
+    select distinct o.user_id, o.jst_date from unnest(v_new) o),
   old as (
     select f.user_id, f.jst_date from app.platform_fan_days f where f.user_id in (select k.user_id from k)),
   new as (select * from old union select * from k),
@@ -156,50 +157,26 @@ begin
   select d.jst_date, d.prev, sum(d.n) from delta d group by 1, 2 having sum(d.n) <> 0
   on conflict (jst_date, prev_jst_date) do update set users = s.users + excluded.users;
 
-  insert into app.fan_sales_daily as s (vtuber_id, jst_date, user_id, paid_orders, gross_jpy)
-  select o.vtuber_id, private.jst_date(o.fulfilled_at), o.user_id, count(*), sum(o.amount_jpy)
-  from app.orders o
-  where o.id = any (v_orders)
-  group by 1, 2, 3
-  on conflict (vtuber_id, jst_date, user_id) do update
-    set paid_orders = s.paid_orders + excluded.paid_orders, gross_jpy = s.gross_jpy + excluded.gross_jpy;
-
-  -- Paying users per day on the whole platform (a fan paying two VTubers that day counts once):
-  -- the (day, user) keys that are new to platform_fan_days.
-  with added as (
-    insert into app.platform_fan_days (jst_date, user_id)
-    select distinct private.jst_date(o.fulfilled_at), o.user_id
-    from app.orders o
-    where o.id = any (v_orders)
-    on conflict (jst_date, user_id) do nothing
-    returning jst_date)
-  insert into app.platform_fan_counts_daily as s (jst_date, paying_users)
-  select a.jst_date, count(*) from added a group by 1
-  on conflict (jst_date) do update set paying_users = s.paying_users + excluded.paying_users;
-
-  -- Each (VTuber, fan)'s first and last paid day, and the per-day histograms a report sums instead
-  -- of counting distinct fans: new_fans(d) = fans whose first paid day is d, last_fans(d) = fans
-  -- whose last paid day so far is d. When this run moves a fan's first day (earlier) or last day
-  -- (later), the old day loses the fan and the new day gains it. The platform keeps the same for
-  -- "new users on day d" (a user whose first payment to at least one VTuber is on d), through a
-  -- count of such VTubers per (user, day). All CTEs read the state before this statement.
+  -- The per-day histograms a report sums instead of counting distinct fans: new_fans(d) = fans
+  -- whose first paid day is d, last_fans(d) = fans whose last paid day so far is d. A fan's first
+  -- and last paid day before this run are the ends of their fan_sales_daily rows (one index range
+  -- per fan; read before this run's rows are added below). When this run moves a fan's first day
+  -- (earlier) or last day (later), the old day loses the fan and the new day gains it. The
+  -- platform keeps the same for "new users on day d" (a user whose first payment to at least one
+  -- VTuber is on d), through a count of such VTubers per (user, day).
   with b as (
-    select o.vtuber_id, o.user_id, min(private.jst_date(o.fulfilled_at)) as lo, max(private.jst_date(o.fulfilled_at)) as hi
-    from app.orders o
-    where o.id = any (v_orders)
+    select o.vtuber_id, o.user_id, min(o.jst_date) as lo, max(o.jst_date) as hi
+    from unnest(v_new) o
     group by 1, 2),
   ch as (
     select b.vtuber_id, b.user_id, f.first_jst_date as old_first, f.last_jst_date as old_last,
            least(b.lo, f.first_jst_date) as new_first, greatest(b.hi, f.last_jst_date) as new_last
-    from b left join app.fan_firsts f on f.vtuber_id = b.vtuber_id and f.user_id = b.user_id),
+    from b cross join lateral (select min(d.jst_date) as first_jst_date, max(d.jst_date) as last_jst_date
+                                 from app.fan_sales_daily d
+                                where d.vtuber_id = b.vtuber_id and d.user_id = b.user_id) f),
   moved as (
     select * from ch
     where old_first is distinct from new_first or old_last is distinct from new_last),
-  spans as (
-    insert into app.fan_firsts as s (vtuber_id, user_id, first_jst_date, last_jst_date)
-    select m.vtuber_id, m.user_id, m.new_first, m.new_last from moved m
-    on conflict (vtuber_id, user_id) do update
-      set first_jst_date = excluded.first_jst_date, last_jst_date = excluded.last_jst_date),
   hist as (
     insert into app.fan_counts_daily as s (vtuber_id, jst_date, new_fans, last_fans)
     select m.vtuber_id, x.jst_date, sum(x.dn), sum(x.dl)
@@ -210,42 +187,60 @@ begin
     on conflict (vtuber_id, jst_date) do update
       set new_fans = s.new_fans + excluded.new_fans, last_fans = s.last_fans + excluded.last_fans),
   pdelta as (
-    select m.user_id, x.jst_date, sum(x.dv)::integer as dv
-    from moved m cross join lateral (values (m.new_first, 1), (m.old_first, -1)) x (jst_date, dv)
-    where x.jst_date is not null and m.old_first is distinct from m.new_first
-    group by 1, 2 having sum(x.dv) <> 0),
+    -- Each (user, day) count's change with its value before this run: a user is new on a day
+    -- while the count is above zero.
+    select d.user_id, d.jst_date, d.dv, coalesce(p.vtubers, 0) as before
+    from (select m.user_id, x.jst_date, sum(x.dv)::integer as dv
+          from moved m cross join lateral (values (m.new_first, 1), (m.old_first, -1)) x (jst_date, dv)
+          where x.jst_date is not null and m.old_first is distinct from m.new_first
+          group by 1, 2 having sum(x.dv) <> 0) d
+    left join app.platform_fan_firsts p on p.user_id = d.user_id and p.jst_date = d.jst_date),
   pfirsts as (
     insert into app.platform_fan_firsts as s (user_id, jst_date, vtubers)
     select d.user_id, d.jst_date, d.dv from pdelta d
-    on conflict (user_id, jst_date) do update set vtubers = s.vtubers + excluded.vtubers
-    returning s.user_id, s.jst_date, s.vtubers)
+    on conflict (user_id, jst_date) do update set vtubers = s.vtubers + excluded.vtubers)
   insert into app.platform_fan_counts_daily as s (jst_date, new_users)
-  select p.jst_date, sum(case when p.vtubers > 0 and p.vtubers - d.dv <= 0 then 1
-                              when p.vtubers <= 0 and p.vtubers - d.dv > 0 then -1 else 0 end)
-  from pfirsts p join pdelta d on d.user_id = p.user_id and d.jst_date = p.jst_date
+  select d.jst_date, sum(case when d.before <= 0 and d.before + d.dv > 0 then 1
+                              when d.before > 0 and d.before + d.dv <= 0 then -1 else 0 end)
+  from pdelta d
   group by 1
   on conflict (jst_date) do update set new_users = s.new_users + excluded.new_users;
 
-  -- Each user's last paid day on the whole platform, and its histogram (the KPIs' paying users).
+  -- Each user's last paid day on the whole platform (the end of their platform_fan_days rows,
+  -- before this run's), and its histogram (the KPIs' paying users).
   with b as (
-    select o.user_id, max(private.jst_date(o.fulfilled_at)) as hi
-    from app.orders o
-    where o.id = any (v_orders)
+    select o.user_id, max(o.jst_date) as hi
+    from unnest(v_new) o
     group by 1),
   moved as (
     select b.user_id, p.last_jst_date as old_last, greatest(b.hi, p.last_jst_date) as new_last
-    from b left join app.platform_fans p on p.user_id = b.user_id
-    where p.last_jst_date is null or b.hi > p.last_jst_date),
-  spans as (
-    insert into app.platform_fans as s (user_id, last_jst_date)
-    select m.user_id, m.new_last from moved m
-    on conflict (user_id) do update set last_jst_date = excluded.last_jst_date)
+    from b cross join lateral (select max(d.jst_date) as last_jst_date from app.platform_fan_days d
+                                where d.user_id = b.user_id) p
+    where p.last_jst_date is null or b.hi > p.last_jst_date)
   insert into app.platform_fan_counts_daily as s (jst_date, last_users)
   select x.jst_date, sum(x.dl)
   from moved m cross join lateral (values (m.new_last, 1), (m.old_last, -1)) x (jst_date, dl)
   where x.jst_date is not null
   group by 1 having sum(x.dl) <> 0
   on conflict (jst_date) do update set last_users = s.last_users + excluded.last_users;
+
+  insert into app.fan_sales_daily as s (vtuber_id, jst_date, user_id, paid_orders, gross_jpy)
+  select o.vtuber_id, o.jst_date, o.user_id, count(*), sum(o.amount_jpy)
+  from unnest(v_new) o
+  group by 1, 2, 3
+  on conflict (vtuber_id, jst_date, user_id) do update
+    set paid_orders = s.paid_orders + excluded.paid_orders, gross_jpy = s.gross_jpy + excluded.gross_jpy;
+
+  -- Paying users per day on the whole platform (a fan paying two VTubers that day counts once):
+  -- the (day, user) keys that are new to platform_fan_days.
+  with added as (
+    insert into app.platform_fan_days (jst_date, user_id)
+    select distinct o.jst_date, o.user_id from unnest(v_new) o
+    on conflict (jst_date, user_id) do nothing
+    returning jst_date)
+  insert into app.platform_fan_counts_daily as s (jst_date, paying_users)
+  select a.jst_date, count(*) from added a group by 1
+  on conflict (jst_date) do update set paying_users = s.paying_users + excluded.paying_users;
 
   -- Medal flows, on the JST day of the ledger entry.
   insert into app.medals_daily as s (jst_date, vtuber_id, granted, spent, clawed_back, adjusted)

@@ -52,12 +52,12 @@ select ok((private.refresh_rollups('2026-01-06 23:59:59+09') ->> 'rows')::intege
 -- only in the third run but dated January 5, before that first day.
 insert into econ_test.ids values ('late1', pg_temp.paid('late', 'gv', 'late1', '2026-01-08 12:00+09'));
 select ok((private.refresh_rollups('2026-01-13 23:59:59+09') ->> 'rows')::integer > 0, 'second run');
-select is((select first_jst_date from app.fan_firsts where user_id = econ_test.id('late')), '2026-01-08'::date,
+select is((select min(jst_date) from app.fan_sales_daily where user_id = econ_test.id('late')), '2026-01-08'::date,
           'the late fan''s first day is January 8 so far');
 insert into econ_test.ids values ('late2', pg_temp.paid('late', 'gv', 'late2', '2026-01-18 12:00+09'));
 update app.orders set fulfilled_at = '2026-01-05 12:00+09' where id = econ_test.id('late2');
 select ok((private.refresh_rollups(now()) ->> 'rows')::integer > 0, 'third run catches up');
-select is((select array[first_jst_date, last_jst_date] from app.fan_firsts where user_id = econ_test.id('late')),
+select is((select array[min(jst_date), max(jst_date)] from app.fan_sales_daily where user_id = econ_test.id('late')),
           array['2026-01-05', '2026-01-08']::date[],
           'the late fulfilment moved the late fan''s first day earlier (the last day stays January 8)');
 
