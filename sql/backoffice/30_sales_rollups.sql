@@ -43,7 +43,7 @@ begin
      and a.xact_start is not null and a.backend_type <> 'autovacuum worker';
   v_hi := least(v_hi, coalesce(v_open, v_hi));
   if v_hi <= v_from then
-    return jsonb_build_object('through', v_from, 'rows', 0);
+    return jsonb_build_object('through', v_from, 'rows', 0, 'orders', 0);
   end if;
 
   -- The orders fulfilled in [v_from, v_hi): one pull_grant ledger entry each (unique per order).
@@ -295,7 +295,7 @@ begin
   v_rows := v_rows + v_n;
 
   update app.rollup_state set through = v_hi, runs = runs + 1, last_run_at = p_now, last_rows = v_rows;
-  return jsonb_build_object('from', v_from, 'through', v_hi, 'rows', v_rows);
+  return jsonb_build_object('from', v_from, 'through', v_hi, 'rows', v_rows, 'orders', cardinality(v_new));
 end
 $$;
 comment on function private.refresh_rollups(timestamptz) is
@@ -310,7 +310,7 @@ set search_path = ''
 as $$ select private.refresh_rollups(now()) $$;
 comment on function public.service_refresh_rollups() is
   'Service role: adds what is new since the watermark to the sales rollups now (the scheduled job does this '
-  'every minute); returns {from, through, rows}.';
+  'every minute); returns {from, through, rows, orders}: the rollup rows written and the paid orders added.';
 revoke all on function public.service_refresh_rollups() from public, anon, authenticated;
 grant execute on function public.service_refresh_rollups() to service_role;
 

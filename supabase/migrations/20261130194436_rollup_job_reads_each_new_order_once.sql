@@ -52,7 +52,7 @@ begin
      and a.xact_start is not null and a.backend_type <> 'autovacuum worker';
   v_hi := least(v_hi, coalesce(v_open, v_hi));
   if v_hi <= v_from then
-    return jsonb_build_object('through', v_from, 'rows', 0);
+    return jsonb_build_object('through', v_from, 'rows', 0, 'orders', 0);
   end if;
 
   -- The orders fulfilled in [v_from, v_hi): one pull_grant ledger entry each (unique per order).
@@ -304,7 +304,7 @@ begin
   v_rows := v_rows + v_n;
 
   update app.rollup_state set through = v_hi, runs = runs + 1, last_run_at = p_now, last_rows = v_rows;
-  return jsonb_build_object('from', v_from, 'through', v_hi, 'rows', v_rows);
+  return jsonb_build_object('from', v_from, 'through', v_hi, 'rows', v_rows, 'orders', cardinality(v_new));
 end
 $$;
 comment on function private.refresh_rollups(timestamptz) is
@@ -312,3 +312,7 @@ comment on function private.refresh_rollups(timestamptz) is
   '(reads pg_stat_activity to hold the watermark behind open transactions).';
 revoke all on function private.refresh_rollups(timestamptz) from public;
 grant execute on function private.refresh_rollups(timestamptz) to service_role;
+
+comment on function public.service_refresh_rollups() is
+  'Service role: adds what is new since the watermark to the sales rollups now (the scheduled job does this '
+  'every minute); returns {from, through, rows, orders}: the rollup rows written and the paid orders added.';
