@@ -330,7 +330,7 @@ CHECKS: list[Check] = [
           from (select d::text as k, row(count(distinct u) filter (where p = 1), count(distinct u) filter (where n = 1),
                                          count(distinct u) filter (where l = 1))::text as v
                   from (select jst_date as d, user_id as u, 1 as p, 0 as n, 0 as l from app.fan_sales_daily
-                        union all select lo, user_id, 0, 1, 0 from spans
+                        union all select min(lo), user_id, 0, 1, 0 from spans group by user_id
                         union all select max(hi), user_id, 0, 0, 1 from spans group by user_id) x group by d) e
           full join (select jst_date::text as k, row(paying_users, new_users, last_users)::text as v
                        from app.platform_fan_counts_daily where (paying_users, new_users, last_users) <> (0, 0, 0)) r

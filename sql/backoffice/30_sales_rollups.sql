@@ -108,22 +108,19 @@ begin
     set draws = excluded.draws, statistic = excluded.statistic, p_value = excluded.p_value,
         audited_at = excluded.audited_at;
 
-  -- Paying fans per (VTuber, day): a (VTuber, day, fan) key this run adds to fan_sales_daily is
-  -- one more paying fan that day. Counted before the upsert below, which makes the key exist.
-  insert into app.fan_counts_daily as s (vtuber_id, jst_date, paying_fans)
-  select b.vtuber_id, b.jst_date, count(*)
-  from (select distinct o.vtuber_id, o.jst_date, o.user_id from unnest(v_new) o) b
-  where not exists (select 1 from app.fan_sales_daily f
-                     where f.vtuber_id = b.vtuber_id and f.jst_date = b.jst_date and f.user_id = b.user_id)
-  group by 1, 2
-  on conflict (vtuber_id, jst_date) do update set paying_fans = s.paying_fans + excluded.paying_fans;
-
-  -- Each (VTuber, fan)'s paid days as (day, previous paid day) pairs, counted per pair of days:
-  -- the fans who paid in [a, b] are those with a paid day d in [a, b] whose previous paid day is
-  -- before a (each such fan has exactly one: their first paid day inside the range), so any range,
-  -- past or present, is a sum over at most one row per (day, earlier day). A run recounts the
-  -- pairs of the fans it touches from their days before and after it (a day added in the middle
-  -- changes its successor's previous day). Runs before the fan_sales_daily upsert below.
+  -- Fans per (VTuber, day), from the (VTuber, day, fan) keys of fan_sales_daily, which the report
+  -- sums instead of counting distinct fans. One statement reads the earlier paid days of each
+  -- (VTuber, fan) this run touches (one index range per fan, before this run's keys are added
+  -- below) and derives from them and the run's new keys:
+  -- * paying_fans(d): a key new to fan_sales_daily is one more paying fan that day;
+  -- * (day, previous paid day) pairs in fan_gaps_daily: the fans who paid in [a, b] are those with
+  --   a paid day d in [a, b] whose previous paid day is before a (each such fan has exactly one:
+  --   their first paid day inside the range), so any range, past or present, is a sum over at most
+  --   one row per (day, earlier day). The pairs of the fans touched are recounted from their days
+  --   before and after the run (a day added in the middle changes its successor's previous day);
+  -- * new_fans(d) = fans whose first paid day is d, last_fans(d) = fans whose last paid day so far
+  --   is d: when the run moves a fan's first day (earlier) or last day (later), the old day loses
+  --   the fan and the new day gains it.
   with k as (
     select distinct o.vtuber_id, o.user_id, o.jst_date from unnest(v_new) o),
   old as (
@@ -135,13 +132,38 @@ begin
     window w as (partition by x.vtuber_id, x.user_id order by x.jst_date)
     union all
     select x.vtuber_id, x.jst_date, coalesce(lag(x.jst_date) over w, '-infinity'), -1 from old x
-    window w as (partition by x.vtuber_id, x.user_id order by x.jst_date))
-  insert into app.fan_gaps_daily as s (vtuber_id, jst_date, prev_jst_date, fans)
-  select d.vtuber_id, d.jst_date, d.prev, sum(d.n) from delta d group by 1, 2, 3 having sum(d.n) <> 0
-  on conflict (vtuber_id, jst_date, prev_jst_date) do update set fans = s.fans + excluded.fans;
+    window w as (partition by x.vtuber_id, x.user_id order by x.jst_date)),
+  gaps as (
+    insert into app.fan_gaps_daily as s (vtuber_id, jst_date, prev_jst_date, fans)
+    select d.vtuber_id, d.jst_date, d.prev, sum(d.n) from delta d group by 1, 2, 3 having sum(d.n) <> 0
+    on conflict (vtuber_id, jst_date, prev_jst_date) do update set fans = s.fans + excluded.fans),
+  moved as (
+    select n.vtuber_id, n.first_day, n.last_day, o.first_day as old_first, o.last_day as old_last
+    from (select x.vtuber_id, x.user_id, min(x.jst_date) as first_day, max(x.jst_date) as last_day
+          from new x group by 1, 2) n
+    left join (select x.vtuber_id, x.user_id, min(x.jst_date) as first_day, max(x.jst_date) as last_day
+               from old x group by 1, 2) o on o.vtuber_id = n.vtuber_id and o.user_id = n.user_id
+    where o.first_day is distinct from n.first_day or o.last_day is distinct from n.last_day),
+  counts as (
+    select k.vtuber_id, k.jst_date, 1 as paying, 0 as first, 0 as last from k
+    where not exists (select 1 from old o
+                       where o.vtuber_id = k.vtuber_id and o.user_id = k.user_id and o.jst_date = k.jst_date)
+    union all
+    select m.vtuber_id, x.jst_date, 0, x.dn, x.dl
+    from moved m cross join lateral (values (m.first_day, 1, 0), (m.old_first, -1, 0),
+                                            (m.last_day, 0, 1), (m.old_last, 0, -1)) x (jst_date, dn, dl)
+    where x.jst_date is not null)
+  insert into app.fan_counts_daily as s (vtuber_id, jst_date, paying_fans, new_fans, last_fans)
+  select c.vtuber_id, c.jst_date, sum(c.paying), sum(c.first), sum(c.last) from counts c
+  group by 1, 2 having sum(c.paying) <> 0 or sum(c.first) <> 0 or sum(c.last) <> 0
+  on conflict (vtuber_id, jst_date) do update
+    set paying_fans = s.paying_fans + excluded.paying_fans, new_fans = s.new_fans + excluded.new_fans,
+        last_fans = s.last_fans + excluded.last_fans;
 
-  -- The same for each user's paid days on the whole platform (any VTuber), before the
-  -- platform_fan_days insert below.
+  -- The same for each user's paid days on the whole platform (any VTuber; a fan paying two
+  -- VTubers on a day is one paying user), from platform_fan_days before this run's keys are added:
+  -- paying_users(d), the (day, previous paid day) pairs, and new_users(d) / last_users(d) for the
+  -- users whose first / last paid day on the platform is d.
   with k as (
     select distinct o.user_id, o.jst_date from unnest(v_new) o),
   old as (
@@ -152,77 +174,31 @@ begin
     window w as (partition by x.user_id order by x.jst_date)
     union all
     select x.jst_date, coalesce(lag(x.jst_date) over w, '-infinity'), -1 from old x
-    window w as (partition by x.user_id order by x.jst_date))
-  insert into app.platform_fan_gaps_daily as s (jst_date, prev_jst_date, users)
-  select d.jst_date, d.prev, sum(d.n) from delta d group by 1, 2 having sum(d.n) <> 0
-  on conflict (jst_date, prev_jst_date) do update set users = s.users + excluded.users;
-
-  -- The per-day histograms a report sums instead of counting distinct fans: new_fans(d) = fans
-  -- whose first paid day is d, last_fans(d) = fans whose last paid day so far is d. A fan's first
-  -- and last paid day before this run are the ends of their fan_sales_daily rows (one index range
-  -- per fan; read before this run's rows are added below). When this run moves a fan's first day
-  -- (earlier) or last day (later), the old day loses the fan and the new day gains it. The
-  -- platform keeps the same for "new users on day d" (a user whose first payment to at least one
-  -- VTuber is on d), through a count of such VTubers per (user, day).
-  with b as (
-    select o.vtuber_id, o.user_id, min(o.jst_date) as lo, max(o.jst_date) as hi
-    from unnest(v_new) o
-    group by 1, 2),
-  ch as (
-    select b.vtuber_id, b.user_id, f.first_jst_date as old_first, f.last_jst_date as old_last,
-           least(b.lo, f.first_jst_date) as new_first, greatest(b.hi, f.last_jst_date) as new_last
-    from b cross join lateral (select min(d.jst_date) as first_jst_date, max(d.jst_date) as last_jst_date
-                                 from app.fan_sales_daily d
-                                where d.vtuber_id = b.vtuber_id and d.user_id = b.user_id) f),
+    window w as (partition by x.user_id order by x.jst_date)),
+  gaps as (
+    insert into app.platform_fan_gaps_daily as s (jst_date, prev_jst_date, users)
+    select d.jst_date, d.prev, sum(d.n) from delta d group by 1, 2 having sum(d.n) <> 0
+    on conflict (jst_date, prev_jst_date) do update set users = s.users + excluded.users),
   moved as (
-    select * from ch
-    where old_first is distinct from new_first or old_last is distinct from new_last),
-  hist as (
-    insert into app.fan_counts_daily as s (vtuber_id, jst_date, new_fans, last_fans)
-    select m.vtuber_id, x.jst_date, sum(x.dn), sum(x.dl)
-    from moved m cross join lateral (values (m.new_first, 1, 0), (m.old_first, -1, 0),
-                                            (m.new_last, 0, 1), (m.old_last, 0, -1)) x (jst_date, dn, dl)
-    where x.jst_date is not null
-    group by 1, 2 having sum(x.dn) <> 0 or sum(x.dl) <> 0
-    on conflict (vtuber_id, jst_date) do update
-      set new_fans = s.new_fans + excluded.new_fans, last_fans = s.last_fans + excluded.last_fans),
-  pdelta as (
-    -- Each (user, day) count's change with its value before this run: a user is new on a day
-    -- while the count is above zero.
-    select d.user_id, d.jst_date, d.dv, coalesce(p.vtubers, 0) as before
-    from (select m.user_id, x.jst_date, sum(x.dv)::integer as dv
-          from moved m cross join lateral (values (m.new_first, 1), (m.old_first, -1)) x (jst_date, dv)
-          where x.jst_date is not null and m.old_first is distinct from m.new_first
-          group by 1, 2 having sum(x.dv) <> 0) d
-    left join app.platform_fan_firsts p on p.user_id = d.user_id and p.jst_date = d.jst_date),
-  pfirsts as (
-    insert into app.platform_fan_firsts as s (user_id, jst_date, vtubers)
-    select d.user_id, d.jst_date, d.dv from pdelta d
-    on conflict (user_id, jst_date) do update set vtubers = s.vtubers + excluded.vtubers)
-  insert into app.platform_fan_counts_daily as s (jst_date, new_users)
-  select d.jst_date, sum(case when d.before <= 0 and d.before + d.dv > 0 then 1
-                              when d.before > 0 and d.before + d.dv <= 0 then -1 else 0 end)
-  from pdelta d
-  group by 1
-  on conflict (jst_date) do update set new_users = s.new_users + excluded.new_users;
-
-  -- Each user's last paid day on the whole platform (the end of their platform_fan_days rows,
-  -- before this run's), and its histogram (the KPIs' paying users).
-  with b as (
-    select o.user_id, max(o.jst_date) as hi
-    from unnest(v_new) o
-    group by 1),
-  moved as (
-    select b.user_id, p.last_jst_date as old_last, greatest(b.hi, p.last_jst_date) as new_last
-    from b cross join lateral (select max(d.jst_date) as last_jst_date from app.platform_fan_days d
-                                where d.user_id = b.user_id) p
-    where p.last_jst_date is null or b.hi > p.last_jst_date)
-  insert into app.platform_fan_counts_daily as s (jst_date, last_users)
-  select x.jst_date, sum(x.dl)
-  from moved m cross join lateral (values (m.new_last, 1), (m.old_last, -1)) x (jst_date, dl)
-  where x.jst_date is not null
-  group by 1 having sum(x.dl) <> 0
-  on conflict (jst_date) do update set last_users = s.last_users + excluded.last_users;
+    select n.first_day, n.last_day, o.first_day as old_first, o.last_day as old_last
+    from (select x.user_id, min(x.jst_date) as first_day, max(x.jst_date) as last_day from new x group by 1) n
+    left join (select x.user_id, min(x.jst_date) as first_day, max(x.jst_date) as last_day
+               from old x group by 1) o on o.user_id = n.user_id
+    where o.first_day is distinct from n.first_day or o.last_day is distinct from n.last_day),
+  counts as (
+    select k.jst_date, 1 as paying, 0 as first, 0 as last from k
+    where not exists (select 1 from old o where o.user_id = k.user_id and o.jst_date = k.jst_date)
+    union all
+    select x.jst_date, 0, x.dn, x.dl
+    from moved m cross join lateral (values (m.first_day, 1, 0), (m.old_first, -1, 0),
+                                            (m.last_day, 0, 1), (m.old_last, 0, -1)) x (jst_date, dn, dl)
+    where x.jst_date is not null)
+  insert into app.platform_fan_counts_daily as s (jst_date, paying_users, new_users, last_users)
+  select c.jst_date, sum(c.paying), sum(c.first), sum(c.last) from counts c
+  group by 1 having sum(c.paying) <> 0 or sum(c.first) <> 0 or sum(c.last) <> 0
+  on conflict (jst_date) do update
+    set paying_users = s.paying_users + excluded.paying_users, new_users = s.new_users + excluded.new_users,
+        last_users = s.last_users + excluded.last_users;
 
   insert into app.fan_sales_daily as s (vtuber_id, jst_date, user_id, paid_orders, gross_jpy)
   select o.vtuber_id, o.jst_date, o.user_id, count(*), sum(o.amount_jpy)
@@ -231,16 +207,9 @@ begin
   on conflict (vtuber_id, jst_date, user_id) do update
     set paid_orders = s.paid_orders + excluded.paid_orders, gross_jpy = s.gross_jpy + excluded.gross_jpy;
 
-  -- Paying users per day on the whole platform (a fan paying two VTubers that day counts once):
-  -- the (day, user) keys that are new to platform_fan_days.
-  with added as (
-    insert into app.platform_fan_days (jst_date, user_id)
-    select distinct o.jst_date, o.user_id from unnest(v_new) o
-    on conflict (jst_date, user_id) do nothing
-    returning jst_date)
-  insert into app.platform_fan_counts_daily as s (jst_date, paying_users)
-  select a.jst_date, count(*) from added a group by 1
-  on conflict (jst_date) do update set paying_users = s.paying_users + excluded.paying_users;
+  insert into app.platform_fan_days (jst_date, user_id)
+  select distinct o.jst_date, o.user_id from unnest(v_new) o
+  on conflict (user_id, jst_date) do nothing;
 
   -- Medal flows, on the JST day of the ledger entry.
   insert into app.medals_daily as s (jst_date, vtuber_id, granted, spent, clawed_back, adjusted)

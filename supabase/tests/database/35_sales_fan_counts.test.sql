@@ -74,13 +74,13 @@ select set_eq($$select vtuber_id, jst_date, paying_fans, new_fans, last_fans fro
 select set_eq($$select jst_date, paying_users, new_users, last_users from app.platform_fan_counts_daily
                where paying_users <> 0 or new_users <> 0 or last_users <> 0$$,
               $$with p as (select d, count(distinct user_id) as n from expected_pairs group by 1),
-                     s as (select vtuber_id, user_id, min(d) as lo from expected_pairs group by 1, 2),
-                     n as (select lo as d, count(distinct user_id) as n from s group by 1),
+                     s as (select user_id, min(d) as lo from expected_pairs group by 1),
+                     n as (select lo as d, count(*) as n from s group by 1),
                      u as (select user_id, max(d) as hi from expected_pairs group by 1),
                      l as (select hi as d, count(*) as n from u group by 1)
                 select p.d, p.n, coalesce(n.n, 0) as new_n, coalesce(l.n, 0) as last_n
                 from p left join n using (d) left join l using (d)$$,
-              'the platform per day: paying users, users new to some VTuber, last paid days equal the orders');
+              'the platform per day: paying users, first and last paid days on the platform equal the orders');
 
 -- The reports, as the admin, for V, W and the whole platform over windows reaching the present
 -- (the histogram path) and windows in the past (the detail rows), both edges included.
@@ -109,7 +109,7 @@ select set_eq(format($$select (e ->> 'jst_date')::date as d, (e ->> 'paying_fans
                               (e ->> 'new_fans')::bigint as n, (e ->> 'returning_fans')::bigint as r
                        from jsonb_array_elements(%L::jsonb) e where (e ->> 'paying_fans')::bigint > 0$$, r.r -> 'days'),
               format($$with x as (select * from expected_pairs where %L::uuid is null or vtuber_id = %L::uuid),
-                            f as (select vtuber_id, user_id, min(d) as lo from x group by 1, 2),
+                            f as (select user_id, min(d) as lo from x group by 1),
                             p as (select d, count(distinct user_id) as n from x where d between %L and %L group by 1),
                             n as (select lo as d, count(distinct user_id) as n from f group by 1)
                        select p.d, p.n, coalesce(n.n, 0) as new_n, p.n - coalesce(n.n, 0) as ret_n
