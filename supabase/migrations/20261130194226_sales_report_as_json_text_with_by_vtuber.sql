@@ -248,4 +248,3 @@ comment on function public.admin_get_sales(uuid, date, date) is
   'not_authenticated (PT401), admin_only (PT403), vtuber_not_found (PT404), invalid_date_range (PT400).';
 revoke all on function public.admin_get_sales(uuid, date, date) from public, anon, authenticated, service_role;
 grant execute on function public.admin_get_sales(uuid, date, date) to authenticated;
-
