@@ -5,7 +5,9 @@
 -- back) and returned as json, which PostgREST sends as it is: a jsonb report cost a parse of the
 -- whole text and a jsonb output per call, a third of the report's CPU. Each rollup is scanned
 -- once: sales_daily for the days, the totals and the per-gacha (or per-VTuber) list,
--- item_pulls_daily for both the rarities and the top items.
+-- item_pulls_daily for both the rarities and the top items. Each statement is planned for the
+-- call's arguments (plan_cache_mode): a generic plan, chosen after a few calls, cannot tell whether
+-- p_vtuber_id is null, so it read the range's rows of every VTuber and filtered them.
 drop function if exists public.admin_get_sales(uuid, date, date);
 drop function if exists private.admin_get_sales(uuid, date, date);
 drop function if exists public.get_my_sales(date, date);
@@ -14,6 +16,7 @@ drop function if exists private.sales_report(uuid, date, date);
 create function private.sales_report(p_vtuber_id uuid, p_from date, p_to date) returns json
 language plpgsql stable security definer
 set search_path = ''
+set plan_cache_mode = force_custom_plan
 as $$
 declare
   v_default_bps integer;
