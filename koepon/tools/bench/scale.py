@@ -290,8 +290,18 @@ def scale(db: BenchDB, opts: dict) -> dict:
                               ", ".join(plans[name]["index_scans"]) or "none", "index scans only",
                               bool(plans[name]["index_scans"]) and not plans[name]["seq_scans_on_big_tables"]))
     dash = dashboard.dashboards(db, opts, d, clients)
+    with db.connect() as conn:
+        # The history's pulls as the rollups count them (caught up by the dashboards' job runs):
+        # items drawn against gachas drawn from (each gacha's items in proportion to its odds, not
+        # one item per gacha), and rows whose rarity is not their item's (0 by construction).
+        items, gachas, wrong = conn.execute("""
+          select count(distinct d.gacha_item_id), count(distinct d.gacha_id),
+                 count(*) filter (where d.rarity <> i.rarity)
+            from app.item_pulls_daily d join app.gacha_items i on i.id = d.gacha_item_id""").fetchone()
+    history = {"items_drawn": items, "gachas_drawn": gachas, "rarity_not_the_items": wrong}
     return {"rows": rows + dash["rows"], "targets": targets + dash["targets"],
-            "checks": {"counts": counts, "generate_s": round(t_small + t_big, 1), "dashboards": dash["checks"]},
+            "checks": {"counts": counts, "generate_s": round(t_small + t_big, 1), "history_items": history,
+                       "dashboards": dash["checks"]},
             "plans": plans,
             "notes": [f"scale factor {sf:g}: {fans:,} fans with a skewed number of orders (random()^2), "
                       f"10-pull orders over {DAYS} days, {math.floor(FULL['ledger'] / FULL['orders'])} ledger "
