@@ -94,7 +94,7 @@ grant select on expected_pairs, windows, scopes to authenticated;
 grant select, insert on reports to authenticated;
 select tests.authenticate_as(econ_test.id('admin'));
 insert into reports
-select w.a, w.b, s.k, s.vtuber_id, public.admin_get_sales(s.vtuber_id, w.a, w.b) from windows w cross join scopes s;
+select w.a, w.b, s.k, s.vtuber_id, public.admin_get_sales(s.vtuber_id, w.a, w.b)::jsonb from windows w cross join scopes s;
 
 select is(array[(r.r -> 'totals' ->> 'paying_fans')::bigint, (r.r -> 'totals' ->> 'new_fans')::bigint],
           array[(select count(distinct (e.vtuber_id, e.user_id)) from expected_pairs e
