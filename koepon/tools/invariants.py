@@ -288,12 +288,6 @@ CHECKS: list[Check] = [
           full join (select vtuber_id || ' ' || jst_date || ' ' || user_id as k, row(paid_orders, gross_jpy)::text as v
                        from app.fan_sales_daily) r using (k)
          where e.v is distinct from r.v),
-      firsts as (
-        select 'fan_firsts', k, e.v, r.v
-          from (select g.vtuber_id || ' ' || g.user_id as k, min(g.d)::text as v
-                  from g group by g.vtuber_id, g.user_id) e
-          full join (select vtuber_id || ' ' || user_id as k, first_jst_date::text as v from app.fan_firsts) r using (k)
-         where e.v is distinct from r.v),
       medals as (
         select 'medals_daily', k, e.v, r.v
           from (select l.vtuber_id || ' ' || (l.created_at at time zone 'Asia/Tokyo')::date as k,
@@ -313,13 +307,13 @@ CHECKS: list[Check] = [
           full join (select jst_date || ' ' || exchange_item_id as k, row(exchanges, quantity, medals_spent)::text as v
                        from app.exchanges_daily) r using (k)
          where e.v is distinct from r.v)
-      select * from item_pulls union all select * from fan_sales union all select * from firsts
-      union all select * from medals union all select * from exchanges"""),
+      select * from item_pulls union all select * from fan_sales union all select * from medals
+      union all select * from exchanges"""),
     # The reports sum these per-day counts instead of counting distinct fans; the job keeps them
     # beside the (VTuber, day, fan) rows, so they must agree with those rows exactly.
     Check("fan_counts_equal_rollup_details",
           "paying, new and last-day fan counts per VTuber and day, and per day on the platform, equal the "
-          "(VTuber, day, fan) rows and each fan's first and last paid day", """
+          "(VTuber, day, fan) rows", """
       with spans as (
         select vtuber_id, user_id, min(jst_date) as lo, max(jst_date) as hi from app.fan_sales_daily group by 1, 2),
       per_vtuber as (
@@ -331,23 +325,18 @@ CHECKS: list[Check] = [
           full join (select vtuber_id || ' ' || jst_date as k, row(paying_fans, new_fans, last_fans)::text as v
                        from app.fan_counts_daily where (paying_fans, new_fans, last_fans) <> (0, 0, 0)) r using (k)
          where e.v is distinct from r.v),
-      fan_spans as (
-        select 'fan_firsts (first, last)', s.vtuber_id || ' ' || s.user_id, row(s.lo, s.hi)::text,
-               row(f.first_jst_date, f.last_jst_date)::text
-          from spans s full join app.fan_firsts f on f.vtuber_id = s.vtuber_id and f.user_id = s.user_id
-         where row(s.lo, s.hi) is distinct from row(f.first_jst_date, f.last_jst_date)),
       platform as (
         select 'platform_fan_counts_daily', k, e.v, r.v
           from (select d::text as k, row(count(distinct u) filter (where p = 1), count(distinct u) filter (where n = 1),
                                          count(distinct u) filter (where l = 1))::text as v
                   from (select jst_date as d, user_id as u, 1 as p, 0 as n, 0 as l from app.fan_sales_daily
-                        union all select lo, user_id, 0, 1, 0 from spans
+                        union all select min(lo), user_id, 0, 1, 0 from spans group by user_id
                         union all select max(hi), user_id, 0, 0, 1 from spans group by user_id) x group by d) e
           full join (select jst_date::text as k, row(paying_users, new_users, last_users)::text as v
                        from app.platform_fan_counts_daily where (paying_users, new_users, last_users) <> (0, 0, 0)) r
                using (k)
          where e.v is distinct from r.v)
-      select * from per_vtuber union all select * from fan_spans union all select * from platform"""),
+      select * from per_vtuber union all select * from platform"""),
     # Past windows' unique paying fans are sums over these (paid day, previous paid day) counts.
     Check("fan_gaps_equal_rollup_details",
           "fans (per VTuber) and users (platform) by paid JST day and previous paid day equal the "

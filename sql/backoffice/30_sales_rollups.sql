@@ -22,6 +22,9 @@ grant execute on function private.jst_date(timestamptz) to authenticated, servic
 create or replace function private.refresh_rollups(p_now timestamptz) returns jsonb
 language plpgsql security definer
 set search_path = ''
+-- A run's statements are estimated from its arrays and crossed jit_above_cost: each then spent
+-- ~15 ms compiling expressions it evaluates a few thousand times. The job is cheaper interpreted.
+set jit = off
 as $$
 declare
   v_from timestamptz;
@@ -30,7 +33,7 @@ declare
   v_rows bigint := 0;
   v_n bigint;
   v_gachas uuid[];
-  v_orders uuid[];
+  v_new private.rollup_order[];
 begin
   -- One refresh at a time (a second caller waits, then finds nothing new).
   perform pg_catalog.pg_advisory_xact_lock(7253201);
@@ -40,23 +43,28 @@ begin
      and a.xact_start is not null and a.backend_type <> 'autovacuum worker';
   v_hi := least(v_hi, coalesce(v_open, v_hi));
   if v_hi <= v_from then
-    return jsonb_build_object('through', v_from, 'rows', 0);
+    return jsonb_build_object('through', v_from, 'rows', 0, 'orders', 0);
   end if;
 
   -- The orders fulfilled in [v_from, v_hi): one pull_grant ledger entry each (unique per order).
   -- Read once, with nothing but the watermark range on the ledger (its BRIN index): the same
   -- filter on reason in every statement let the planner AND the BRIN bitmap with full scans of
   -- the two partial indexes on order_id (every pull_grant ever), a cost that grew with the
-  -- history (7.5 s per run at 10M pulls) instead of with what is new.
+  -- history (7.5 s per run at 10M pulls) instead of with what is new. The columns every rollup
+  -- needs, the JST day included, are kept with each order, so no statement below reads the
+  -- orders again or computes a day per row.
   with w as materialized (
     select l.order_id, l.reason from app.medal_ledger l where l.created_at >= v_from and l.created_at < v_hi)
-  select coalesce(array_agg(w.order_id), '{}') into v_orders from w where w.reason = 'pull_grant';
+  select coalesce(array_agg(row(o.id, o.user_id, o.vtuber_id, o.gacha_id, private.jst_date(o.fulfilled_at),
+                                o.amount_jpy, o.pull_count)::private.rollup_order), '{}')
+    into v_new
+  from w join app.orders o on o.id = w.order_id
+  where w.reason = 'pull_grant';
 
   -- Paid orders and pulls, on the JST day of fulfilment.
   insert into app.sales_daily as s (jst_date, gacha_id, vtuber_id, paid_orders, pulls, gross_jpy)
-  select private.jst_date(o.fulfilled_at), o.gacha_id, o.vtuber_id, count(*), sum(o.pull_count), sum(o.amount_jpy)
-  from app.orders o
-  where o.id = any (v_orders)
+  select o.jst_date, o.gacha_id, o.vtuber_id, count(*), sum(o.pull_count), sum(o.amount_jpy)
+  from unnest(v_new) o
   group by 1, 2, 3
   on conflict (jst_date, gacha_id) do update
     set paid_orders = s.paid_orders + excluded.paid_orders, pulls = s.pulls + excluded.pulls,
@@ -66,10 +74,9 @@ begin
 
   -- Pulls per item and day, and per item over all time (what the rate audit tests).
   with n as (
-    select private.jst_date(o.fulfilled_at) as jst_date, p.gacha_item_id, p.gacha_id, o.vtuber_id, p.rarity,
+    select o.jst_date, p.gacha_item_id, p.gacha_id, o.vtuber_id, p.rarity,
            count(*) filter (where not p.pity) as pulls, count(*) filter (where p.pity) as pity_pulls
-    from app.orders o join app.pulls p on p.order_id = o.id
-    where o.id = any (v_orders)
+    from unnest(v_new) o join app.pulls p on p.order_id = o.id
     group by 1, 2, 3, 4, 5),
   daily as (
     insert into app.item_pulls_daily as s (jst_date, gacha_item_id, gacha_id, vtuber_id, rarity, pulls, pity_pulls)
@@ -101,28 +108,21 @@ begin
     set draws = excluded.draws, statistic = excluded.statistic, p_value = excluded.p_value,
         audited_at = excluded.audited_at;
 
-  -- Paying fans per (VTuber, day): a (VTuber, day, fan) key this run adds to fan_sales_daily is
-  -- one more paying fan that day. Counted before the upsert below, which makes the key exist.
-  insert into app.fan_counts_daily as s (vtuber_id, jst_date, paying_fans)
-  select b.vtuber_id, b.jst_date, count(*)
-  from (select distinct o.vtuber_id, private.jst_date(o.fulfilled_at) as jst_date, o.user_id
-        from app.orders o
-        where o.id = any (v_orders)) b
-  where not exists (select 1 from app.fan_sales_daily f
-                     where f.vtuber_id = b.vtuber_id and f.jst_date = b.jst_date and f.user_id = b.user_id)
-  group by 1, 2
-  on conflict (vtuber_id, jst_date) do update set paying_fans = s.paying_fans + excluded.paying_fans;
-
-  -- Each (VTuber, fan)'s paid days as (day, previous paid day) pairs, counted per pair of days:
-  -- the fans who paid in [a, b] are those with a paid day d in [a, b] whose previous paid day is
-  -- before a (each such fan has exactly one: their first paid day inside the range), so any range,
-  -- past or present, is a sum over at most one row per (day, earlier day). A run recounts the
-  -- pairs of the fans it touches from their days before and after it (a day added in the middle
-  -- changes its successor's previous day). Runs before the fan_sales_daily upsert below.
+  -- Fans per (VTuber, day), from the (VTuber, day, fan) keys of fan_sales_daily, which the report
+  -- sums instead of counting distinct fans. One statement reads the earlier paid days of each
+  -- (VTuber, fan) this run touches (one index range per fan, before this run's keys are added
+  -- below) and derives from them and the run's new keys:
+  -- * paying_fans(d): a key new to fan_sales_daily is one more paying fan that day;
+  -- * (day, previous paid day) pairs in fan_gaps_daily: the fans who paid in [a, b] are those with
+  --   a paid day d in [a, b] whose previous paid day is before a (each such fan has exactly one:
+  --   their first paid day inside the range), so any range, past or present, is a sum over at most
+  --   one row per (day, earlier day). The pairs of the fans touched are recounted from their days
+  --   before and after the run (a day added in the middle changes its successor's previous day);
+  -- * new_fans(d) = fans whose first paid day is d, last_fans(d) = fans whose last paid day so far
+  --   is d: when the run moves a fan's first day (earlier) or last day (later), the old day loses
+  --   the fan and the new day gains it.
   with k as (
-    select distinct o.vtuber_id, o.user_id, private.jst_date(o.fulfilled_at) as jst_date
-    from app.orders o
-    where o.id = any (v_orders)),
+    select distinct o.vtuber_id, o.user_id, o.jst_date from unnest(v_new) o),
   old as (
     select f.vtuber_id, f.user_id, f.jst_date from app.fan_sales_daily f
     where (f.vtuber_id, f.user_id) in (select k.vtuber_id, k.user_id from k)),
@@ -132,17 +132,40 @@ begin
     window w as (partition by x.vtuber_id, x.user_id order by x.jst_date)
     union all
     select x.vtuber_id, x.jst_date, coalesce(lag(x.jst_date) over w, '-infinity'), -1 from old x
-    window w as (partition by x.vtuber_id, x.user_id order by x.jst_date))
-  insert into app.fan_gaps_daily as s (vtuber_id, jst_date, prev_jst_date, fans)
-  select d.vtuber_id, d.jst_date, d.prev, sum(d.n) from delta d group by 1, 2, 3 having sum(d.n) <> 0
-  on conflict (vtuber_id, jst_date, prev_jst_date) do update set fans = s.fans + excluded.fans;
+    window w as (partition by x.vtuber_id, x.user_id order by x.jst_date)),
+  gaps as (
+    insert into app.fan_gaps_daily as s (vtuber_id, jst_date, prev_jst_date, fans)
+    select d.vtuber_id, d.jst_date, d.prev, sum(d.n) from delta d group by 1, 2, 3 having sum(d.n) <> 0
+    on conflict (vtuber_id, jst_date, prev_jst_date) do update set fans = s.fans + excluded.fans),
+  moved as (
+    select n.vtuber_id, n.first_day, n.last_day, o.first_day as old_first, o.last_day as old_last
+    from (select x.vtuber_id, x.user_id, min(x.jst_date) as first_day, max(x.jst_date) as last_day
+          from new x group by 1, 2) n
+    left join (select x.vtuber_id, x.user_id, min(x.jst_date) as first_day, max(x.jst_date) as last_day
+               from old x group by 1, 2) o on o.vtuber_id = n.vtuber_id and o.user_id = n.user_id
+    where o.first_day is distinct from n.first_day or o.last_day is distinct from n.last_day),
+  counts as (
+    select k.vtuber_id, k.jst_date, 1 as paying, 0 as first, 0 as last from k
+    where not exists (select 1 from old o
+                       where o.vtuber_id = k.vtuber_id and o.user_id = k.user_id and o.jst_date = k.jst_date)
+    union all
+    select m.vtuber_id, x.jst_date, 0, x.dn, x.dl
+    from moved m cross join lateral (values (m.first_day, 1, 0), (m.old_first, -1, 0),
+                                            (m.last_day, 0, 1), (m.old_last, 0, -1)) x (jst_date, dn, dl)
+    where x.jst_date is not null)
+  insert into app.fan_counts_daily as s (vtuber_id, jst_date, paying_fans, new_fans, last_fans)
+  select c.vtuber_id, c.jst_date, sum(c.paying), sum(c.first), sum(c.last) from counts c
+  group by 1, 2 having sum(c.paying) <> 0 or sum(c.first) <> 0 or sum(c.last) <> 0
+  on conflict (vtuber_id, jst_date) do update
+    set paying_fans = s.paying_fans + excluded.paying_fans, new_fans = s.new_fans + excluded.new_fans,
+        last_fans = s.last_fans + excluded.last_fans;
 
-  -- The same for each user's paid days on the whole platform (any VTuber), before the
-  -- platform_fan_days insert below.
+  -- The same for each user's paid days on the whole platform (any VTuber; a fan paying two
+  -- VTubers on a day is one paying user), from platform_fan_days before this run's keys are added:
+  -- paying_users(d), the (day, previous paid day) pairs, and new_users(d) / last_users(d) for the
+  -- users whose first / last paid day on the platform is d.
   with k as (
-    select distinct o.user_id, private.jst_date(o.fulfilled_at) as jst_date
-    from app.orders o
-    where o.id = any (v_orders)),
+    select distinct o.user_id, o.jst_date from unnest(v_new) o),
   old as (
     select f.user_id, f.jst_date from app.platform_fan_days f where f.user_id in (select k.user_id from k)),
   new as (select * from old union select * from k),
@@ -151,101 +174,42 @@ begin
     window w as (partition by x.user_id order by x.jst_date)
     union all
     select x.jst_date, coalesce(lag(x.jst_date) over w, '-infinity'), -1 from old x
-    window w as (partition by x.user_id order by x.jst_date))
-  insert into app.platform_fan_gaps_daily as s (jst_date, prev_jst_date, users)
-  select d.jst_date, d.prev, sum(d.n) from delta d group by 1, 2 having sum(d.n) <> 0
-  on conflict (jst_date, prev_jst_date) do update set users = s.users + excluded.users;
+    window w as (partition by x.user_id order by x.jst_date)),
+  gaps as (
+    insert into app.platform_fan_gaps_daily as s (jst_date, prev_jst_date, users)
+    select d.jst_date, d.prev, sum(d.n) from delta d group by 1, 2 having sum(d.n) <> 0
+    on conflict (jst_date, prev_jst_date) do update set users = s.users + excluded.users),
+  moved as (
+    select n.first_day, n.last_day, o.first_day as old_first, o.last_day as old_last
+    from (select x.user_id, min(x.jst_date) as first_day, max(x.jst_date) as last_day from new x group by 1) n
+    left join (select x.user_id, min(x.jst_date) as first_day, max(x.jst_date) as last_day
+               from old x group by 1) o on o.user_id = n.user_id
+    where o.first_day is distinct from n.first_day or o.last_day is distinct from n.last_day),
+  counts as (
+    select k.jst_date, 1 as paying, 0 as first, 0 as last from k
+    where not exists (select 1 from old o where o.user_id = k.user_id and o.jst_date = k.jst_date)
+    union all
+    select x.jst_date, 0, x.dn, x.dl
+    from moved m cross join lateral (values (m.first_day, 1, 0), (m.old_first, -1, 0),
+                                            (m.last_day, 0, 1), (m.old_last, 0, -1)) x (jst_date, dn, dl)
+    where x.jst_date is not null)
+  insert into app.platform_fan_counts_daily as s (jst_date, paying_users, new_users, last_users)
+  select c.jst_date, sum(c.paying), sum(c.first), sum(c.last) from counts c
+  group by 1 having sum(c.paying) <> 0 or sum(c.first) <> 0 or sum(c.last) <> 0
+  on conflict (jst_date) do update
+    set paying_users = s.paying_users + excluded.paying_users, new_users = s.new_users + excluded.new_users,
+        last_users = s.last_users + excluded.last_users;
 
   insert into app.fan_sales_daily as s (vtuber_id, jst_date, user_id, paid_orders, gross_jpy)
-  select o.vtuber_id, private.jst_date(o.fulfilled_at), o.user_id, count(*), sum(o.amount_jpy)
-  from app.orders o
-  where o.id = any (v_orders)
+  select o.vtuber_id, o.jst_date, o.user_id, count(*), sum(o.amount_jpy)
+  from unnest(v_new) o
   group by 1, 2, 3
   on conflict (vtuber_id, jst_date, user_id) do update
     set paid_orders = s.paid_orders + excluded.paid_orders, gross_jpy = s.gross_jpy + excluded.gross_jpy;
 
-  -- Paying users per day on the whole platform (a fan paying two VTubers that day counts once):
-  -- the (day, user) keys that are new to platform_fan_days.
-  with added as (
-    insert into app.platform_fan_days (jst_date, user_id)
-    select distinct private.jst_date(o.fulfilled_at), o.user_id
-    from app.orders o
-    where o.id = any (v_orders)
-    on conflict (jst_date, user_id) do nothing
-    returning jst_date)
-  insert into app.platform_fan_counts_daily as s (jst_date, paying_users)
-  select a.jst_date, count(*) from added a group by 1
-  on conflict (jst_date) do update set paying_users = s.paying_users + excluded.paying_users;
-
-  -- Each (VTuber, fan)'s first and last paid day, and the per-day histograms a report sums instead
-  -- of counting distinct fans: new_fans(d) = fans whose first paid day is d, last_fans(d) = fans
-  -- whose last paid day so far is d. When this run moves a fan's first day (earlier) or last day
-  -- (later), the old day loses the fan and the new day gains it. The platform keeps the same for
-  -- "new users on day d" (a user whose first payment to at least one VTuber is on d), through a
-  -- count of such VTubers per (user, day). All CTEs read the state before this statement.
-  with b as (
-    select o.vtuber_id, o.user_id, min(private.jst_date(o.fulfilled_at)) as lo, max(private.jst_date(o.fulfilled_at)) as hi
-    from app.orders o
-    where o.id = any (v_orders)
-    group by 1, 2),
-  ch as (
-    select b.vtuber_id, b.user_id, f.first_jst_date as old_first, f.last_jst_date as old_last,
-           least(b.lo, f.first_jst_date) as new_first, greatest(b.hi, f.last_jst_date) as new_last
-    from b left join app.fan_firsts f on f.vtuber_id = b.vtuber_id and f.user_id = b.user_id),
-  moved as (
-    select * from ch
-    where old_first is distinct from new_first or old_last is distinct from new_last),
-  spans as (
-    insert into app.fan_firsts as s (vtuber_id, user_id, first_jst_date, last_jst_date)
-    select m.vtuber_id, m.user_id, m.new_first, m.new_last from moved m
-    on conflict (vtuber_id, user_id) do update
-      set first_jst_date = excluded.first_jst_date, last_jst_date = excluded.last_jst_date),
-  hist as (
-    insert into app.fan_counts_daily as s (vtuber_id, jst_date, new_fans, last_fans)
-    select m.vtuber_id, x.jst_date, sum(x.dn), sum(x.dl)
-    from moved m cross join lateral (values (m.new_first, 1, 0), (m.old_first, -1, 0),
-                                            (m.new_last, 0, 1), (m.old_last, 0, -1)) x (jst_date, dn, dl)
-    where x.jst_date is not null
-    group by 1, 2 having sum(x.dn) <> 0 or sum(x.dl) <> 0
-    on conflict (vtuber_id, jst_date) do update
-      set new_fans = s.new_fans + excluded.new_fans, last_fans = s.last_fans + excluded.last_fans),
-  pdelta as (
-    select m.user_id, x.jst_date, sum(x.dv)::integer as dv
-    from moved m cross join lateral (values (m.new_first, 1), (m.old_first, -1)) x (jst_date, dv)
-    where x.jst_date is not null and m.old_first is distinct from m.new_first
-    group by 1, 2 having sum(x.dv) <> 0),
-  pfirsts as (
-    insert into app.platform_fan_firsts as s (user_id, jst_date, vtubers)
-    select d.user_id, d.jst_date, d.dv from pdelta d
-    on conflict (user_id, jst_date) do update set vtubers = s.vtubers + excluded.vtubers
-    returning s.user_id, s.jst_date, s.vtubers)
-  insert into app.platform_fan_counts_daily as s (jst_date, new_users)
-  select p.jst_date, sum(case when p.vtubers > 0 and p.vtubers - d.dv <= 0 then 1
-                              when p.vtubers <= 0 and p.vtubers - d.dv > 0 then -1 else 0 end)
-  from pfirsts p join pdelta d on d.user_id = p.user_id and d.jst_date = p.jst_date
-  group by 1
-  on conflict (jst_date) do update set new_users = s.new_users + excluded.new_users;
-
-  -- Each user's last paid day on the whole platform, and its histogram (the KPIs' paying users).
-  with b as (
-    select o.user_id, max(private.jst_date(o.fulfilled_at)) as hi
-    from app.orders o
-    where o.id = any (v_orders)
-    group by 1),
-  moved as (
-    select b.user_id, p.last_jst_date as old_last, greatest(b.hi, p.last_jst_date) as new_last
-    from b left join app.platform_fans p on p.user_id = b.user_id
-    where p.last_jst_date is null or b.hi > p.last_jst_date),
-  spans as (
-    insert into app.platform_fans as s (user_id, last_jst_date)
-    select m.user_id, m.new_last from moved m
-    on conflict (user_id) do update set last_jst_date = excluded.last_jst_date)
-  insert into app.platform_fan_counts_daily as s (jst_date, last_users)
-  select x.jst_date, sum(x.dl)
-  from moved m cross join lateral (values (m.new_last, 1), (m.old_last, -1)) x (jst_date, dl)
-  where x.jst_date is not null
-  group by 1 having sum(x.dl) <> 0
-  on conflict (jst_date) do update set last_users = s.last_users + excluded.last_users;
+  insert into app.platform_fan_days (jst_date, user_id)
+  select distinct o.jst_date, o.user_id from unnest(v_new) o
+  on conflict (user_id, jst_date) do nothing;
 
   -- Medal flows, on the JST day of the ledger entry.
   insert into app.medals_daily as s (jst_date, vtuber_id, granted, spent, clawed_back, adjusted)
@@ -300,7 +264,7 @@ begin
   v_rows := v_rows + v_n;
 
   update app.rollup_state set through = v_hi, runs = runs + 1, last_run_at = p_now, last_rows = v_rows;
-  return jsonb_build_object('from', v_from, 'through', v_hi, 'rows', v_rows);
+  return jsonb_build_object('from', v_from, 'through', v_hi, 'rows', v_rows, 'orders', cardinality(v_new));
 end
 $$;
 comment on function private.refresh_rollups(timestamptz) is
@@ -315,7 +279,7 @@ set search_path = ''
 as $$ select private.refresh_rollups(now()) $$;
 comment on function public.service_refresh_rollups() is
   'Service role: adds what is new since the watermark to the sales rollups now (the scheduled job does this '
-  'every minute); returns {from, through, rows}.';
+  'every minute); returns {from, through, rows, orders}: the rollup rows written and the paid orders added.';
 revoke all on function public.service_refresh_rollups() from public, anon, authenticated;
 grant execute on function public.service_refresh_rollups() to service_role;
 
@@ -347,34 +311,72 @@ revoke all on function private.share_bps(uuid) from public;
 grant execute on function private.share_bps(uuid) to authenticated;
 
 -- The report both the VTuber (their own id) and admins (any id, or null for everyone) read.
-create or replace function private.sales_report(p_vtuber_id uuid, p_from date, p_to date) returns jsonb
+-- Built as json text once (json_build_object/json_agg write each value as text; nothing is parsed
+-- back) and returned as json, which PostgREST sends as it is: a jsonb report cost a parse of the
+-- whole text and a jsonb output per call, a third of the report's CPU. Each rollup is scanned
+-- once: sales_daily for the days, the totals and the per-gacha (or per-VTuber) list,
+-- item_pulls_daily for both the rarities and the top items. Each statement is planned for the
+-- call's arguments (plan_cache_mode): a generic plan, chosen after a few calls, cannot tell whether
+-- p_vtuber_id is null, so it read the range's rows of every VTuber and filtered them.
+drop function if exists public.admin_get_sales(uuid, date, date);
+drop function if exists private.admin_get_sales(uuid, date, date);
+drop function if exists public.get_my_sales(date, date);
+drop function if exists private.get_my_sales(date, date);
+drop function if exists private.sales_report(uuid, date, date);
+create function private.sales_report(p_vtuber_id uuid, p_from date, p_to date) returns json
 language plpgsql stable security definer
 set search_path = ''
+set plan_cache_mode = force_custom_plan
 as $$
 declare
-  v_days jsonb;
-  v_gachas json;
-  v_rarity jsonb;
-  v_medals jsonb;
-  v_exchanges jsonb;
-  v_top jsonb;
-  v_totals jsonb;
-  v_outstanding bigint;
   v_default_bps integer;
   v_paying bigint;
   v_new bigint;
+  v_totals json;
+  v_days json;
+  v_detail json;
+  v_rarity json;
+  v_top json;
+  v_medals json;
+  v_exchanges json;
 begin
   perform private.check_date_range(p_from, p_to);
   -- Read once per report (a function call per rollup row would dominate the report's time).
   v_default_bps := private.setting_int('default_revenue_share_bps', 7000);
-  with s as (
-    select d.jst_date, d.vtuber_id, sum(d.paid_orders) as paid_orders, sum(d.pulls) as pulls,
-           sum(d.gross_jpy) as gross_jpy, sum(d.provider_fees_jpy) as provider_fees_jpy,
-           sum(d.refunds_jpy) as refunds_jpy, sum(d.refund_count) as refund_count,
-           sum(d.chargebacks_jpy) as chargebacks_jpy, sum(d.chargeback_count) as chargeback_count
+
+  -- Unique paying (VTuber, fan) pairs over the range (a fan paying on two days counts once). When
+  -- no fan's last paid day is after p_to (a range reaching the present), they are the fans whose
+  -- last paid day is in [p_from, p_to]: a sum over the last-day histogram, one row per day (and
+  -- VTuber). A range in the past, with payments after it, sums the fans whose paid day in the
+  -- range follows a paid day before it (or none): one row per (day, earlier day) pair.
+  -- New pairs are those whose first paid day is in the range.
+  if not exists (select 1 from app.fan_counts_daily c
+                  where (p_vtuber_id is null or c.vtuber_id = p_vtuber_id) and c.jst_date > p_to
+                    and c.last_fans <> 0) then
+    select coalesce(sum(c.last_fans), 0) into v_paying from app.fan_counts_daily c
+     where (p_vtuber_id is null or c.vtuber_id = p_vtuber_id) and c.jst_date between p_from and p_to;
+  else
+    select coalesce(sum(g.fans), 0) into v_paying from app.fan_gaps_daily g
+     where (p_vtuber_id is null or g.vtuber_id = p_vtuber_id) and g.jst_date between p_from and p_to
+       and g.prev_jst_date < p_from;
+  end if;
+  select coalesce(sum(c.new_fans), 0) into v_new from app.fan_counts_daily c
+   where (p_vtuber_id is null or c.vtuber_id = p_vtuber_id) and c.jst_date between p_from and p_to;
+
+  -- The range's sales_daily rows, read once (a CTE used twice is computed once).
+  with r as (
+    select d.jst_date, d.gacha_id, d.vtuber_id, d.paid_orders, d.pulls, d.gross_jpy, d.provider_fees_jpy,
+           d.refunds_jpy, d.refund_count, d.chargebacks_jpy, d.chargeback_count
     from app.sales_daily d
-    where (p_vtuber_id is null or d.vtuber_id = p_vtuber_id) and d.jst_date between p_from and p_to
-    group by 1, 2),
+    where (p_vtuber_id is null or d.vtuber_id = p_vtuber_id) and d.jst_date between p_from and p_to),
+  -- Per (day, VTuber): the share is truncated to whole yen there, so days, VTubers and totals are
+  -- sums of the same per-(day, VTuber) figures.
+  s as (
+    select r.jst_date, r.vtuber_id, sum(r.paid_orders) as paid_orders, sum(r.pulls) as pulls,
+           sum(r.gross_jpy) as gross_jpy, sum(r.provider_fees_jpy) as provider_fees_jpy,
+           sum(r.refunds_jpy) as refunds_jpy, sum(r.refund_count) as refund_count,
+           sum(r.chargebacks_jpy) as chargebacks_jpy, sum(r.chargeback_count) as chargeback_count
+    from r group by 1, 2),
   split as (
     select s.*, s.gross_jpy - s.refunds_jpy - s.chargebacks_jpy - s.provider_fees_jpy as net_jpy,
            trunc((s.gross_jpy - s.refunds_jpy - s.chargebacks_jpy - s.provider_fees_jpy)
@@ -396,89 +398,81 @@ begin
     union all
     select c.jst_date, c.paying_users, c.new_users from app.platform_fan_counts_daily c
     where p_vtuber_id is null and c.jst_date between p_from and p_to)
-  select coalesce(jsonb_agg(jsonb_build_object(
-           'jst_date', d.jst_date, 'paid_orders', d.paid_orders, 'pulls', d.pulls, 'gross_jpy', d.gross_jpy,
-           'refund_count', d.refund_count, 'refunds_jpy', d.refunds_jpy, 'chargeback_count', d.chargeback_count,
-           'chargebacks_jpy', d.chargebacks_jpy, 'provider_fees_jpy', d.provider_fees_jpy, 'net_jpy', d.net_jpy,
-           'platform_fee_jpy', d.platform_fee_jpy, 'vtuber_share_jpy', d.vtuber_share_jpy,
-           'paying_fans', coalesce(f.paying_fans, 0), 'new_fans', coalesce(f.new_fans, 0),
-           'returning_fans', coalesce(f.paying_fans - f.new_fans, 0),
-           'arppu_jpy', case when f.paying_fans > 0 then round(d.gross_jpy::numeric / f.paying_fans) end)
-           order by d.jst_date), '[]'),
-         jsonb_build_object(
-           'paid_orders', coalesce(sum(d.paid_orders), 0), 'pulls', coalesce(sum(d.pulls), 0),
-           'gross_jpy', coalesce(sum(d.gross_jpy), 0), 'refunds_jpy', coalesce(sum(d.refunds_jpy), 0),
-           'chargebacks_jpy', coalesce(sum(d.chargebacks_jpy), 0),
-           'provider_fees_jpy', coalesce(sum(d.provider_fees_jpy), 0), 'net_jpy', coalesce(sum(d.net_jpy), 0),
-           'platform_fee_jpy', coalesce(sum(d.platform_fee_jpy), 0),
-           'vtuber_share_jpy', coalesce(sum(d.vtuber_share_jpy), 0))
-    into v_days, v_totals
-  from day d left join fans f on f.jst_date = d.jst_date;
+  select
+    (select json_build_object(
+              'paid_orders', coalesce(sum(d.paid_orders), 0), 'pulls', coalesce(sum(d.pulls), 0),
+              'gross_jpy', coalesce(sum(d.gross_jpy), 0), 'refunds_jpy', coalesce(sum(d.refunds_jpy), 0),
+              'chargebacks_jpy', coalesce(sum(d.chargebacks_jpy), 0),
+              'provider_fees_jpy', coalesce(sum(d.provider_fees_jpy), 0), 'net_jpy', coalesce(sum(d.net_jpy), 0),
+              'platform_fee_jpy', coalesce(sum(d.platform_fee_jpy), 0),
+              'vtuber_share_jpy', coalesce(sum(d.vtuber_share_jpy), 0),
+              'paying_fans', v_paying, 'new_fans', v_new,
+              'arppu_jpy', case when v_paying > 0 then round(coalesce(sum(d.gross_jpy), 0)::numeric / v_paying) end)
+       from day d),
+    (select coalesce(json_agg(json_build_object(
+              'jst_date', d.jst_date, 'paid_orders', d.paid_orders, 'pulls', d.pulls, 'gross_jpy', d.gross_jpy,
+              'refund_count', d.refund_count, 'refunds_jpy', d.refunds_jpy, 'chargeback_count', d.chargeback_count,
+              'chargebacks_jpy', d.chargebacks_jpy, 'provider_fees_jpy', d.provider_fees_jpy, 'net_jpy', d.net_jpy,
+              'platform_fee_jpy', d.platform_fee_jpy, 'vtuber_share_jpy', d.vtuber_share_jpy,
+              'paying_fans', coalesce(f.paying_fans, 0), 'new_fans', coalesce(f.new_fans, 0),
+              'returning_fans', coalesce(f.paying_fans - f.new_fans, 0),
+              'arppu_jpy', case when f.paying_fans > 0 then round(d.gross_jpy::numeric / f.paying_fans) end)
+              order by d.jst_date), '[]')
+       from day d left join fans f on f.jst_date = d.jst_date),
+    -- One VTuber's report lists each gacha and day (its keys the columns' names); the platform's
+    -- lists each VTuber with sales in the range instead (a per-gacha-per-day list of the whole
+    -- platform grows with every gacha ever sold, and no screen draws it).
+    case when p_vtuber_id is not null then
+      (select coalesce(json_agg(g order by g.jst_date, g.gacha_id), '[]')
+       from (select r.jst_date, r.gacha_id, a.title, r.paid_orders, r.pulls, r.gross_jpy, r.refunds_jpy,
+                    r.chargebacks_jpy, r.provider_fees_jpy
+             from r join app.gachas a on a.id = r.gacha_id) g)
+    else
+      (select coalesce(json_agg(b order by b.gross_jpy desc, b.vtuber_id), '[]')
+       from (select x.vtuber_id, v.name, sum(x.paid_orders)::bigint as paid_orders, sum(x.pulls)::bigint as pulls,
+                    sum(x.gross_jpy)::bigint as gross_jpy, sum(x.refunds_jpy)::bigint as refunds_jpy,
+                    sum(x.chargebacks_jpy)::bigint as chargebacks_jpy,
+                    sum(x.provider_fees_jpy)::bigint as provider_fees_jpy, sum(x.net_jpy)::bigint as net_jpy,
+                    sum(x.vtuber_share_jpy)::bigint as vtuber_share_jpy,
+                    sum(x.net_jpy - x.vtuber_share_jpy)::bigint as platform_fee_jpy
+             from split x left join app.vtubers v on v.id = x.vtuber_id
+             group by x.vtuber_id, v.name) b)
+    end
+    into v_totals, v_days, v_detail;
 
-  -- Unique paying (VTuber, fan) pairs over the range (a fan paying on two days counts once). When
-  -- no fan's last paid day is after p_to (a range reaching the present), they are the fans whose
-  -- last paid day is in [p_from, p_to]: a sum over the last-day histogram, one row per day (and
-  -- VTuber). A range in the past, with payments after it, sums the fans whose paid day in the
-  -- range follows a paid day before it (or none): one row per (day, earlier day) pair.
-  -- New pairs are those whose first paid day is in the range.
-  if not exists (select 1 from app.fan_counts_daily c
-                  where (p_vtuber_id is null or c.vtuber_id = p_vtuber_id) and c.jst_date > p_to
-                    and c.last_fans <> 0) then
-    select coalesce(sum(c.last_fans), 0) into v_paying from app.fan_counts_daily c
-     where (p_vtuber_id is null or c.vtuber_id = p_vtuber_id) and c.jst_date between p_from and p_to;
-  else
-    select coalesce(sum(g.fans), 0) into v_paying from app.fan_gaps_daily g
-     where (p_vtuber_id is null or g.vtuber_id = p_vtuber_id) and g.jst_date between p_from and p_to
-       and g.prev_jst_date < p_from;
-  end if;
-  select coalesce(sum(c.new_fans), 0) into v_new from app.fan_counts_daily c
-   where (p_vtuber_id is null or c.vtuber_id = p_vtuber_id) and c.jst_date between p_from and p_to;
-  v_totals := v_totals || jsonb_build_object(
-    'paying_fans', v_paying, 'new_fans', v_new,
-    'arppu_jpy', case when v_paying > 0 then round((v_totals ->> 'gross_jpy')::numeric / v_paying) end);
+  -- Pulls per item over the range, read once: the rarities and the top items both derive from it.
+  with i as (
+    select i.gacha_item_id, i.rarity, sum(i.pulls)::bigint as pulls, sum(i.pity_pulls)::bigint as pity_pulls
+    from app.item_pulls_daily i
+    where (p_vtuber_id is null or i.vtuber_id = p_vtuber_id) and i.jst_date between p_from and p_to
+    group by 1, 2)
+  select
+    (select coalesce(json_agg(json_build_object('rarity', r.rarity, 'pulls', r.pulls, 'pity_pulls', r.pity_pulls)
+                              order by private.rarity_rank(r.rarity) desc), '[]')
+       from (select i.rarity, sum(i.pulls)::bigint as pulls, sum(i.pity_pulls)::bigint as pity_pulls
+             from i group by 1) r),
+    (select coalesce(json_agg(json_build_object('gacha_item_id', t.gacha_item_id, 'name', gi.name,
+                                                'rarity', t.rarity, 'pulls', t.pulls)
+                              order by t.pulls desc, t.gacha_item_id), '[]')
+       from (select i.gacha_item_id, i.rarity, i.pulls + i.pity_pulls as pulls from i
+             order by 3 desc, 1 limit 10) t
+       join app.gacha_items gi on gi.id = t.gacha_item_id)
+    into v_rarity, v_top;
 
-  -- One object per gacha and day (the report's largest part, ~900 for a VTuber's 90 days), its
-  -- keys the columns' names. Kept as json text (json_agg writes each row as text) and parsed into
-  -- jsonb once with the whole report below, instead of a jsonb object built per row and the array
-  -- copied again into the report: the same value, at a fraction of the cost.
-  select coalesce(json_agg(r order by r.jst_date, r.gacha_id), '[]')
-    into v_gachas
-  from (select d.jst_date, d.gacha_id, g.title, d.paid_orders, d.pulls, d.gross_jpy, d.refunds_jpy,
-               d.chargebacks_jpy, d.provider_fees_jpy
-        from app.sales_daily d join app.gachas g on g.id = d.gacha_id
-        where (p_vtuber_id is null or d.vtuber_id = p_vtuber_id) and d.jst_date between p_from and p_to) r;
-
-  select coalesce(jsonb_agg(jsonb_build_object('rarity', r.rarity, 'pulls', r.pulls, 'pity_pulls', r.pity_pulls)
-                            order by private.rarity_rank(r.rarity) desc), '[]')
-    into v_rarity
-  from (select i.rarity, sum(i.pulls)::bigint as pulls, sum(i.pity_pulls)::bigint as pity_pulls
-        from app.item_pulls_daily i
-        where (p_vtuber_id is null or i.vtuber_id = p_vtuber_id) and i.jst_date between p_from and p_to
-        group by 1) r;
-
-  select coalesce(jsonb_agg(jsonb_build_object('gacha_item_id', t.gacha_item_id, 'name', gi.name,
-                                               'rarity', t.rarity, 'pulls', t.pulls) order by t.pulls desc, t.gacha_item_id), '[]')
-    into v_top
-  from (select i.gacha_item_id, i.rarity, sum(i.pulls + i.pity_pulls)::bigint as pulls
-        from app.item_pulls_daily i
-        where (p_vtuber_id is null or i.vtuber_id = p_vtuber_id) and i.jst_date between p_from and p_to
-        group by 1, 2 order by 3 desc, 1 limit 10) t
-  join app.gacha_items gi on gi.id = t.gacha_item_id;
-
-  select coalesce(sum(m.granted - m.spent - m.clawed_back + m.adjusted), 0)::bigint into v_outstanding
-  from app.medals_daily m
-  where (p_vtuber_id is null or m.vtuber_id = p_vtuber_id) and m.jst_date <= p_to;
-  select jsonb_build_object(
-           'granted', coalesce(sum(m.granted), 0), 'spent', coalesce(sum(m.spent), 0),
-           'clawed_back', coalesce(sum(m.clawed_back), 0), 'adjusted', coalesce(sum(m.adjusted), 0),
-           'outstanding_at_end', v_outstanding)
+  -- Medal flows in the range and the balance outstanding at its end, in one pass.
+  select json_build_object(
+           'granted', coalesce(sum(m.granted) filter (where m.jst_date >= p_from), 0),
+           'spent', coalesce(sum(m.spent) filter (where m.jst_date >= p_from), 0),
+           'clawed_back', coalesce(sum(m.clawed_back) filter (where m.jst_date >= p_from), 0),
+           'adjusted', coalesce(sum(m.adjusted) filter (where m.jst_date >= p_from), 0),
+           'outstanding_at_end', coalesce(sum(m.granted - m.spent - m.clawed_back + m.adjusted), 0)::bigint)
     into v_medals
   from app.medals_daily m
-  where (p_vtuber_id is null or m.vtuber_id = p_vtuber_id) and m.jst_date between p_from and p_to;
+  where (p_vtuber_id is null or m.vtuber_id = p_vtuber_id) and m.jst_date <= p_to;
 
-  select coalesce(jsonb_agg(jsonb_build_object('exchange_item_id', e.exchange_item_id, 'name', x.name,
-                                               'exchanges', e.exchanges, 'quantity', e.quantity,
-                                               'medals_spent', e.medals_spent) order by e.quantity desc, e.exchange_item_id), '[]')
+  select coalesce(json_agg(json_build_object('exchange_item_id', e.exchange_item_id, 'name', x.name,
+                                             'exchanges', e.exchanges, 'quantity', e.quantity,
+                                             'medals_spent', e.medals_spent) order by e.quantity desc, e.exchange_item_id), '[]')
     into v_exchanges
   from (select d.exchange_item_id, sum(d.exchanges)::bigint as exchanges, sum(d.quantity)::bigint as quantity,
                sum(d.medals_spent)::bigint as medals_spent
@@ -490,8 +484,9 @@ begin
   return json_build_object(
     'vtuber_id', p_vtuber_id, 'from', p_from, 'to', p_to,
     'fresh_through', (select s.through from app.rollup_state s),
-    'totals', v_totals, 'days', v_days, 'by_gacha_day', v_gachas, 'pulls_by_rarity', v_rarity,
-    'top_items', v_top, 'medals', v_medals, 'exchanges_by_item', v_exchanges)::jsonb;
+    'totals', v_totals, 'days', v_days,
+    case when p_vtuber_id is null then 'by_vtuber' else 'by_gacha_day' end, v_detail,
+    'pulls_by_rarity', v_rarity, 'top_items', v_top, 'medals', v_medals, 'exchanges_by_item', v_exchanges);
 end
 $$;
 comment on function private.sales_report(uuid, date, date) is
@@ -499,7 +494,7 @@ comment on function private.sales_report(uuid, date, date) is
 revoke all on function private.sales_report(uuid, date, date) from public;
 grant execute on function private.sales_report(uuid, date, date) to authenticated, service_role;
 
-create or replace function private.get_my_sales(p_from date, p_to date) returns jsonb
+create function private.get_my_sales(p_from date, p_to date) returns json
 language plpgsql stable security definer
 set search_path = ''
 as $$
@@ -514,9 +509,9 @@ comment on function private.get_my_sales(date, date) is
 revoke all on function private.get_my_sales(date, date) from public;
 grant execute on function private.get_my_sales(date, date) to authenticated;
 
-create or replace function public.get_my_sales(
+create function public.get_my_sales(
   p_from date default null, p_to date default null
-) returns jsonb
+) returns json
 language sql stable
 set search_path = ''
 as $$
@@ -532,7 +527,7 @@ comment on function public.get_my_sales(date, date) is
 revoke all on function public.get_my_sales(date, date) from public, anon, authenticated, service_role;
 grant execute on function public.get_my_sales(date, date) to authenticated;
 
-create or replace function private.admin_get_sales(p_vtuber_id uuid, p_from date, p_to date) returns jsonb
+create function private.admin_get_sales(p_vtuber_id uuid, p_from date, p_to date) returns json
 language plpgsql stable security definer
 set search_path = ''
 as $$
@@ -551,9 +546,9 @@ comment on function private.admin_get_sales(uuid, date, date) is
 revoke all on function private.admin_get_sales(uuid, date, date) from public;
 grant execute on function private.admin_get_sales(uuid, date, date) to authenticated;
 
-create or replace function public.admin_get_sales(
+create function public.admin_get_sales(
   p_vtuber_id uuid default null, p_from date default null, p_to date default null
-) returns jsonb
+) returns json
 language sql stable
 set search_path = ''
 as $$
@@ -561,7 +556,8 @@ as $$
                                  coalesce(p_to, private.jst_date(now())))
 $$;
 comment on function public.admin_get_sales(uuid, date, date) is
-  'Admin: the sales report of one VTuber or (null) the whole platform; same shape as get_my_sales. Errors: '
+  'Admin: the sales report of one VTuber (the same shape as get_my_sales) or, with p_vtuber_id null, of the whole '
+  'platform, which lists by_vtuber (each VTuber''s figures over the range) instead of by_gacha_day. Errors: '
   'not_authenticated (PT401), admin_only (PT403), vtuber_not_found (PT404), invalid_date_range (PT400).';
 revoke all on function public.admin_get_sales(uuid, date, date) from public, anon, authenticated, service_role;
 grant execute on function public.admin_get_sales(uuid, date, date) to authenticated;

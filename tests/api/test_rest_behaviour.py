@@ -171,6 +171,14 @@ def test_single_unnamed_json_parameter_gets_the_whole_body(api):
     assert_error(api.post("/rpc/test_named_json", json={"k": 1}, headers=ANON), 404, "PGRST202")
 
 
+def test_json_result_is_sent_as_the_function_wrote_it(api):
+    # PostgREST selects coalesce(json_agg(pgrst_scalar)->0, 'null'): a json value's own text, not
+    # parsed into jsonb (which would sort the keys, drop the repeated one and respace it).
+    for r in (api.post("/rpc/test_json_text", json={}, headers=ANON), api.get("/rpc/test_json_text", headers=ANON)):
+        assert r.status_code == 200
+        assert r.content == b'{"z": 1, "a" : [1,2],  "z": 2}'
+
+
 def test_result_shapes(api):
     r = api.post("/rpc/test_nothing", json={}, headers=ANON)
     assert r.status_code == 204 and r.content == b""

@@ -37,6 +37,13 @@ def test_admin_approves_an_application_and_a_refund_that_empties_the_fans_box(op
     service_client(stack.api_url).rpc("service_refresh_rollups", {}).execute()
     goto(admin, "#/admin", "#kpis")
     assert "¥300" in admin.locator("#kpis").inner_text()
+    # The platform's sales chart the gross per VTuber (the report's by_vtuber), not per gacha.
+    admin.wait_for_selector("#chart-1")
+    assert admin.locator("figure:has(#chart-1) figcaption").inner_text() == "VTuber別売上"
+    labels = admin.evaluate("window.Chart.getChart('chart-1').data.labels")
+    assert "Hoshi Kirara" in labels
+    per_vtuber = admin.evaluate("window.Chart.getChart('chart-1').data.datasets[0].data")
+    assert per_vtuber[labels.index("Hoshi Kirara")] >= 300
     shot(admin, "admin-kpis")
     goto(admin, "#/admin/applications", "#applications")
     shot(admin, "admin-applications")

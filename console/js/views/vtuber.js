@@ -313,18 +313,20 @@ export function renderSales (out, s, platform = false) {
     h('p', { class: 'muted' }, L(`集計は ${jst(s.fresh_through)} までの分です（毎分更新）。金額は税込。`, `Figures up to ${jst(s.fresh_through)} (refreshed every minute). Amounts include tax.`)),
     h('div', { class: 'charts' },
       h('figure', {}, h('figcaption', {}, L('日別売上', 'Gross per day')), h('div', { class: 'chart-box' }, canvases[0])),
-      h('figure', {}, h('figcaption', {}, L('ガチャ別売上', 'Gross per gacha')), h('div', { class: 'chart-box' }, canvases[1])),
+      h('figure', {}, h('figcaption', {}, platform ? L('VTuber別売上', 'Gross per VTuber') : L('ガチャ別売上', 'Gross per gacha')), h('div', { class: 'chart-box' }, canvases[1])),
       h('figure', {}, h('figcaption', {}, L('レアリティ別排出数', 'Pulls by rarity')), h('div', { class: 'chart-box' }, canvases[2])),
       h('figure', {}, h('figcaption', {}, L('日別ファン数', 'Fans per day')), h('div', { class: 'chart-box' }, canvases[3]))))
   canvases[0].setAttribute('aria-label', L('日別売上のグラフ', 'Chart of gross per day'))
-  canvases[1].setAttribute('aria-label', L('ガチャ別売上のグラフ', 'Chart of gross per gacha'))
+  canvases[1].setAttribute('aria-label', platform ? L('VTuber別売上のグラフ', 'Chart of gross per VTuber') : L('ガチャ別売上のグラフ', 'Chart of gross per gacha'))
   canvases[2].setAttribute('aria-label', L('レアリティ別排出数のグラフ', 'Chart of pulls by rarity'))
   canvases[3].setAttribute('aria-label', L('日別ファン数のグラフ', 'Chart of fans per day'))
   const days = s.days || []
   chart(canvases[0], { type: 'bar', data: { labels: days.map((d) => d.jst_date), datasets: [{ label: L('売上（円）', 'Gross (yen)'), data: days.map((d) => d.gross_jpy), backgroundColor: '#e8457a' }] } })
-  const perGacha = {}
-  for (const r of s.by_gacha_day || []) perGacha[r.title] = (perGacha[r.title] || 0) + r.gross_jpy
-  chart(canvases[1], { type: 'bar', data: { labels: Object.keys(perGacha), datasets: [{ label: L('売上（円）', 'Gross (yen)'), data: Object.values(perGacha), backgroundColor: '#6c5ce7' }] }, options: { indexAxis: 'y' } })
+  // The platform's report lists each VTuber's figures (by_vtuber); a VTuber's lists each gacha and day.
+  const per = {}
+  if (platform) for (const r of s.by_vtuber || []) per[r.name] = (per[r.name] || 0) + r.gross_jpy
+  else for (const r of s.by_gacha_day || []) per[r.title] = (per[r.title] || 0) + r.gross_jpy
+  chart(canvases[1], { type: 'bar', data: { labels: Object.keys(per), datasets: [{ label: L('売上（円）', 'Gross (yen)'), data: Object.values(per), backgroundColor: '#6c5ce7' }] }, options: { indexAxis: 'y' } })
   const rar = (s.pulls_by_rarity || []).slice().sort((a, b) => rarityRank(a.rarity) - rarityRank(b.rarity))
   chart(canvases[2], { type: 'doughnut', data: { labels: rar.map((r) => r.rarity), datasets: [{ data: rar.map((r) => r.pulls), backgroundColor: rar.map((r) => RARITY_COLOURS[r.rarity]) }] } })
   chart(canvases[3], { type: 'line', data: { labels: days.map((d) => d.jst_date), datasets: [

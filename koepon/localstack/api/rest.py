@@ -238,7 +238,11 @@ class Rest:
             ck = (cache.schema, name, fn, whole_body, tuple(names))
             query = self._call_sql.get(ck)
             if query is None:
-                select = "select null" if fn.kind == "void" else "select to_jsonb(_src)::text"
+                # A json scalar is sent as its own text, as PostgREST's json_agg(...)->0 does
+                # (to_jsonb would parse it, re-order its keys and cost a parse per call).
+                select = ("select null" if fn.kind == "void" else
+                          "select _src::text" if fn.kind == "scalar" and fn.return_type == "json" else
+                          "select to_jsonb(_src)::text")
                 query = sql.SQL(select + "{} from {} _src").format(
                     _GUC_COLUMNS, self._call(cache.schema, name, fn, whole_body, names)).as_bytes(None)
                 if len(self._call_sql) > 1024:

@@ -7,7 +7,17 @@ in interleaved rounds (off, on, on, off, ...: drift on a shared machine hits bot
 ratio is reported as the median of the rounds' pairs with its spread. While "on", a thread runs
 the job's own function (private.refresh_rollups) every REFRESH_EVERY seconds, twelve times as
 often as pg_cron runs it: the job is incremental, so its work per fulfilled order is the same at
-any cadence, and a shorter cadence puts several refreshes inside every measured round."""
+any cadence, and a shorter cadence puts several refreshes inside every measured round.
+
+Each round starts alike: the rollups caught up (so an "on" round's job adds only that round's
+orders, not the previous round's) and a checkpoint taken (so no round pays for a checkpoint's
+full-page writes that another does not). The job's first run comes half a cadence into the round,
+so a round of D seconds charges it D - REFRESH_EVERY / 2 seconds of its own orders.
+
+Beside the throughput pairs, the same rounds give the job's cost in CPU, which noise on a shared
+machine moves far less: the job's backend CPU per order it added, against the whole machine's
+CPU per fulfilment in the "off" rounds (/proc/stat). With fulfilment CPU-bound, throughput with
+the job is machine / (machine + job) of throughput without it."""
 
 from __future__ import annotations
 
@@ -16,7 +26,11 @@ import statistics
 import threading
 import time
 
+import psycopg
+
+from ...settings import superuser_url
 from .env import BenchDB, has_function
+from .profile import backend_cpu_s
 from .scenarios import FULFIL_SCRIPT, Skip, row, target
 from .tools import pgbench
 
@@ -78,33 +92,46 @@ PAST_READS = {
 }
 PAST_READS = {k: v.replace("@TODAY@", TODAY) for k, v in PAST_READS.items()}
 READS = {k: v.replace("@TODAY@", TODAY) for k, v in READS.items()}
-ROLLUPS = ("sales_daily", "item_pulls_daily", "fan_sales_daily", "fan_firsts", "medals_daily", "fan_counts_daily",
-           "platform_fan_days", "platform_fan_firsts", "platform_fans", "platform_fan_counts_daily")
+ROLLUPS = ("sales_daily", "item_pulls_daily", "fan_sales_daily", "medals_daily", "fan_counts_daily",
+           "platform_fan_days", "platform_fan_firsts", "platform_fan_counts_daily", "fan_gaps_daily",
+           "platform_fan_gaps_daily")
 
 
 class Refresher(threading.Thread):
-    """Runs the rollup job every `every` seconds until stopped; records each run's duration and the
-    lag it leaves (now() - the new watermark)."""
+    """Runs the rollup job every `every` seconds (the first run half a period in) until stopped;
+    records each run's duration, the lag it leaves (now() - the new watermark), the rollup rows
+    and orders it added, and its backend's CPU time."""
 
     def __init__(self, db: BenchDB, every: float):
         super().__init__(daemon=True)
         self.db, self.every = db, every
         self.stop = threading.Event()
-        self.runs: list[tuple[float, float, int]] = []  # (seconds, lag seconds after, rows)
+        self.runs: list[tuple[float, float, int, int, float]] = []  # (s, lag s after, rows, orders, CPU s)
         self.error: BaseException | None = None
 
     def run(self) -> None:
         try:
             with self.db.connect() as conn:
+                pid = conn.execute("select pg_backend_pid()").fetchone()[0]
+                self.stop.wait(self.every / 2)
                 while not self.stop.is_set():
-                    t0 = time.monotonic()
+                    t0, cpu0 = time.monotonic(), backend_cpu_s(pid)
                     res = conn.execute("""
                       select r, extract(epoch from clock_timestamp() - (r ->> 'through')::timestamptz)
                         from private.refresh_rollups(now()) r""").fetchone()
-                    self.runs.append((time.monotonic() - t0, float(res[1]), int(res[0].get("rows", 0))))
+                    cpu = (backend_cpu_s(pid) or 0.0) - (cpu0 or 0.0)
+                    self.runs.append((time.monotonic() - t0, float(res[1]), int(res[0].get("rows", 0)),
+                                      int(res[0].get("orders", 0)), cpu))
                     self.stop.wait(max(0.0, self.every - (time.monotonic() - t0)))
         except BaseException as exc:  # noqa: BLE001 - reported by the caller
             self.error = exc
+
+
+def _machine_busy_s() -> float:
+    """CPU seconds the whole machine has spent busy (all cores, /proc/stat: all but idle and iowait)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def _catch_up(db: BenchDB) -> tuple[float, dict]:
@@ -131,15 +158,23 @@ def _rollups_match(db: BenchDB) -> dict:
 
 
 def _fulfil_round(db: BenchDB, label: str, clients: int, duration: float, with_job: bool,
-                  refreshes: list) -> object:
-    """One fulfil-sql round (its orders queued first, unmeasured); with_job: the job runs during it."""
+                  refreshes: list) -> tuple[object, float]:
+    """One fulfil-sql round (its orders queued first, the rollups caught up and a checkpoint taken,
+    unmeasured); with_job: the job runs during it. Returns the run and the machine's busy CPU
+    seconds over it."""
     per = -(-CAP_FULFIL_ROUND * int(duration) // clients) + 2
     nbase = db.queue_orders(per * clients, "spread")
+    with db.connect() as conn:
+        conn.execute("select private.refresh_rollups(now())")
+    with psycopg.connect(superuser_url(db.url), autocommit=True) as conn:
+        conn.execute("checkpoint")  # a superuser's (or pg_checkpoint's) command: tooling, not the workload
     ref = Refresher(db, REFRESH_EVERY) if with_job else None
     if ref:
         ref.start()
     try:
-        return pgbench(db.url, FULFIL_SCRIPT, label, clients, duration, {"k": 0, "nbase": nbase, "per": per})
+        busy0 = _machine_busy_s()
+        run = pgbench(db.url, FULFIL_SCRIPT, label, clients, duration, {"k": 0, "nbase": nbase, "per": per})
+        return run, _machine_busy_s() - busy0
     finally:
         if ref:
             ref.stop.set()
@@ -170,20 +205,31 @@ def dashboards(db: BenchDB, opts: dict, duration: float, clients: int = 4) -> di
     # fulfil-sql with the rollup job running vs not, interleaved (ABBA ...), 8 clients.
     rounds = 2 if opts.get("smoke") else max(3, opts.get("rounds") or 3)  # --rounds: more pairs against noise
     c = 8
-    pairs, refreshes, loads = [], [], []
+    pairs, refreshes, loads, machine_ms = [], [], [], []
     for i in range(rounds):
         order = ("off", "on") if i % 2 == 0 else ("on", "off")
         got = {}
         for mode in order:
             label = f"service_fulfill_order, {c} clients, rollup job {mode} (round {i + 1})"
-            got[mode] = _fulfil_round(db, label, c, opts["duration"], mode == "on", refreshes)
+            got[mode], busy = _fulfil_round(db, label, c, opts["duration"], mode == "on", refreshes)
             loads.append((f"{mode} {i + 1}", round(os.getloadavg()[0], 2)))
+            if mode == "off" and got[mode].ops:
+                machine_ms.append(1000 * busy / got[mode].ops)
         if got["off"].throughput:
             pairs.append(got["on"].throughput / got["off"].throughput)
         rows += [row(got["off"]), row(got["on"], got["off"])]
     med = statistics.median(pairs) if pairs else 0.0
     targets.append(target("fulfil-sql with the rollup job / without (median of interleaved rounds)",
                           round(med, 3), ">= 0.98", med >= 0.98))
+    # The job's cost in CPU: its backend's CPU per order it added, against the machine's CPU per
+    # fulfilment without it; with fulfilment CPU-bound, the throughput it leaves is m / (m + j).
+    job_orders = sum(r[3] for r in refreshes)
+    job_ms = 1000 * sum(r[4] for r in refreshes) / job_orders if job_orders else None
+    machine = statistics.median(machine_ms) if machine_ms else None
+    cost_ratio = machine / (machine + job_ms) if job_ms is not None and machine else None
+    targets.append(target("fulfil-sql with the rollup job / without, from CPU: machine ms per fulfilment / "
+                          "(that + job ms per order)", round(cost_ratio, 4) if cost_ratio else None, ">= 0.98",
+                          cost_ratio is not None and cost_ratio >= 0.98))
     # Freshness: a row committed just after a run waits for the next run (the cron period), then
     # for that run to finish; the watermark itself trails now() by the lag the run leaves.
     worst_run = max((r[0] for r in refreshes), default=None)
@@ -204,10 +250,16 @@ def dashboards(db: BenchDB, opts: dict, duration: float, clients: int = 4) -> di
         "lag_after_run_s": {"median": round(statistics.median(r[1] for r in refreshes), 3),
                             "max": round(worst_lag, 3)} if refreshes else None,
         "rows_per_run_median": statistics.median(r[2] for r in refreshes) if refreshes else None,
+        "orders_per_run_median": statistics.median(r[3] for r in refreshes) if refreshes else None,
+        "job_cpu_ms_per_order": round(job_ms, 4) if job_ms is not None else None,
+        "machine_cpu_ms_per_fulfilment_off": round(machine, 3) if machine else None,
+        "machine_cpu_ms_per_fulfilment_off_rounds": [round(m, 3) for m in machine_ms],
         "rollups_vs_base": _rollups_match(db),
     })
     notes = [f"dashboards read the rollups over {DAYS} JST days of history; {nv} VTubers; {clients} pgbench "
              "clients with PostgREST's role and claims, read-only transactions",
-             f"fulfil-sql rounds of {opts['duration']:g} s, {c} clients, order off/on alternating per round (ABBA); "
-             f"rollup job run every {REFRESH_EVERY:g} s while on (pg_cron: every {CRON_PERIOD:g} s)"]
+             f"fulfil-sql rounds of {opts['duration']:g} s, {c} clients, order off/on alternating per round (ABBA), "
+             "each after a catch-up of the rollups and a checkpoint; "
+             f"rollup job run every {REFRESH_EVERY:g} s while on, first at {REFRESH_EVERY / 2:g} s "
+             f"(pg_cron: every {CRON_PERIOD:g} s)"]
     return {"rows": rows, "targets": targets, "checks": checks, "notes": notes}

@@ -19,7 +19,7 @@ from .env import BenchDB
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def _backend_cpu_s(pid: int) -> float | None:
+def backend_cpu_s(pid: int) -> float | None:
     try:
         with open(f"/proc/{pid}/stat") as f:
             parts = f.read().rsplit(")", 1)[1].split()
@@ -56,10 +56,10 @@ def per_call(db: BenchDB, sql: str | list[str], args: list[tuple], top: int = 40
         warm, rest = args[:20], args[20:]
         timed, traced = rest[:len(rest) // 2], rest[len(rest) // 2:]
         run(warm)
-        cpu0, t0 = _backend_cpu_s(pid), time.perf_counter()
+        cpu0, t0 = backend_cpu_s(pid), time.perf_counter()
         run(timed)
         wall = time.perf_counter() - t0
-        cpu1 = _backend_cpu_s(pid)
+        cpu1 = backend_cpu_s(pid)
         conn.execute("set pg_stat_statements.track = 'all'")
         conn.execute("set pg_stat_statements.track_utility = off")
         conn.execute("select pg_stat_statements_reset()")
@@ -145,11 +145,11 @@ def check_request_cpu(db: BenchDB, n: int = 1000) -> dict:
         timed, traced = ids[20:20 + n // 2], ids[20 + n // 2:]
         for uid in ids[:20]:
             one(uid)
-        cpu0, t0 = _backend_cpu_s(pid), time.perf_counter()
+        cpu0, t0 = backend_cpu_s(pid), time.perf_counter()
         for uid in timed:
             one(uid)
         wall = time.perf_counter() - t0
-        cpu1 = _backend_cpu_s(pid)
+        cpu1 = backend_cpu_s(pid)
         conn.execute("set pg_stat_statements.track = 'all'")
         conn.execute("set pg_stat_statements.track_utility = off")
         conn.execute("select pg_stat_statements_reset()")

@@ -75,13 +75,26 @@ update app.fairness_seeds s set next_nonce = x.next
          where so.n between :olo and :ohi group by 1) x
  where s.user_id = x.user_id and s.active;
 create temporary table gen_pulls on commit drop as select coalesce(max(id), 0) as before from app.pulls;
+-- Each pull's item is drawn by the gacha's rates, as a draw picks it: a roll uniform on [0, 1000000)
+-- falls in the cumulative rate range [lo, hi) of one item (in draw order), so the history has every
+-- item of a gacha in proportion to its odds (item_pulls_daily: one row per item and day, and the
+-- rate audit passes), with the pull's item, rarity and roll consistent.
+create temporary table gen_items on commit drop as
+select i.gacha_id, i.id as item_id, i.rarity, sum(i.rate_ppm) over w - i.rate_ppm as lo, sum(i.rate_ppm) over w as hi
+  from app.gacha_items i join bench.gachas b on b.gacha_id = i.gacha_id
+window w as (partition by i.gacha_id order by i.sort_order, i.id);
+analyze gen_items;
 insert into app.pulls (order_id, user_id, gacha_id, gacha_item_id, rarity, seed_id, nonce, roll, rate_table_version,
                        pity, created_at)
-select so.order_id, so.user_id, so.gacha_id, b.item_id, b.rarity, s.id, so.n::bigint * 10 + g, g * 1000,
-       b.rate_version, false, so.created_at
-  from bench.so so join bench.gachas b on b.gacha_id = so.gacha_id
-  join app.fairness_seeds s on s.user_id = so.user_id and s.active cross join generate_series(0, 9) g
- where so.n between :olo and :ohi;
+select x.order_id, x.user_id, x.gacha_id, it.item_id, it.rarity, x.seed_id, x.nonce, x.roll, x.rate_version, false,
+       x.created_at
+  from (select so.order_id, so.user_id, so.gacha_id, s.id as seed_id, so.n::bigint * 10 + g as nonce,
+               floor(random() * 1000000)::integer as roll, b.rate_version, so.created_at
+          from bench.so so join bench.gachas b on b.gacha_id = so.gacha_id
+          join app.fairness_seeds s on s.user_id = so.user_id and s.active cross join generate_series(0, 9) g
+         where so.n between :olo and :ohi
+        offset 0) x  -- a fence: each row's roll is drawn once, then compared with both bounds
+  join gen_items it on it.gacha_id = x.gacha_id and x.roll >= it.lo and x.roll < it.hi;
 insert into app.user_rewards (user_id, source, pull_id, gacha_item_id, content_bucket, content_path, created_at)
 select p.user_id, 'pull', p.id, p.gacha_item_id, 'rewards', 'bench/history.png', p.created_at
   from app.pulls p where p.id > (select before from gen_pulls);
@@ -277,8 +290,18 @@ def scale(db: BenchDB, opts: dict) -> dict:
                               ", ".join(plans[name]["index_scans"]) or "none", "index scans only",
                               bool(plans[name]["index_scans"]) and not plans[name]["seq_scans_on_big_tables"]))
     dash = dashboard.dashboards(db, opts, d, clients)
+    with db.connect() as conn:
+        # The history's pulls as the rollups count them (caught up by the dashboards' job runs):
+        # items drawn against gachas drawn from (each gacha's items in proportion to its odds, not
+        # one item per gacha), and rows whose rarity is not their item's (0 by construction).
+        items, gachas, wrong = conn.execute("""
+          select count(distinct d.gacha_item_id), count(distinct d.gacha_id),
+                 count(*) filter (where d.rarity <> i.rarity)
+            from app.item_pulls_daily d join app.gacha_items i on i.id = d.gacha_item_id""").fetchone()
+    history = {"items_drawn": items, "gachas_drawn": gachas, "rarity_not_the_items": wrong}
     return {"rows": rows + dash["rows"], "targets": targets + dash["targets"],
-            "checks": {"counts": counts, "generate_s": round(t_small + t_big, 1), "dashboards": dash["checks"]},
+            "checks": {"counts": counts, "generate_s": round(t_small + t_big, 1), "history_items": history,
+                       "dashboards": dash["checks"]},
             "plans": plans,
             "notes": [f"scale factor {sf:g}: {fans:,} fans with a skewed number of orders (random()^2), "
                       f"10-pull orders over {DAYS} days, {math.floor(FULL['ledger'] / FULL['orders'])} ledger "

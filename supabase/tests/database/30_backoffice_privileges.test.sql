@@ -65,7 +65,7 @@ order by m.object, p.n;
 -- The rollups and statements are read only through the RPCs above.
 select is((select count(*)::integer from information_schema.role_table_grants g
            where g.table_schema = 'app' and g.grantee in ('anon', 'authenticated')
-             and g.table_name in ('sales_daily', 'item_pulls_daily', 'fan_sales_daily', 'fan_firsts', 'medals_daily',
+             and g.table_name in ('sales_daily', 'item_pulls_daily', 'fan_sales_daily', 'medals_daily',
                                   'exchanges_daily', 'payout_statements', 'payout_months', 'reconciliation_issues',
                                   'rollup_state', 'job_state', 'item_draws', 'rate_audits',
                                   'fan_gaps_daily', 'platform_fan_gaps_daily')), 0,

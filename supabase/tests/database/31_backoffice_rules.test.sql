@@ -3,7 +3,7 @@
 -- independent computation from the base tables over a history whose refunds and chargebacks
 -- cross a month boundary; monthly statements closed, immutable, hash-chained, exported.
 begin;
-select plan(62);
+select plan(67);
 
 -- ---------------------------------------------------------------------------------------
 -- A generated history (JST): January and February 2026, two VTubers
@@ -127,25 +127,30 @@ select is(private.refresh_rollups(now()) ->> 'rows', '0', 'a run with nothing ne
 select set_eq('select * from actual_sales', 'select * from expected_sales', 'and the rollups still match');
 
 -- ---- the reports ----
+-- The reports are json (sent as built); compared here as jsonb, with its operators.
+create temporary table sales_reports (k text primary key, r jsonb);
+grant select, insert on sales_reports to authenticated;
 select tests.authenticate_as((select user_id from app.vtubers where id = econ_test.id('v')));
-select is((public.get_my_sales('2026-01-01', '2026-02-28') -> 'totals')
+insert into sales_reports values ('V', public.get_my_sales('2026-01-01', '2026-02-28')::jsonb);
+select is((public.get_my_sales('2026-01-01', '2026-02-28')::jsonb -> 'totals')
             - 'net_jpy' - 'vtuber_share_jpy' - 'platform_fee_jpy' - 'provider_fees_jpy',
           '{"paid_orders": 5, "pulls": 32, "gross_jpy": 3200, "refunds_jpy": 600, "chargebacks_jpy": 2000,
             "paying_fans": 4, "new_fans": 4, "arppu_jpy": 800}'::jsonb,
           'the VTuber''s totals: only their own sales (W''s order of F1 is not in it)');
-select is(public.get_my_sales('2026-02-01', '2026-02-28') -> 'days' -> 0 ->> 'returning_fans', '1',
+select is(public.get_my_sales('2026-02-01', '2026-02-28')::jsonb -> 'days' -> 0 ->> 'returning_fans', '1',
           'F1 paid in January and again on February 1: a returning fan');
-select is((public.get_my_sales('2026-01-01', '2026-02-28') -> 'exchanges_by_item' -> 0 ->> 'quantity'), '2',
+select is((public.get_my_sales('2026-01-01', '2026-02-28')::jsonb -> 'exchanges_by_item' -> 0 ->> 'quantity'), '2',
           'exchange redemptions by item');
 select is((select sum((e ->> 'pulls')::integer + (e ->> 'pity_pulls')::integer)
-           from jsonb_array_elements(public.get_my_sales('2026-01-01', '2026-02-28') -> 'pulls_by_rarity') e), 32::bigint,
+           from jsonb_array_elements(public.get_my_sales('2026-01-01', '2026-02-28')::jsonb -> 'pulls_by_rarity') e), 32::bigint,
           'pulls by rarity add up to the pulls');
 select throws_ok($$ select public.get_my_sales('2026-03-01', '2026-01-01') $$, 'PT400', 'invalid_date_range',
                  'an inverted range is refused');
 select throws_ok($$ select public.admin_get_sales() $$, 'PT403', 'admin_only', 'a VTuber cannot read the platform''s sales');
 select tests.authenticate_as(econ_test.id('admin'));
-select is((public.admin_get_sales(null, '2026-01-01', '2026-02-28') -> 'totals' ->> 'gross_jpy'), '3300',
+select is((public.admin_get_sales(null, '2026-01-01', '2026-02-28')::jsonb -> 'totals' ->> 'gross_jpy'), '3300',
           'the admin sees everyone''s sales');
+insert into sales_reports values ('platform', public.admin_get_sales(null, '2026-01-01', '2026-02-28')::jsonb);
 select is(public.admin_get_kpis('2026-01-01', '2026-02-28') - 'from' - 'to' - 'fresh_through' - 'failed_jobs_24h'
             - 'rate_audit_alerts' - 'open_reconciliation_issues' - 'refund_requests_awaiting_review',
           '{"gmv_jpy": 3300, "paid_orders": 6, "refunds_jpy": 600, "refund_count": 3, "chargebacks_jpy": 2000,
@@ -153,6 +158,49 @@ select is(public.admin_get_kpis('2026-01-01', '2026-02-28') - 'from' - 'to' - 'f
             "outstanding_medals": 115}'::jsonb,
           'admin KPIs: GMV, paying users, refund and dispute rates, outstanding medals');
 select tests.as_postgres();
+
+-- The platform's report lists each VTuber with sales (not each gacha and day); a VTuber's lists
+-- each gacha and day. Each VTuber's figures equal an independent computation from the orders,
+-- refunds and disputes (the share truncated per VTuber and day, as the days' figures are).
+select is((select array[r ? 'by_vtuber', r ? 'by_gacha_day'] from sales_reports where k = 'platform'),
+          array[true, false], 'the platform report has by_vtuber and no by_gacha_day');
+select is((select array[r ? 'by_vtuber', jsonb_array_length(r -> 'by_gacha_day') > 0] from sales_reports where k = 'V'),
+          array[false, true], 'a VTuber''s report has by_gacha_day and no by_vtuber');
+select set_eq(
+  $$select (e ->> 'vtuber_id')::uuid as vtuber_id, e ->> 'name' as name, (e ->> 'paid_orders')::bigint as n,
+           (e ->> 'pulls')::bigint as pulls, (e ->> 'gross_jpy')::bigint as gross, (e ->> 'refunds_jpy')::bigint as refunds,
+           (e ->> 'chargebacks_jpy')::bigint as cb, (e ->> 'provider_fees_jpy')::bigint as fees,
+           (e ->> 'net_jpy')::bigint as net, (e ->> 'vtuber_share_jpy')::bigint as share,
+           (e ->> 'platform_fee_jpy')::bigint as platform
+    from sales_reports s cross join jsonb_array_elements(s.r -> 'by_vtuber') e where s.k = 'platform'$$,
+  $$with f as (select jst_date, gacha_id, provider_fees_jpy from app.sales_daily),
+    d as (select g.vtuber_id, e.jst_date, sum(e.paid_orders) as n, sum(e.pulls) as pulls, sum(e.gross_jpy) as gross,
+                 sum(e.refunds_jpy) as refunds, sum(e.chargebacks_jpy) as cb, sum(coalesce(f.provider_fees_jpy, 0)) as fees
+          from expected_sales e join app.gachas g on g.id = e.gacha_id
+          left join f on f.jst_date = e.jst_date and f.gacha_id = e.gacha_id
+          group by 1, 2),
+    x as (select d.*, d.gross - d.refunds - d.cb - d.fees as net,
+                 trunc((d.gross - d.refunds - d.cb - d.fees) * private.share_bps(d.vtuber_id) / 10000.0) as share
+          from d)
+    select x.vtuber_id, v.name, sum(x.n)::bigint as n, sum(x.pulls)::bigint as pulls, sum(x.gross)::bigint as gross,
+           sum(x.refunds)::bigint as refunds, sum(x.cb)::bigint as cb, sum(x.fees)::bigint as fees,
+           sum(x.net)::bigint as net, sum(x.share)::bigint as share, sum(x.net - x.share)::bigint as platform
+    from x join app.vtubers v on v.id = x.vtuber_id group by 1, 2$$,
+  'the platform report: each VTuber''s figures equal the orders, refunds and disputes');
+select is((select count(*)::integer from sales_reports s cross join jsonb_array_elements(s.r -> 'by_vtuber') e
+           where s.k = 'platform'), 2, 'both VTubers sold: two entries');
+select is((select jsonb_object_agg(k.key, (select sum((e ->> k.key)::bigint)
+                                           from jsonb_array_elements(s.r -> 'by_vtuber') e))
+           from sales_reports s cross join unnest(array['paid_orders', 'pulls', 'gross_jpy', 'refunds_jpy',
+                                                        'chargebacks_jpy', 'provider_fees_jpy', 'net_jpy',
+                                                        'vtuber_share_jpy', 'platform_fee_jpy']) k(key)
+           where s.k = 'platform'),
+          (select jsonb_object_agg(k.key, (s.r -> 'totals' ->> k.key)::bigint)
+           from sales_reports s cross join unnest(array['paid_orders', 'pulls', 'gross_jpy', 'refunds_jpy',
+                                                        'chargebacks_jpy', 'provider_fees_jpy', 'net_jpy',
+                                                        'vtuber_share_jpy', 'platform_fee_jpy']) k(key)
+           where s.k = 'platform'),
+          'the VTubers'' figures add up to the platform''s totals');
 
 -- ---- February: adjustments of January's sales, a negative balance carried over ----
 select is((select jan_before.* = s.* from jan_before join app.payout_statements s using (id)

@@ -40,6 +40,9 @@ create function public.test_echo(jsonb) returns jsonb
 language sql immutable as $$ select $1 $$;
 create function public.test_named_json(data jsonb) returns jsonb
 language sql immutable as $$ select jsonb_build_object('got', data) $$;
+-- A json result is its text as the function wrote it (key order, spacing, repeated keys kept).
+create function public.test_json_text() returns json
+language sql immutable as $$ select '{"z": 1, "a" : [1,2],  "z": 2}'::json $$;
 create function public.test_nothing() returns void
 language sql volatile as $$ select $$;
 create function public.test_pair(x integer, out doubled integer, out squared integer)
