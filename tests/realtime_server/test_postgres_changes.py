@@ -259,3 +259,34 @@ def test_a_table_outside_the_publication_is_refused_as_hosted_refuses_it(api_url
                    "message": "Unable to subscribe to changes with given parameters. Please check Realtime is "
                               "enabled for the given connect parameters: [event: INSERT, schema: public, "
                               'table: rt_unpublished, filters: [{"id", "eq", "1", false}], select: nil]'}
+
+
+def test_a_change_handed_over_before_its_transaction_is_visible_is_checked_once_it_is(seeded_db_url):
+    """Logical decoding hands a commit over a moment before other sessions can see its rows: the
+    per-subscriber RLS lookup then missed an INSERT the subscriber may read, and the change was lost
+    (the three-inserts flake of the filters test). Here the transaction is still open when the
+    lookup starts, the widest form of that moment; the lookup waits for it to become visible."""
+    async def main():
+        writer = await psycopg.AsyncConnection.connect(seeded_db_url)
+        rls = await psycopg.AsyncConnection.connect(seeded_db_url)
+        await writer.execute("insert into public.rt_notes (id, owner, body) values (70, %s, 'late')", (ALICE,))
+        xid = int((await (await writer.execute("select pg_current_xact_id()::text")).fetchone())[0]) & 0xFFFFFFFF
+
+        async def commit_soon():
+            await asyncio.sleep(0.3)
+            await writer.commit()
+
+        committing = asyncio.create_task(commit_soon())
+        reader = changes.WalReader(None, seeded_db_url, 0.05)
+        claims = {"role": "authenticated", "sub": ALICE}
+        seen = await reader._visible(rls, "public", "rt_notes", [{"name": "id", "type": "bigint", "value": 70}],
+                                     claims, xid)
+        await committing
+        # and a row the subscriber may not read stays unseen (no endless wait on a visible transaction)
+        hidden = await reader._visible(rls, "public", "rt_notes", [{"name": "id", "type": "bigint", "value": 70}],
+                                       {"role": "authenticated", "sub": BOB}, xid)
+        await writer.close()
+        await rls.close()
+        return seen, hidden
+
+    assert asyncio.run(main()) == (True, False)

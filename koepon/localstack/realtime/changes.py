@@ -135,6 +135,7 @@ class WalReader:
         self.streaming: frozenset | None = None  # the tables the running pg_recvlogical decodes
         self._recheck = False  # a subscription asks for the publication to be looked at now
         self._seen: dict[str, None] = {}  # LSNs of the changes handled lately (oldest first)
+        self._settled: int | None = None  # the last transaction seen visible to new snapshots
 
     async def start(self) -> None:
         """The slot is made when the first client connects and dropped when the last one has been
@@ -401,7 +402,8 @@ class WalReader:
         self._columns[key] = (time.monotonic() + 5, cols, rls_on)
         return cols, rls_on
 
-    async def _visible(self, rls, schema: str, table: str, pk: list[dict], claims: dict) -> bool:
+    async def _visible(self, rls, schema: str, table: str, pk: list[dict], claims: dict,
+                       xid: int | None = None) -> bool:
         if not pk:
             return False
         where = sql.SQL(" and ").join(
@@ -409,13 +411,36 @@ class WalReader:
             for c in pk)
         query = sql.SQL("select 1 from {}.{} where {}").format(sql.Identifier(schema), sql.Identifier(table), where)
         try:
-            async with rls.transaction(force_rollback=True):
-                await rls.execute(SET_CONFIG, _config_args("", claims))
-                cur = await rls.execute(query, [str(c["value"]) for c in pk])
-                return await cur.fetchone() is not None
+            for _ in range(2):
+                async with rls.transaction(force_rollback=True):
+                    await rls.execute(SET_CONFIG, _config_args("", claims))
+                    cur = await rls.execute(query, [str(c["value"]) for c in pk])
+                    if await cur.fetchone() is not None:
+                        return True
+                # Not found: final only once the change's transaction is visible to a new snapshot.
+                if xid is None or xid == self._settled or not await self._settle(rls, xid):
+                    return False
         except psycopg.Error as exc:
             log.info("realtime: RLS check failed on %s.%s: %s", schema, table, exc)
-            return False
+        return False
+
+    async def _settle(self, rls, xid: int, timeout: float = 2.0) -> bool:
+        """Wait until transaction `xid` is visible to new snapshots; True if it had not been yet.
+
+        Logical decoding hands a transaction over once its commit record is flushed, a moment
+        before the committing backend leaves the proc array and its rows become visible to other
+        sessions: a lookup in that moment misses a row that is there (a busy machine widens it).
+        Transactions arrive in commit order, so one settled xid is remembered."""
+        waited = False
+        deadline = time.monotonic() + timeout
+        while True:
+            async with rls.transaction(force_rollback=True):
+                snapshot = (await (await rls.execute("select pg_current_snapshot()::text")).fetchone())[0]
+            if _xid_visible(snapshot, xid) or time.monotonic() > deadline:
+                self._settled = xid
+                return waited
+            waited = True
+            await asyncio.sleep(0.002)
 
     async def _change(self, rls, change: dict) -> None:
         action = ACTIONS.get(change.get("action"))
@@ -450,7 +475,7 @@ class WalReader:
                         "columns": [], "commit_timestamp": None, "errors": [error], "schema": schema,
                         "table": table, "type": action, **({"record": {}} if action != "DELETE" else {})}}))
                     continue
-                if rls_on and not await self._visible(rls, schema, table, pk, ch.claims):
+                if rls_on and not await self._visible(rls, schema, table, pk, ch.claims, change.get("xid")):
                     continue
             # one message per distinct `select` list, as apply_rls groups them
             for select in dict.fromkeys(s.select for s in matched):
@@ -467,6 +492,16 @@ class WalReader:
                 ids = [s.id for s in matched if s.select == select]
                 ch.conn.push(Message(ch.topic, "postgres_changes", {"ids": ids, "data": data}))
                 self.hub.stats["delivered"] += 1
+
+
+def _xid_visible(snapshot: str, xid: int) -> bool:
+    """Whether the 32-bit `xid` (wal2json's) is visible in `pg_current_snapshot()`'s text
+    (xmin:xmax:xip,..., 64-bit ids): its full id is the nearest one below xmax with those low bits."""
+    _xmin, xmax, xip = snapshot.split(":")
+    back = (int(xmax) - xid) % 2**32
+    if back == 0 or back >= 2**31:
+        return False  # at or after xmax: not visible yet
+    return str(int(xmax) - back) not in xip.split(",")
 
 
 def _covers(sub: Sub, table: tuple[str, str]) -> bool:
@@ -516,7 +551,7 @@ def _recvlogical_argv(db_url: str, slot: str, add_tables: str) -> list[str]:
     exe = shutil.which("pg_recvlogical") or "pg_recvlogical"
     argv = [exe, "-d", make_conninfo(**info), "-S", slot, "--start", "-n", "-f", "-", "-F", "1", "-s", "1"]
     for opt in ("format-version=2", "include-timestamp=true", "include-type-oids=true", "include-pk=true",
-                "include-transaction=false", "include-lsn=true", "actions=insert,update,delete",
+                "include-transaction=false", "include-lsn=true", "include-xids=true", "actions=insert,update,delete",
                 f"add-tables={add_tables}"):
         argv += ["-o", opt]
     return argv
