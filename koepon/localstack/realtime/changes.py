@@ -410,6 +410,7 @@ class WalReader:
             sql.SQL("{} = {}::{}").format(sql.Identifier(c["name"]), sql.Placeholder(), sql.SQL(c["type"]))
             for c in pk)
         query = sql.SQL("select 1 from {}.{} where {}").format(sql.Identifier(schema), sql.Identifier(table), where)
+        settled = xid is None or xid == self._settled
         try:
             for _ in range(2):
                 async with rls.transaction(force_rollback=True):
@@ -417,29 +418,29 @@ class WalReader:
                     cur = await rls.execute(query, [str(c["value"]) for c in pk])
                     if await cur.fetchone() is not None:
                         return True
-                # Not found: final only once the change's transaction is visible to a new snapshot.
-                if xid is None or xid == self._settled or not await self._settle(rls, xid):
+                # Not found: final only if the change's transaction was visible when we looked.
+                if settled:
                     return False
+                await self._settle(rls, xid)
+                settled = True
         except psycopg.Error as exc:
             log.info("realtime: RLS check failed on %s.%s: %s", schema, table, exc)
         return False
 
-    async def _settle(self, rls, xid: int, timeout: float = 2.0) -> bool:
-        """Wait until transaction `xid` is visible to new snapshots; True if it had not been yet.
+    async def _settle(self, rls, xid: int, timeout: float = 2.0) -> None:
+        """Wait until transaction `xid` is visible to new snapshots.
 
         Logical decoding hands a transaction over once its commit record is flushed, a moment
         before the committing backend leaves the proc array and its rows become visible to other
         sessions: a lookup in that moment misses a row that is there (a busy machine widens it).
         Transactions arrive in commit order, so one settled xid is remembered."""
-        waited = False
         deadline = time.monotonic() + timeout
         while True:
             async with rls.transaction(force_rollback=True):
                 snapshot = (await (await rls.execute("select pg_current_snapshot()::text")).fetchone())[0]
             if _xid_visible(snapshot, xid) or time.monotonic() > deadline:
                 self._settled = xid
-                return waited
-            waited = True
+                return
             await asyncio.sleep(0.002)
 
     async def _change(self, rls, change: dict) -> None:
