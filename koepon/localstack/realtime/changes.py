@@ -22,12 +22,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import re
-import secrets
-import shutil
 import time
-from dataclasses import dataclass
 
 import orjson
 import psycopg
@@ -35,10 +31,10 @@ from psycopg import sql
 
 from .authz import SET_CONFIG, _config_args
 from .protocol import Message
+from .slot import add_tables, drop_orphan_slots, drop_slot, recvlogical_argv, slot_name, stop_process
+from .subscriptions import covers, params_to_log, parse_entries, passes
 
 log = logging.getLogger("koepon.realtime")
-FILTER = re.compile(r"^([^=]+)=(eq|neq|lt|lte|gt|gte|in)\.(.*)$", re.S)
-EVENTS = {"*", "INSERT", "UPDATE", "DELETE"}
 ACTIONS = {"I": "INSERT", "U": "UPDATE", "D": "DELETE"}
 _MESSAGES = re.compile(r"^messages(?:_\d{4}_\d{2}_\d{2})?$")
 JANITOR_INTERVAL = 3600.0  # seconds between realtime.messages partition upkeeps
@@ -46,58 +42,6 @@ PUBLICATION_CHECK = 5.0  # seconds between looks at the supabase_realtime public
 LINGER = 10.0  # seconds the slot outlives the last connection
 SUBSCRIBE_TIMEOUT = 15.0  # seconds a subscription waits for the stream to carry its tables
 REPLAY_MEMORY = 8192  # change LSNs remembered, so a restarted stream's replay is not sent twice
-
-
-@dataclass
-class Sub:
-    id: int
-    event: str
-    schema: str
-    table: str | None
-    filter: tuple[str, str, object] | None
-    select: frozenset | None = None  # `select` columns (the primary key always comes along)
-
-
-def parse_filter(text: str | None):
-    if not text:
-        return None
-    m = FILTER.match(text)
-    if not m:
-        raise ValueError(f"invalid filter: {text}")
-    col, op, value = m.groups()
-    if op == "in":
-        inner = value.strip()
-        if not (inner.startswith("(") and inner.endswith(")")):
-            raise ValueError(f"invalid filter: {text}")
-        value = [v.strip().strip('"') for v in inner[1:-1].split(",") if v.strip()]
-        if len(value) > 100:
-            raise ValueError("too many values for `in` filter. Maximum is 100")
-    return (col.strip(), op, value)
-
-
-def _pair(actual, text: str):
-    """The record's value and the filter's text as two comparable values of one kind."""
-    if isinstance(actual, bool):
-        return actual, text.strip().lower() in ("true", "t", "1", "yes", "on")
-    if isinstance(actual, int | float):
-        try:
-            return float(actual), float(text)
-        except ValueError:
-            return str(actual), text
-    return str(actual), text
-
-
-def passes(flt, record: dict) -> bool:
-    col, op, value = flt
-    if col not in record:
-        return True  # realtime.is_visible_through_filters: a column it cannot see does not filter
-    actual = record[col]
-    if actual is None:
-        return False
-    if op == "in":
-        return any(a == b for a, b in (_pair(actual, v) for v in value))
-    a, b = _pair(actual, value)
-    return {"eq": a == b, "neq": a != b, "lt": a < b, "lte": a <= b, "gt": a > b, "gte": a >= b}[op]
 
 
 def _value(col: dict):
@@ -115,16 +59,13 @@ def _value(col: dict):
     return v
 
 
-def _slot_name() -> str:
-    return f"koepon_realtime_{os.getpid()}_{secrets.token_hex(3)}"
-
 
 class WalReader:
     def __init__(self, hub, db_url: str, interval: float):
         self.hub = hub
         self.db_url = db_url
         self.interval = interval
-        self.slot = _slot_name()
+        self.slot = slot_name()
         self.subs: dict = {}  # Channel -> list[Sub]
         self.ready = asyncio.Event()  # the slot exists (or self.error says why not)
         self.wanted = asyncio.Event()  # a client is connected or joining
@@ -168,7 +109,7 @@ class WalReader:
         realtime.subscription, and its poller decodes the publication's tables as they are at each
         poll (realtime.list_changes). Here the stream decodes the tables published when it started:
         a table published since then is added (the stream restarted) before the answer."""
-        subs = self._parse(ch)
+        subs = parse_entries(ch.pg_changes)
         if isinstance(subs, str):
             return subs
         if self.error:
@@ -181,12 +122,12 @@ class WalReader:
         except psycopg.Error as exc:
             return f"Realtime was unable to connect to the project database: {exc}"
         for sub, params in zip(subs, ch.pg_changes, strict=True):
-            if not any(_covers(sub, t) for t in published):
+            if not any(covers(sub, t) for t in published):
                 # Subscriptions.create inserts one realtime.subscription row per published table
                 # the entry names; none is this error, and nothing is subscribed.
                 return ("Unable to subscribe to changes with given parameters. Please check Realtime is enabled "
-                        f"for the given connect parameters: [{_params_to_log(sub, params)}]")
-        needed = {t for t in published if any(_covers(sub, t) for sub in subs)}
+                        f"for the given connect parameters: [{params_to_log(sub, params)}]")
+        needed = {t for t in published if any(covers(sub, t) for sub in subs)}
         deadline = time.monotonic() + SUBSCRIBE_TIMEOUT
         while self.streaming is None or not needed <= self.streaming:
             if time.monotonic() > deadline or not self.ready.is_set():
@@ -195,27 +136,6 @@ class WalReader:
             await asyncio.sleep(self.interval)
         self.subs[ch] = subs
         return None
-
-    def _parse(self, ch) -> list[Sub] | str:
-        subs = []
-        for params in ch.pg_changes:
-            event = str(params.get("event") or "*").upper()
-            schema = params.get("schema") or "public"
-            table = params.get("table")
-            try:
-                if event not in EVENTS:
-                    raise ValueError(f"invalid event: {event}")
-                flt = parse_filter(params.get("filter"))
-            except ValueError as exc:
-                return ("Unable to subscribe to changes with given parameters. "
-                        f"An exception happened so please check your connect parameters: {exc}")
-            select = params.get("select")
-            if select is not None and not (isinstance(select, list) and all(isinstance(c, str) for c in select)):
-                return ("Unable to subscribe to changes with given parameters. "
-                        "An exception happened so please check your connect parameters: select must be a list")
-            subs.append(Sub(params["id"], event, schema, None if table in (None, "*") else table, flt,
-                            frozenset(select) if select else None))
-        return subs
 
     def unsubscribe(self, ch) -> None:
         self.subs.pop(ch, None)
@@ -239,7 +159,7 @@ class WalReader:
                         await asyncio.sleep(30)
                         self.ready.clear()
                         continue
-                    await _drop_orphan_slots(conn)
+                    await drop_orphan_slots(conn)
                     await conn.execute("select pg_create_logical_replication_slot(%s, 'wal2json', false)",
                                        (self.slot,))
                     try:
@@ -249,14 +169,14 @@ class WalReader:
                         await self._follow(conn)
                     finally:
                         self.ready.clear()  # before the slot goes: no join is answered without one
-                        await _drop_slot(conn, self.slot)
-                self.slot = _slot_name()
+                        await drop_slot(conn, self.slot)
+                self.slot = slot_name()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a restarted database: a new connection, a new slot
                 self.ready.clear()
                 log.warning("realtime: WAL reader lost its connection (%s); retrying", exc)
-                self.slot = _slot_name()
+                self.slot = slot_name()
                 await asyncio.sleep(1)
 
     async def _follow(self, conn) -> None:
@@ -275,7 +195,7 @@ class WalReader:
                 self._recheck = False
                 tables = await self._published_tables(conn)
                 proc = await asyncio.create_subprocess_exec(
-                    *_recvlogical_argv(self.db_url, self.slot, _add_tables(tables)),
+                    *recvlogical_argv(self.db_url, self.slot, add_tables(tables)),
                     stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, limit=1 << 26)
                 # Everything committed from here on is decoded with these tables: the slot resumes
                 # where the previous stream's confirmed position left it.
@@ -317,7 +237,7 @@ class WalReader:
                     if restart:
                         await self._drain(proc, rls, tables)
                     else:
-                        await _stop(proc)
+                        await stop_process(proc)
 
     async def _drain(self, proc, rls, tables: frozenset) -> None:
         """Stop a stream and handle what it had already written: pg_recvlogical confirms to the
@@ -334,7 +254,7 @@ class WalReader:
                 break
             if line.strip():
                 await self._handle(line, rls, tables)
-        await _stop(proc)
+        await stop_process(proc)
 
     async def _handle(self, line: bytes, rls, published: frozenset) -> None:
         if not self.subs and b'"schema":"realtime"' not in line:
@@ -505,28 +425,6 @@ def _xid_visible(snapshot: str, xid: int) -> bool:
     return str(int(xmax) - back) not in xip.split(",")
 
 
-def _covers(sub: Sub, table: tuple[str, str]) -> bool:
-    return sub.schema in (table[0], "*") and sub.table in (None, table[1])
-
-
-def _params_to_log(sub: Sub, params: dict) -> str:
-    """The entry as hosted Realtime's error names it (Subscriptions.params_to_log, Elixir's inspect)."""
-    q = lambda v: orjson.dumps(str(v)).decode()  # noqa: E731 - Elixir's inspect of a string
-    filters = "[]"
-    if sub.filter is not None:
-        col, op, value = sub.filter
-        value = "{" + ",".join(value) + "}" if op == "in" else value
-        filters = "[{" + ", ".join([q(col), q(op), q(value), "false"]) + "}]"
-    select = params.get("select")
-    select = "nil" if not select else "[" + ", ".join(q(c) for c in select) + "]"
-    return f"event: {sub.event}, schema: {sub.schema}, table: {sub.table or '*'}, filters: {filters}, select: {select}"
-
-
-def _esc(name: str) -> str:
-    """wal2json's add-tables: commas, dots and backslashes in names are escaped with a backslash."""
-    return re.sub(r"([,.\\* ])", r"\\\1", name)
-
-
 def _commit_timestamp(stamp: str) -> str:
     """'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"' in UTC, as realtime.apply_rls writes it."""
     import datetime as dt
@@ -539,68 +437,3 @@ def _commit_timestamp(stamp: str) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
 
 
-def _add_tables(tables) -> str:
-    """wal2json's add-tables: realtime.messages' partitions and the published tables, nothing else."""
-    return ",".join(["realtime.*"] + [f"{_esc(sch)}.{_esc(t)}" for sch, t in sorted(tables)])
-
-
-def _recvlogical_argv(db_url: str, slot: str, add_tables: str) -> list[str]:
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-    info = conninfo_to_dict(db_url)
-    info.pop("options", None)
-    exe = shutil.which("pg_recvlogical") or "pg_recvlogical"
-    argv = [exe, "-d", make_conninfo(**info), "-S", slot, "--start", "-n", "-f", "-", "-F", "1", "-s", "1"]
-    for opt in ("format-version=2", "include-timestamp=true", "include-type-oids=true", "include-pk=true",
-                "include-transaction=false", "include-lsn=true", "include-xids=true", "actions=insert,update,delete",
-                f"add-tables={add_tables}"):
-        argv += ["-o", opt]
-    return argv
-
-
-async def _stop(proc) -> None:
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.terminate()
-        try:
-            await asyncio.wait_for(proc.wait(), 5)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
-
-
-async def _drop_slot(conn, slot: str) -> None:
-    """The slot is permanent (pg_recvlogical cannot make a temporary one): drop it once its
-    walsender has let go, so no WAL is kept for nobody."""
-    for _ in range(50):
-        try:
-            await conn.execute("select pg_drop_replication_slot(slot_name) from pg_replication_slots "
-                               "where slot_name = %s", (slot,))
-            return
-        except psycopg.errors.ObjectInUse:
-            await asyncio.sleep(0.1)
-        except psycopg.Error as exc:
-            log.warning("realtime: could not drop slot %s: %s", slot, exc)
-            return
-
-
-async def _drop_orphan_slots(conn) -> None:
-    """Slots left by a local Realtime process that died without dropping its own (its pid is gone)."""
-    cur = await conn.execute("select slot_name from pg_replication_slots where database = current_database() "
-                             "and slot_name like 'koepon\\_realtime\\_%%' and not active")
-    for (name,) in await cur.fetchall():
-        m = re.match(r"^koepon_realtime_(\d+)_", name)
-        if m and not _alive(int(m.group(1))):
-            with contextlib.suppress(psycopg.Error):
-                await conn.execute("select pg_drop_replication_slot(%s)", (name,))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
