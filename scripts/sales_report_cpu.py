@@ -19,7 +19,7 @@ import time
 import psycopg
 
 from koepon.settings import superuser_url
-from koepon.tools.bench.profile import _backend_cpu_s
+from koepon.tools.bench.profile import backend_cpu_s
 
 TODAY = "(now() at time zone 'Asia/Tokyo')::date"
 ADMIN = "00000000-0000-4000-8000-00000000bead"  # the bench's admin (koepon/tools/bench/data.py)
@@ -49,10 +49,10 @@ def main() -> None:
 
         for i in range(10):  # warm the caches and the plans
             out = call(i)
-        cpu0, t0 = _backend_cpu_s(pid), time.perf_counter()
+        cpu0, t0 = backend_cpu_s(pid), time.perf_counter()
         for i in range(a.calls):
             out = call(i)
-        cpu1, t1 = _backend_cpu_s(pid), time.perf_counter()
+        cpu1, t1 = backend_cpu_s(pid), time.perf_counter()
         print(f"{a.what}: cpu/call {1000 * (cpu1 - cpu0) / a.calls:.2f} ms  wall/call "
               f"{1000 * (t1 - t0) / a.calls:.2f} ms  answer {len(out):,} bytes")
         if not a.statements:

@@ -106,7 +106,7 @@ class Refresher(threading.Thread):
         super().__init__(daemon=True)
         self.db, self.every = db, every
         self.stop = threading.Event()
-        self.runs: list[tuple[float, float, int, int, float]] = []  # (s, lag s after, rows, orders, CPU s)
+        self.runs: list[tuple[float, float, int, int, float | None]] = []  # (s, lag s after, rows, orders, CPU s)
         self.error: BaseException | None = None
 
     def run(self) -> None:
@@ -119,7 +119,9 @@ class Refresher(threading.Thread):
                     res = conn.execute("""
                       select r, extract(epoch from clock_timestamp() - (r ->> 'through')::timestamptz)
                         from private.refresh_rollups(now()) r""").fetchone()
-                    cpu = (backend_cpu_s(pid) or 0.0) - (cpu0 or 0.0)
+                    cpu1 = backend_cpu_s(pid)
+                    # None when the server runs elsewhere: no CPU figure rather than a zero.
+                    cpu = cpu1 - cpu0 if cpu0 is not None and cpu1 is not None else None
                     self.runs.append((time.monotonic() - t0, float(res[1]), int(res[0].get("rows", 0)),
                                       int(res[0].get("orders", 0)), cpu))
                     self.stop.wait(max(0.0, self.every - (time.monotonic() - t0)))
@@ -224,7 +226,8 @@ def dashboards(db: BenchDB, opts: dict, duration: float, clients: int = 4) -> di
     # The job's cost in CPU: its backend's CPU per order it added, against the machine's CPU per
     # fulfilment without it; with fulfilment CPU-bound, the throughput it leaves is m / (m + j).
     job_orders = sum(r[3] for r in refreshes)
-    job_ms = 1000 * sum(r[4] for r in refreshes) / job_orders if job_orders else None
+    job_cpu = [r[4] for r in refreshes]
+    job_ms = (1000 * sum(job_cpu) / job_orders if job_orders and None not in job_cpu else None)
     machine = statistics.median(machine_ms) if machine_ms else None
     cost_ratio = machine / (machine + job_ms) if job_ms is not None and machine else None
     targets.append(target("fulfil-sql with the rollup job / without, from CPU: machine ms per fulfilment / "
