@@ -18,3 +18,11 @@ def test_pgtap_file(path):
     finally:
         testing.drop(name)
     assert result.ok, result.summary()
+
+
+def test_pgtap_file_numbers_are_unique():
+    """Each file's number prefix names it alone, so "file 35" is never ambiguous in a report."""
+    numbers = [f.name.split("_", 1)[0] for f in FILES]
+    assert all(n.isdigit() for n in numbers), numbers
+    assert len(FILES) > 1
+    assert sorted(n for n in set(numbers) if numbers.count(n) > 1) == []
