@@ -16,6 +16,15 @@ MEMBER = "00000000-0000-4000-a000-000000000005"  # the seeded fan
 
 
 @pytest.fixture(scope="module", autouse=True)
+def short_linger(api_url):
+    """The WAL slot outlives the last connection by 10 s (changes.LINGER); the last test waits for
+    it to go twice, so this module's server lets it go after 1 s (the rule is the same)."""
+    from koepon.localstack.api.testing import APPS
+
+    APPS[api_url].state.realtime.linger = 1.0
+
+
+@pytest.fixture(scope="module", autouse=True)
 def policies(seeded_db_url):
     """Policies a project could write: members read `members:*`; only MEMBER may send there."""
     with psycopg.connect(seeded_db_url, autocommit=True) as conn:

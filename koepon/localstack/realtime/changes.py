@@ -180,7 +180,7 @@ class WalReader:
                 await asyncio.sleep(1)
 
     async def _follow(self, conn) -> None:
-        """Stream the slot until nobody has been connected for LINGER seconds.
+        """Stream the slot until nobody has been connected for the hub's `linger` seconds.
 
         pg_recvlogical keeps one walsender decoding the WAL as it is written, each record once,
         as hosted Realtime's replication connection does for Broadcast from the database. Polling
@@ -221,7 +221,7 @@ class WalReader:
                             idle_since = None
                         else:
                             idle_since = idle_since or time.monotonic()
-                            if time.monotonic() - idle_since > LINGER:
+                            if time.monotonic() - idle_since > self.hub.linger:
                                 # No await between the check and these: no join slips in between.
                                 self.ready.clear()
                                 self.wanted.clear()

@@ -239,13 +239,18 @@ class Connection:
 
 class Realtime:
     def __init__(self, db_url: str, jwt_secret: str, *, join_error_backoff: float = 0.0,
-                 poll_interval: float = 0.05):
+                 poll_interval: float = 0.05, linger: float | None = None):
         # Hosted Realtime reaches the project database as supabase_admin (the platform base has
         # that role locally); a database without it (or refusing it) is reached as given.
         self.db_url = db_url
         self.secret = jwt_secret
         self.join_error_backoff = join_error_backoff
         self.poll_interval = poll_interval
+        # Seconds the WAL slot outlives the last connection (changes.LINGER unless a test that
+        # watches the slot go away sets a shorter one).
+        from .changes import LINGER
+
+        self.linger = linger if linger is not None else LINGER
         self.pool: AsyncConnectionPool | None = None
         self.rooms: dict[tuple[str, bool], dict[Channel, None]] = {}
         self.presences: dict[tuple[str, bool], dict[str, dict[Channel, dict]]] = {}
