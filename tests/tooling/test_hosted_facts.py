@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from koepon import db
-from koepon.db import migrations, pgtap, testing
+from koepon.db import migrations, testing
 from koepon.settings import paths
 
 
@@ -176,18 +176,6 @@ def test_nobody_but_the_superuser_can_drive_the_allowance_machinery(hosted_db):
                    priv) is False
     with psycopg.connect(hosted_db) as conn, pytest.raises(psycopg.errors.FeatureNotSupported):
         conn.execute("select supautils_local.lend_for_policy()")
-
-
-def test_every_pgtap_file_passes_as_the_non_superuser_postgres():
-    """The files `koepon db test` and pg_prove run, on a clone of the template (as postgres)."""
-    url, name = testing.clone("koepon_hosted_pgtap")
-    try:
-        assert one(url, "select rolsuper from pg_roles where rolname = current_user") is False
-        assert one(url, "select current_user") == "postgres"
-        results = [pgtap.run_file(url, f) for f in pgtap.files(paths().pgtap)]
-    finally:
-        testing.drop(name)
-    assert results and all(r.ok for r in results), "\n".join(r.summary() for r in results if not r.ok)
 
 
 def test_the_shared_test_databases_are_reached_as_the_non_superuser_postgres(db_url, seeded_db_url):
