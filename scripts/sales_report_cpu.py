@@ -14,12 +14,11 @@ moves with the other work on the machine; compare before and after on the same d
 from __future__ import annotations
 
 import argparse
-import time
 
 import psycopg
 
 from koepon.settings import superuser_url
-from koepon.tools.bench.profile import backend_cpu_s
+from koepon.tools.bench.profile import per_call
 
 TODAY = "(now() at time zone 'Asia/Tokyo')::date"
 ADMIN = "00000000-0000-4000-8000-00000000bead"  # the bench's admin (koepon/tools/bench/data.py)
@@ -27,6 +26,7 @@ CLAIMS = ("select set_config('role', 'authenticated', true), set_config('request
           "json_build_object('sub', %s::uuid, 'role', 'authenticated', 'aud', 'authenticated')::text, true)")
 CALLS = {"vt": f"select public.get_my_sales({TODAY} - 89, {TODAY})::text",
          "admin": f"select public.admin_get_sales(null, {TODAY} - 89, {TODAY})::text"}
+WARM = 20  # per_call's warm-up calls
 
 
 def main() -> None:
@@ -36,38 +36,20 @@ def main() -> None:
     ap.add_argument("calls", type=int, nargs="?", default=40)
     ap.add_argument("--statements", action="store_true", help="also each nested statement's time per call")
     a = ap.parse_args()
-    # The tooling superuser's session: pg_stat_statements.track is a superuser setting (the calls
-    # themselves run as `authenticated`, as PostgREST runs them).
     with psycopg.connect(superuser_url(a.url), autocommit=True) as c:
         users = [r[0] for r in c.execute("select user_id from bench.vt order by n")]
-        pid = c.execute("select pg_backend_pid()").fetchone()[0]
-
-        def call(i: int) -> str:
-            with c.transaction():
-                c.execute(CLAIMS, (users[i % len(users)] if a.what == "vt" else ADMIN,))
-                return c.execute(CALLS[a.what]).fetchone()[0]
-
-        for i in range(10):  # warm the caches and the plans
-            out = call(i)
-        cpu0, t0 = backend_cpu_s(pid), time.perf_counter()
-        for i in range(a.calls):
-            out = call(i)
-        cpu1, t1 = backend_cpu_s(pid), time.perf_counter()
-        print(f"{a.what}: cpu/call {1000 * (cpu1 - cpu0) / a.calls:.2f} ms  wall/call "
-              f"{1000 * (t1 - t0) / a.calls:.2f} ms  answer {len(out):,} bytes")
-        if not a.statements:
-            return
-        c.execute("set pg_stat_statements.track = 'all'")
-        c.execute("select pg_stat_statements_reset()")
-        for i in range(a.calls):
-            call(i)
-        c.execute("set pg_stat_statements.track = 'top'")
-        for q, n, ms in c.execute(
-                """select left(regexp_replace(query, '\\s+', ' ', 'g'), 110), calls,
-                          round(((total_exec_time + total_plan_time) / %s)::numeric, 2)
-                   from pg_stat_statements where query not like '%%set_config%%' order by 3 desc limit 14""",
-                (a.calls,)):
-            print(f"{ms:>8} ms/call {n:>6}  {q}")
+    # Each call signs in as its caller: the VTuber of its turn, or the admin. per_call warms up,
+    # then measures `calls` calls, then traces as many with nested statements tracked.
+    callers = [(users[i % len(users)] if a.what == "vt" else ADMIN,) for i in range(WARM + 2 * a.calls)]
+    res = per_call(a.url, CALLS[a.what], [()] * len(callers), top=40, setup=CLAIMS, setup_args=callers)
+    with psycopg.connect(superuser_url(a.url), autocommit=True) as c, c.transaction():
+        c.execute(CLAIMS, callers[-1])
+        answer = c.execute(CALLS[a.what]).fetchone()[0]
+    print(f"{a.what}: cpu/call {res['backend_cpu_ms_per_call']} ms  wall/call {res['wall_ms_per_call']} ms  "
+          f"answer {len(answer):,} bytes")
+    if a.statements:
+        for st in [st for st in res["statements"] if "set_config" not in st["query"]][:14]:
+            print(f"{st['ms_per_call']:>8} ms/call {st['calls']:>6}  {st['query'][:110]}")
 
 
 if __name__ == "__main__":

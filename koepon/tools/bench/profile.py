@@ -28,32 +28,38 @@ def backend_cpu_s(pid: int) -> float | None:
     return (int(parts[11]) + int(parts[12])) / _TICK  # fields 14 and 15: utime, stime
 
 
-def _profiling_connection(db: BenchDB) -> psycopg.Connection:
+def _profiling_connection(db: BenchDB | str) -> psycopg.Connection:
     # pg_stat_statements.track is a superuser setting: the tooling superuser's session (the calls
     # themselves run under the API role each caller sets, as PostgREST does).
-    return psycopg.connect(superuser_url(db.url), autocommit=True)
+    return psycopg.connect(superuser_url(db if isinstance(db, str) else db.url), autocommit=True)
 
 
-def per_call(db: BenchDB, sql: str | list[str], args: list[tuple], top: int = 40, setup: str | None = None) -> dict:
-    """Runs `sql` once per args tuple on one connection, each call its own transaction (autocommit;
-    with `setup`, that statement runs first in the same transaction, as PostgREST sets its GUCs).
+def per_call(db: BenchDB | str, sql: str | list[str], args: list, top: int = 40, setup: str | None = None,
+             setup_args: list | None = None) -> dict:
+    """Runs `sql` once per args item on one connection (`db`: a BenchDB or a database URL, such
+    as one `koepon bench scale --keep` left), each call its own transaction (autocommit; with
+    `setup`, that statement runs first in the same transaction, as PostgREST sets its GUCs; with
+    `setup_args`, one parameter tuple per call is bound into it, e.g. each caller's own claims).
     The first 20 calls warm the caches; the first half of the rest measures the backend CPU and
     the wall time per call with statement tracking as configured; the second half runs with
     track = all to list the statements (nested included) with their time per call of `sql`
     (tracking nested statements costs CPU itself, so those times read high)."""
     stmts = [sql] if isinstance(sql, str) else sql
+    if setup_args is not None and setup is None:
+        raise ValueError("setup_args without a setup statement to bind them into")
+    calls = list(zip(args, setup_args if setup_args is not None else [None] * len(args), strict=True))
     with _profiling_connection(db) as conn:
         pid = conn.execute("select pg_backend_pid()").fetchone()[0]
 
         def run(batch):
-            for a in batch:
+            for a, sa in batch:
                 with conn.transaction():
                     if setup:
-                        conn.execute(setup)
+                        conn.execute(setup, sa)
                     for st in stmts:
                         conn.execute(st, a)
 
-        warm, rest = args[:20], args[20:]
+        warm, rest = calls[:20], calls[20:]
         timed, traced = rest[:len(rest) // 2], rest[len(rest) // 2:]
         run(warm)
         cpu0, t0 = backend_cpu_s(pid), time.perf_counter()
