@@ -213,21 +213,24 @@ def test_clients_rejoin_after_the_server_restarts(seeded_db_url, js_dir, client_
 def test_supabase_js_token_expiry_closes_the_channel_and_set_auth_refreshes_it(js):
     from .conftest import token
 
-    short = js()
+    # Both clients join with 3-second tokens at once (one wait for both expiries): `short` keeps its
+    # token and is closed; `refreshed` sends a fresh one and stays after its first would have expired.
+    short, refreshed = js(), js()
+    first_expiry = time.time() + 3
     short.send(op="setAuth", token=token(str(uuid.uuid4()), ttl=3))
     short.send(op="channel", name="c", topic="expiry-js", broadcast=["x"])
+    refreshed.send(op="setAuth", token=token(str(uuid.uuid4()), ttl=3))
+    refreshed.send(op="channel", name="c", topic="expiry-js", broadcast=["x"])
     assert short.status("c")["status"] == "SUBSCRIBED"
+    assert refreshed.status("c")["status"] == "SUBSCRIBED"
+    refreshed.send(op="setAuth", token=token(str(uuid.uuid4()), ttl=600))  # the access_token event
+    refreshed.wait(lambda e: e["ev"] == "setAuth")
+
     system = short.wait(lambda e: e["ev"] == "system" and e["payload"].get("status") == "error", 10)
     assert system["payload"]["message"].startswith("Token has expired")
     assert short.wait(lambda e: e["ev"] == "status" and e["status"] == "CLOSED", 5)
 
-    refreshed = js()
-    refreshed.send(op="setAuth", token=token(str(uuid.uuid4()), ttl=3))
-    refreshed.send(op="channel", name="c", topic="expiry-js", broadcast=["x"])
-    assert refreshed.status("c")["status"] == "SUBSCRIBED"
-    refreshed.send(op="setAuth", token=token(str(uuid.uuid4()), ttl=600))  # the access_token event
-    refreshed.wait(lambda e: e["ev"] == "setAuth")
-    time.sleep(4)
+    time.sleep(max(0.0, first_expiry + 1 - time.time()))  # refreshed's first token is a second past expiry
     sender = js()
     sender.send(op="channel", name="s", topic="expiry-js", config={"broadcast": {"ack": True}})
     assert sender.status("s")["status"] == "SUBSCRIBED"
