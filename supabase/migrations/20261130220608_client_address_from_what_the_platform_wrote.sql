@@ -95,18 +95,31 @@ grant execute on function private.ip_address(text) to anon, authenticated, servi
 -- The chosen value must be exactly one IPv4/IPv6 address, else the result is 'unknown' (one shared
 -- anonymous bucket, never an address the client picked).
 create or replace function private.request_client_ip() returns text
-language sql stable
+language plpgsql stable
 set search_path = ''
 as $$
-  select coalesce(private.ip_address(
-           case when c.header <> '' and h.headers ? c.header then h.headers ->> c.header
-                else (string_to_array(h.headers ->> 'x-forwarded-for', ','))[
-                       cardinality(string_to_array(h.headers ->> 'x-forwarded-for', ',')) - c.hops] end),
-         'unknown')
-  from (select coalesce(nullif(current_setting('request.headers', true), ''), '{}')::jsonb as headers) h,
-       (select coalesce((select case when jsonb_typeof(s.value) = 'string' then lower(btrim(s.value #>> '{}')) else '' end
-                           from app.platform_settings s where s.key = 'client_ip_header'), 'cf-connecting-ip') as header,
-               greatest(private.setting_int('client_ip_trusted_hops', 0), 0) as hops) c
+declare
+  v_headers jsonb := coalesce(nullif(current_setting('request.headers', true), ''), '{}')::jsonb;
+  v_header text;
+  v_hops integer;
+  v_xff text[];
+begin
+  -- One read of both settings (plpgsql keeps the plan: this runs for every anonymous request).
+  select coalesce(max(case when s.key = 'client_ip_header' then
+                             case when jsonb_typeof(s.value) = 'string' then lower(btrim(s.value #>> '{}')) else '' end
+                           end), 'cf-connecting-ip'),
+         coalesce(max(case when s.key = 'client_ip_trusted_hops' and jsonb_typeof(s.value) = 'number' then
+                             least(greatest((s.value #>> '{}')::numeric, 0), 100)::integer
+                           end), 0)
+    into v_header, v_hops
+    from app.platform_settings s
+   where s.key in ('client_ip_header', 'client_ip_trusted_hops');
+  if v_header <> '' and v_headers ? v_header then
+    return coalesce(private.ip_address(v_headers ->> v_header), 'unknown');
+  end if;
+  v_xff := string_to_array(v_headers ->> 'x-forwarded-for', ',');
+  return coalesce(private.ip_address(v_xff[cardinality(v_xff) - v_hops]), 'unknown');
+end
 $$;
 comment on function private.request_client_ip() is
   'The request''s client address: the platform''s client-address header (setting client_ip_header, default '

@@ -4,7 +4,7 @@
 -- X-Forwarded-For entry client_ip_trusted_hops places left of the rightmost one. Whatever a client
 -- writes to the left of X-Forwarded-For, or in X-Real-IP, changes nothing.
 begin;
-select plan(30);
+select plan(31);
 
 create function pg_temp.ip(p_headers jsonb) returns text language sql as $$
   select set_config('request.headers', p_headers::text, true);
@@ -64,6 +64,12 @@ insert into app.platform_settings (key, value) values ('client_ip_trusted_hops',
 select tests.clear_authentication();
 select is(pg_temp.ip('{"x-forwarded-for": "203.0.113.66, 198.51.100.7"}'), '198.51.100.7',
           'a negative hop count counts as 0');
+select tests.as_postgres();
+insert into app.platform_settings (key, value) values ('client_ip_trusted_hops', '"2"')
+  on conflict (key) do update set value = excluded.value;
+select tests.clear_authentication();
+select is(pg_temp.ip('{"x-forwarded-for": "203.0.113.66, 198.51.100.7"}'), '198.51.100.7',
+          'a hop count that is not a JSON number is ignored (0), not an error on every request');
 
 -- ---- a deployment with no Cloudflare in front: the header is switched off ----
 select tests.as_postgres();
