@@ -392,6 +392,30 @@ CHECKS: list[Check] = [
             or not abs(e.statistic - r.statistic) <= 1e-9 * greatest(1, abs(e.statistic))
             or r.p_value is distinct from case when e.total > 0 then private.chi_square_p_value(r.statistic, e.df) end)
       select * from draws union all select * from audits"""),
+    # The platform's report reads these sums of other rollups' rows; the job keeps them beside those.
+    Check("rollup_sums_equal_rollup_rows",
+          "sales per (JST day, VTuber) equal the per-gacha rows summed, and pulls per ISO week and item the "
+          "per-day rows summed", """
+      with vtuber_days as (
+        select 'vtuber_sales_daily' as rollup, k as key, e.v as expected, r.v as rolled_up
+          from (select jst_date || ' ' || vtuber_id as k,
+                       row(sum(paid_orders), sum(pulls), sum(gross_jpy), sum(provider_fees_jpy), sum(refund_count),
+                           sum(refunds_jpy), sum(chargeback_count), sum(chargebacks_jpy))::text as v
+                  from app.sales_daily group by jst_date, vtuber_id) e
+          full join (select jst_date || ' ' || vtuber_id as k,
+                            row(paid_orders, pulls, gross_jpy, provider_fees_jpy, refund_count, refunds_jpy,
+                                chargeback_count, chargebacks_jpy)::text as v
+                       from app.vtuber_sales_daily) r using (k)
+         where e.v is distinct from r.v),
+      weeks as (
+        select 'item_pulls_weekly', k, e.v, r.v
+          from (select (jst_date - (extract(isodow from jst_date)::integer - 1)) || ' ' || gacha_item_id as k,
+                       row(sum(pulls), sum(pity_pulls))::text as v
+                  from app.item_pulls_daily group by 1) e
+          full join (select week_start || ' ' || gacha_item_id as k, row(pulls, pity_pulls)::text as v
+                       from app.item_pulls_weekly) r using (k)
+         where e.v is distinct from r.v)
+      select * from vtuber_days union all select * from weeks"""),
 ]
 
 

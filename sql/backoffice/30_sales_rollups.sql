@@ -25,6 +25,9 @@ set search_path = ''
 -- A run's statements are estimated from its arrays and crossed jit_above_cost: each then spent
 -- ~15 ms compiling expressions it evaluates a few thousand times. The job is cheaper interpreted.
 set jit = off
+-- A run's sorts and hashes hold a few thousand rows per minute of sales; the default 4 MB spilled
+-- the pulls' grouping to disk.
+set work_mem = '64MB'
 as $$
 declare
   v_from timestamptz;
@@ -34,6 +37,9 @@ declare
   v_n bigint;
   v_gachas uuid[];
   v_new private.rollup_order[];
+  -- The (VTuber, day) keys of the sales_daily rows this run changed.
+  v_kv uuid[] := '{}';
+  v_kd date[] := '{}';
 begin
   -- One refresh at a time (a second caller waits, then finds nothing new).
   perform pg_catalog.pg_advisory_xact_lock(7253201);
@@ -55,33 +61,52 @@ begin
   -- orders again or computes a day per row.
   with w as materialized (
     select l.order_id, l.reason from app.medal_ledger l where l.created_at >= v_from and l.created_at < v_hi)
-  select coalesce(array_agg(row(o.id, o.user_id, o.vtuber_id, o.gacha_id, private.jst_date(o.fulfilled_at),
+  select coalesce(array_agg(row(o.id, o.user_id, o.vtuber_id, o.gacha_id,
+                                (o.fulfilled_at at time zone 'Asia/Tokyo')::date,
                                 o.amount_jpy, o.pull_count)::private.rollup_order), '{}')
     into v_new
   from w join app.orders o on o.id = w.order_id
   where w.reason = 'pull_grant';
 
   -- Paid orders and pulls, on the JST day of fulfilment.
-  insert into app.sales_daily as s (jst_date, gacha_id, vtuber_id, paid_orders, pulls, gross_jpy)
-  select o.jst_date, o.gacha_id, o.vtuber_id, count(*), sum(o.pull_count), sum(o.amount_jpy)
-  from unnest(v_new) o
-  group by 1, 2, 3
-  on conflict (jst_date, gacha_id) do update
-    set paid_orders = s.paid_orders + excluded.paid_orders, pulls = s.pulls + excluded.pulls,
-        gross_jpy = s.gross_jpy + excluded.gross_jpy;
-  get diagnostics v_n = row_count;
-  v_rows := v_rows + v_n;
+  with ins as (
+    insert into app.sales_daily as s (jst_date, gacha_id, vtuber_id, paid_orders, pulls, gross_jpy)
+    select o.jst_date, o.gacha_id, o.vtuber_id, count(*), sum(o.pull_count), sum(o.amount_jpy)
+    from unnest(v_new) o
+    group by 1, 2, 3
+    on conflict (jst_date, gacha_id) do update
+      set paid_orders = s.paid_orders + excluded.paid_orders, pulls = s.pulls + excluded.pulls,
+          gross_jpy = s.gross_jpy + excluded.gross_jpy
+    returning s.vtuber_id, s.jst_date)
+  select v_kv || coalesce(array_agg(ins.vtuber_id), '{}'), v_kd || coalesce(array_agg(ins.jst_date), '{}'),
+         v_rows + count(*)
+    into v_kv, v_kd, v_rows from ins;
 
-  -- Pulls per item and day, and per item over all time (what the rate audit tests).
+  -- Pulls per item and day, and per item over all time (what the rate audit tests). A fulfilment
+  -- stamps its pulls with the same instant as its ledger entry (its transaction's now()), so the
+  -- pulls in the watermark range are exactly those of the orders above: read as one range of
+  -- recent pages through the BRIN index on created_at, not probed order by order through the
+  -- order_id index (random reads in an index as large as the history, half the job's time).
   with n as (
-    select o.jst_date, p.gacha_item_id, p.gacha_id, o.vtuber_id, p.rarity,
-           count(*) filter (where not p.pity) as pulls, count(*) filter (where p.pity) as pity_pulls
-    from unnest(v_new) o join app.pulls p on p.order_id = o.id
-    group by 1, 2, 3, 4, 5),
+    select x.jst_date, x.gacha_item_id, x.gacha_id, g.vtuber_id, x.rarity, x.pulls, x.pity_pulls
+    from (select (p.created_at at time zone 'Asia/Tokyo')::date as jst_date, p.gacha_item_id, p.gacha_id, p.rarity,
+                 count(*) filter (where not p.pity) as pulls, count(*) filter (where p.pity) as pity_pulls
+          from app.pulls p where p.created_at >= v_from and p.created_at < v_hi
+          group by 1, 2, 3, 4) x
+    join app.gachas g on g.id = x.gacha_id),
   daily as (
     insert into app.item_pulls_daily as s (jst_date, gacha_item_id, gacha_id, vtuber_id, rarity, pulls, pity_pulls)
     select n.jst_date, n.gacha_item_id, n.gacha_id, n.vtuber_id, n.rarity, n.pulls, n.pity_pulls from n
     on conflict (jst_date, gacha_item_id) do update
+      set pulls = s.pulls + excluded.pulls, pity_pulls = s.pity_pulls + excluded.pity_pulls),
+  -- The same per ISO week (Monday to Sunday): a long range's item figures sum its whole weeks
+  -- here and only the days at its two ends from item_pulls_daily, a seventh of the rows.
+  weekly as (
+    insert into app.item_pulls_weekly as s (week_start, gacha_item_id, gacha_id, vtuber_id, rarity, pulls, pity_pulls)
+    select n.jst_date - (extract(isodow from n.jst_date)::integer - 1), n.gacha_item_id, n.gacha_id, n.vtuber_id,
+           n.rarity, sum(n.pulls), sum(n.pity_pulls)
+    from n group by 1, 2, 3, 4, 5
+    on conflict (week_start, gacha_item_id) do update
       set pulls = s.pulls + excluded.pulls, pity_pulls = s.pity_pulls + excluded.pity_pulls),
   total as (
     insert into app.item_draws as s (gacha_item_id, gacha_id, pulls, pity_pulls)
@@ -213,7 +238,7 @@ begin
 
   -- Medal flows, on the JST day of the ledger entry.
   insert into app.medals_daily as s (jst_date, vtuber_id, granted, spent, clawed_back, adjusted)
-  select private.jst_date(l.created_at), l.vtuber_id,
+  select (l.created_at at time zone 'Asia/Tokyo')::date, l.vtuber_id,
          coalesce(sum(l.delta) filter (where l.reason = 'pull_grant'), 0),
          coalesce(-sum(l.delta) filter (where l.reason = 'exchange'), 0),
          coalesce(-sum(l.delta) filter (where l.reason = 'refund_clawback'), 0),
@@ -228,29 +253,50 @@ begin
   v_rows := v_rows + v_n;
 
   -- Refunds on the JST day they completed (whatever month the sale was in).
-  insert into app.sales_daily as s (jst_date, gacha_id, vtuber_id, refund_count, refunds_jpy)
-  select private.jst_date(f.completed_at), o.gacha_id, o.vtuber_id, count(*), sum(f.amount_jpy)
-  from app.refunds f join app.orders o on o.id = f.order_id
-  where f.status = 'completed' and f.completed_at >= v_from and f.completed_at < v_hi
-  group by 1, 2, 3
-  on conflict (jst_date, gacha_id) do update
-    set refund_count = s.refund_count + excluded.refund_count, refunds_jpy = s.refunds_jpy + excluded.refunds_jpy;
-  get diagnostics v_n = row_count;
-  v_rows := v_rows + v_n;
+  with ins as (
+    insert into app.sales_daily as s (jst_date, gacha_id, vtuber_id, refund_count, refunds_jpy)
+    select private.jst_date(f.completed_at), o.gacha_id, o.vtuber_id, count(*), sum(f.amount_jpy)
+    from app.refunds f join app.orders o on o.id = f.order_id
+    where f.status = 'completed' and f.completed_at >= v_from and f.completed_at < v_hi
+    group by 1, 2, 3
+    on conflict (jst_date, gacha_id) do update
+      set refund_count = s.refund_count + excluded.refund_count, refunds_jpy = s.refunds_jpy + excluded.refunds_jpy
+    returning s.vtuber_id, s.jst_date)
+  select v_kv || coalesce(array_agg(ins.vtuber_id), '{}'), v_kd || coalesce(array_agg(ins.jst_date), '{}'),
+         v_rows + count(*)
+    into v_kv, v_kd, v_rows from ins;
 
   -- Chargebacks on the JST day of an order's first dispute: the order's amount.
-  insert into app.sales_daily as s (jst_date, gacha_id, vtuber_id, chargeback_count, chargebacks_jpy)
-  select private.jst_date(d.created_at), o.gacha_id, o.vtuber_id, count(*), sum(o.amount_jpy)
-  from app.disputes d join app.orders o on o.id = d.order_id
-  where d.created_at >= v_from and d.created_at < v_hi
-    and not exists (select 1 from app.disputes e where e.order_id = d.order_id
-                     and (e.created_at, e.provider_dispute_id) < (d.created_at, d.provider_dispute_id))
-  group by 1, 2, 3
-  on conflict (jst_date, gacha_id) do update
-    set chargeback_count = s.chargeback_count + excluded.chargeback_count,
-        chargebacks_jpy = s.chargebacks_jpy + excluded.chargebacks_jpy;
-  get diagnostics v_n = row_count;
-  v_rows := v_rows + v_n;
+  with ins as (
+    insert into app.sales_daily as s (jst_date, gacha_id, vtuber_id, chargeback_count, chargebacks_jpy)
+    select private.jst_date(d.created_at), o.gacha_id, o.vtuber_id, count(*), sum(o.amount_jpy)
+    from app.disputes d join app.orders o on o.id = d.order_id
+    where d.created_at >= v_from and d.created_at < v_hi
+      and not exists (select 1 from app.disputes e where e.order_id = d.order_id
+                       and (e.created_at, e.provider_dispute_id) < (d.created_at, d.provider_dispute_id))
+    group by 1, 2, 3
+    on conflict (jst_date, gacha_id) do update
+      set chargeback_count = s.chargeback_count + excluded.chargeback_count,
+          chargebacks_jpy = s.chargebacks_jpy + excluded.chargebacks_jpy
+    returning s.vtuber_id, s.jst_date)
+  select v_kv || coalesce(array_agg(ins.vtuber_id), '{}'), v_kd || coalesce(array_agg(ins.jst_date), '{}'),
+         v_rows + count(*)
+    into v_kv, v_kd, v_rows from ins;
+
+  -- Each changed (VTuber, day) summed again over its gachas' rows: the platform's report reads
+  -- these (one row per VTuber and day) instead of a row per gacha and day.
+  insert into app.vtuber_sales_daily as s (jst_date, vtuber_id, paid_orders, pulls, gross_jpy, provider_fees_jpy,
+                                           refund_count, refunds_jpy, chargeback_count, chargebacks_jpy)
+  select d.jst_date, d.vtuber_id, sum(d.paid_orders), sum(d.pulls), sum(d.gross_jpy), sum(d.provider_fees_jpy),
+         sum(d.refund_count), sum(d.refunds_jpy), sum(d.chargeback_count), sum(d.chargebacks_jpy)
+  from app.sales_daily d
+  where (d.vtuber_id, d.jst_date) in (select distinct k.v, k.d from unnest(v_kv, v_kd) k (v, d))
+  group by 1, 2
+  on conflict (jst_date, vtuber_id) do update
+    set paid_orders = excluded.paid_orders, pulls = excluded.pulls, gross_jpy = excluded.gross_jpy,
+        provider_fees_jpy = excluded.provider_fees_jpy, refund_count = excluded.refund_count,
+        refunds_jpy = excluded.refunds_jpy, chargeback_count = excluded.chargeback_count,
+        chargebacks_jpy = excluded.chargebacks_jpy;
 
   insert into app.exchanges_daily as s (jst_date, exchange_item_id, vtuber_id, exchanges, quantity, medals_spent)
   select x.jst_date, x.exchange_item_id, x.vtuber_id, count(*), sum(x.quantity), sum(x.medals_spent)
@@ -339,6 +385,8 @@ declare
   v_top json;
   v_medals json;
   v_exchanges json;
+  v_w0 date;
+  v_w1 date;
 begin
   perform private.check_date_range(p_from, p_to);
   -- Read once per report (a function call per rollup row would dominate the report's time).
@@ -374,20 +422,26 @@ begin
      where c.vtuber_id = p_vtuber_id and c.jst_date between p_from and p_to;
   end if;
 
-  -- The range's sales_daily rows, read once (a CTE used twice is computed once).
+  -- One VTuber's sales_daily rows in the range, read once (a CTE used twice is computed once).
   with r as (
     select d.jst_date, d.gacha_id, d.vtuber_id, d.paid_orders, d.pulls, d.gross_jpy, d.provider_fees_jpy,
            d.refunds_jpy, d.refund_count, d.chargebacks_jpy, d.chargeback_count
     from app.sales_daily d
-    where (p_vtuber_id is null or d.vtuber_id = p_vtuber_id) and d.jst_date between p_from and p_to),
+    where p_vtuber_id is not null and d.vtuber_id = p_vtuber_id and d.jst_date between p_from and p_to),
   -- Per (day, VTuber): the share is truncated to whole yen there, so days, VTubers and totals are
-  -- sums of the same per-(day, VTuber) figures.
+  -- sums of the same per-(day, VTuber) figures. The platform's are kept per (day, VTuber) by the
+  -- job (a tenth of the per-gacha rows).
   s as (
     select r.jst_date, r.vtuber_id, sum(r.paid_orders) as paid_orders, sum(r.pulls) as pulls,
            sum(r.gross_jpy) as gross_jpy, sum(r.provider_fees_jpy) as provider_fees_jpy,
            sum(r.refunds_jpy) as refunds_jpy, sum(r.refund_count) as refund_count,
            sum(r.chargebacks_jpy) as chargebacks_jpy, sum(r.chargeback_count) as chargeback_count
-    from r group by 1, 2),
+    from r group by 1, 2
+    union all
+    select v.jst_date, v.vtuber_id, v.paid_orders, v.pulls, v.gross_jpy, v.provider_fees_jpy, v.refunds_jpy,
+           v.refund_count, v.chargebacks_jpy, v.chargeback_count
+    from app.vtuber_sales_daily v
+    where p_vtuber_id is null and v.jst_date between p_from and p_to),
   split as (
     select s.*, s.gross_jpy - s.refunds_jpy - s.chargebacks_jpy - s.provider_fees_jpy as net_jpy,
            trunc((s.gross_jpy - s.refunds_jpy - s.chargebacks_jpy - s.provider_fees_jpy)
@@ -453,10 +507,22 @@ begin
     into v_totals, v_days, v_detail;
 
   -- Pulls per item over the range, read once: the rarities and the top items both derive from it.
+  -- The range's whole ISO weeks [v_w0, v_w1) come from item_pulls_weekly, the days before and
+  -- after them from item_pulls_daily.
+  v_w0 := p_from + (8 - extract(isodow from p_from)::integer) % 7;
+  v_w1 := p_to + 1 - (extract(isodow from p_to + 1)::integer - 1);
+  if v_w1 <= v_w0 then  -- no whole week: every day from the daily rows
+    v_w0 := p_to + 1;
+    v_w1 := p_to + 1;
+  end if;
   with i as (
-    select i.gacha_item_id, i.rarity, sum(i.pulls)::bigint as pulls, sum(i.pity_pulls)::bigint as pity_pulls
-    from app.item_pulls_daily i
-    where (p_vtuber_id is null or i.vtuber_id = p_vtuber_id) and i.jst_date between p_from and p_to
+    select u.gacha_item_id, u.rarity, sum(u.pulls)::bigint as pulls, sum(u.pity_pulls)::bigint as pity_pulls
+    from (select w.gacha_item_id, w.rarity, w.pulls, w.pity_pulls from app.item_pulls_weekly w
+          where (p_vtuber_id is null or w.vtuber_id = p_vtuber_id) and w.week_start >= v_w0 and w.week_start < v_w1
+          union all
+          select d.gacha_item_id, d.rarity, d.pulls, d.pity_pulls from app.item_pulls_daily d
+          where (p_vtuber_id is null or d.vtuber_id = p_vtuber_id)
+            and (d.jst_date >= p_from and d.jst_date < v_w0 or d.jst_date >= v_w1 and d.jst_date <= p_to)) u
     group by 1, 2)
   select
     (select coalesce(json_agg(json_build_object('rarity', r.rarity, 'pulls', r.pulls, 'pity_pulls', r.pity_pulls)

@@ -29,19 +29,101 @@
 -- and RLS lets a request read and write only its own subject's rows (the subject is derived
 -- from the JWT or the request headers, not from an argument). Nothing else becomes reachable.
 
--- The client address of the current request: first X-Forwarded-For entry (the gateway's view
--- of the client), else X-Real-IP; anything that is not an IPv4/IPv6 literal becomes 'unknown'.
-create or replace function private.request_client_ip() returns text
-language sql stable
+-- The canonical text of one IPv4 or IPv6 address literal (IPv6 compressed and lower-cased, so
+-- one address has one spelling), or null for anything else: a port, a mask, a zone, brackets, a
+-- name, an empty string. The literal is checked by pattern before the inet cast, so the cast
+-- cannot raise (PostgreSQL 15 has no pg_input_is_valid) and no exception block is needed.
+create or replace function private.ip_address(p_text text) returns text
+language plpgsql immutable
 set search_path = ''
 as $$
-  select case when v.ip ~ '^[0-9A-Fa-f:.]{2,45}$' then lower(v.ip) else 'unknown' end
-  from (select btrim(coalesce(nullif(split_part(h.headers ->> 'x-forwarded-for', ',', 1), ''),
-                              h.headers ->> 'x-real-ip', '')) as ip
-        from (select coalesce(nullif(current_setting('request.headers', true), ''), '{}')::jsonb as headers) h) v
+declare
+  v text := lower(btrim(p_text));
+  v_octet constant text := '(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])';
+  v_hex text;
+  v_groups text[];
+begin
+  if v is null or length(v) > 45 then
+    return null;
+  end if;
+  if v ~ ('^(' || v_octet || '\.){3}' || v_octet || '$') then
+    return host(v::inet);
+  end if;
+  if position(':' in v) = 0 or v !~ '^[0-9a-f:.]+$' then
+    return null;
+  end if;
+  -- An IPv4 tail (::ffff:192.0.2.1) stands for the last two groups.
+  v_hex := regexp_replace(v, ':(' || v_octet || '\.){3}' || v_octet || '$', ':0:0');
+  if v_hex ~ '[.]' or v_hex ~ ':::' or v_hex ~ '::.*::' then
+    return null;
+  end if;
+  v_groups := string_to_array(replace(v_hex, '::', ':'), ':');
+  if v_hex ~ '::' then
+    -- '::' stands for one or more zero groups: at most 7 written ones, and a lone ':' at an end
+    -- is not allowed.
+    v_groups := array_remove(v_groups, '');
+    if cardinality(v_groups) > 7 or v_hex ~ '^:[^:]' or v_hex ~ '[^:]:$' then
+      return null;
+    end if;
+  elsif cardinality(v_groups) <> 8 then
+    return null;
+  end if;
+  if exists (select 1 from unnest(v_groups) g where g !~ '^[0-9a-f]{1,4}$') then
+    return null;
+  end if;
+  return host(v::inet);
+end
+$$;
+comment on function private.ip_address(text) is
+  'The canonical text of an IPv4/IPv6 address literal, or null if the text is not exactly one address.';
+revoke all on function private.ip_address(text) from public;
+grant execute on function private.ip_address(text) to anon, authenticated, service_role;
+
+-- The client address of the current request, from what the platform in front of PostgREST wrote,
+-- never from what the client wrote (docs/local-api.md, "The client's address"):
+--   1. the header named by the platform setting client_ip_header (default cf-connecting-ip), when
+--      the request has it. On hosted Supabase the API traffic passes Cloudflare, which sets
+--      CF-Connecting-IP to the address that connected to it, replacing any value the client sent.
+--      A deployment with no such edge in front sets client_ip_header to '' (or JSON null): then a
+--      client-sent header of that name is ignored.
+--   2. else X-Forwarded-For counted from the RIGHT: proxies append what they saw, so only the
+--      rightmost entries are theirs and everything to the left may be the client's own text. The
+--      client is the entry client_ip_trusted_hops places left of the rightmost one (default 0: the
+--      rightmost entry, written by the proxy nearest to us).
+-- X-Real-IP is not read: nothing shows that the hosted edge replaces one a client sends.
+-- The chosen value must be exactly one IPv4/IPv6 address, else the result is 'unknown' (one shared
+-- anonymous bucket, never an address the client picked).
+create or replace function private.request_client_ip() returns text
+language plpgsql stable
+set search_path = ''
+as $$
+declare
+  v_headers jsonb := coalesce(nullif(current_setting('request.headers', true), ''), '{}')::jsonb;
+  v_header text;
+  v_hops integer;
+  v_xff text[];
+begin
+  -- One read of both settings (plpgsql keeps the plan: this runs for every anonymous request).
+  select coalesce(max(case when s.key = 'client_ip_header' then
+                             case when jsonb_typeof(s.value) = 'string' then lower(btrim(s.value #>> '{}')) else '' end
+                           end), 'cf-connecting-ip'),
+         coalesce(max(case when s.key = 'client_ip_trusted_hops' and jsonb_typeof(s.value) = 'number' then
+                             least(greatest((s.value #>> '{}')::numeric, 0), 100)::integer
+                           end), 0)
+    into v_header, v_hops
+    from app.platform_settings s
+   where s.key in ('client_ip_header', 'client_ip_trusted_hops');
+  if v_header <> '' and v_headers ? v_header then
+    return coalesce(private.ip_address(v_headers ->> v_header), 'unknown');
+  end if;
+  v_xff := string_to_array(v_headers ->> 'x-forwarded-for', ',');
+  return coalesce(private.ip_address(v_xff[cardinality(v_xff) - v_hops]), 'unknown');
+end
 $$;
 comment on function private.request_client_ip() is
-  'The request''s client address from request.headers (first x-forwarded-for entry, else x-real-ip), or unknown.';
+  'The request''s client address: the platform''s client-address header (setting client_ip_header, default '
+  'cf-connecting-ip), else the x-forwarded-for entry client_ip_trusted_hops places left of the rightmost; '
+  'unknown when that is not one IP address.';
 revoke all on function private.request_client_ip() from public;
 grant execute on function private.request_client_ip() to anon, authenticated, service_role;
 

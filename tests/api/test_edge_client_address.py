@@ -1,6 +1,6 @@
-"""The local API is the edge: a client's own X-Forwarded-For does not choose the address the
-database sees (private.request_client_ip, the key of anonymous rate limits and of the download log),
-and an idle keep-alive connection is kept longer than clients keep theirs.
+"""The local API is the edge: a client's own X-Forwarded-For or CF-Connecting-IP does not choose
+the address the database sees (private.request_client_ip, the key of anonymous rate limits and of
+the download log), and an idle keep-alive connection is kept longer than clients keep theirs.
 
 uvicorn trusts X-Forwarded-For from 127.0.0.1 by default and would hand the spoofed address to the
 app as the client's; both ways the API is served are checked: the process `koepon up` starts and the
@@ -63,6 +63,13 @@ def test_a_spoofed_x_forwarded_for_does_not_change_the_address_the_database_sees
     assert _client_ip(served, **{"X-Forwarded-For": "203.0.113.7"}) == "127.0.0.1"
     assert _client_ip(served, **{"X-Forwarded-For": "203.0.113.7, 198.51.100.2", "X-Real-IP": "203.0.113.8",
                                  "Forwarded": "for=203.0.113.9"}) == "127.0.0.1"
+
+
+def test_a_client_sent_cf_connecting_ip_does_not_change_it_either(served):
+    """The database reads CF-Connecting-IP first, as hosted Supabase's Cloudflare edge sets it; the
+    local API stands in for that edge, so it writes the header itself whatever the client sent."""
+    assert _client_ip(served, **{"CF-Connecting-IP": "203.0.113.10"}) == "127.0.0.1"
+    assert _client_ip(served, **{"CF-Connecting-IP": "203.0.113.10", "X-Forwarded-For": "203.0.113.11"}) == "127.0.0.1"
 
 
 def test_an_idle_keep_alive_connection_outlives_the_clients_idle_pool(served):

@@ -68,3 +68,27 @@ def test_rollup_details_equal_base_tables_and_each_can_fail(fresh_db_url):
                 broken = _detail_violations(conn)
                 assert [v.row["rollup"] for v in broken] == [table], broken
                 raise psycopg.Rollback()  # undo the damage before the next rollup is broken
+
+
+def test_rollup_sums_equal_rollup_rows_and_each_can_fail(fresh_db_url):
+    """The platform report's rollups (sales per day and VTuber, pulls per ISO week and item) equal
+    the rows they sum after a refresh, and a wrong row in either is named."""
+    with psycopg.connect(fresh_db_url, autocommit=True) as conn:
+        conn.execute(f"""
+            insert into econ_test.ids values ('v', econ_test.vtuber('v@sum'));
+            insert into econ_test.ids values
+              ('g', econ_test.gacha(econ_test.id('v'), '[{{"name":"n","rarity":"N","rate_ppm":1000000}}]')),
+              ('f', econ_test.fan('f@sum'));
+            insert into econ_test.ids values ('o1', econ_test.paid('f', 10, 'a', {_BASE}));
+            select private.record_refund(econ_test.id('o1'), 're_sum', 400, {_BASE} + interval '1 hour');
+        """)
+        conn.execute("select private.refresh_rollups(now())")
+        assert conn.execute("select gross_jpy, refunds_jpy from app.vtuber_sales_daily").fetchall() == [(1000, 400)]
+        assert conn.execute("select pulls + pity_pulls from app.item_pulls_weekly").fetchall() == [(10,)]
+        assert [v for v in invariants.check(conn) if v.check == "rollup_sums_equal_rollup_rows"] == []
+        for table, column in [("vtuber_sales_daily", "refunds_jpy"), ("item_pulls_weekly", "pity_pulls")]:
+            with conn.transaction():
+                conn.execute(f"update app.{table} set {column} = {column} + 1")
+                broken = [v for v in invariants.check(conn) if v.check == "rollup_sums_equal_rollup_rows"]
+                assert [v.row["rollup"] for v in broken] == [table], broken
+                raise psycopg.Rollback()  # undo the damage before the next rollup is broken

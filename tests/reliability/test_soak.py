@@ -127,6 +127,9 @@ def test_invariants_catch_corruption(soak_result):
         "rate_audits_equal_rollup_details": "update app.rate_audits set statistic = statistic + 1 "
                                             "where gacha_id = (select gacha_id from app.rate_audits "
                                             "where draws > 0 limit 1)",
+        "rollup_sums_equal_rollup_rows": "update app.item_pulls_weekly set pulls = pulls + 1 where "
+                                         "(week_start, gacha_item_id) = (select week_start, gacha_item_id "
+                                         "from app.item_pulls_weekly limit 1)",
     }
     res, report = soak_result[0], soak_result[1]
     with psycopg.connect(stack.db_url) as conn:

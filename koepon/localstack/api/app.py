@@ -104,9 +104,16 @@ class Api:
 
     def ctx(self, request: Request, path: str, role: str, claims: dict) -> Ctx:
         headers = {k.lower(): v for k, v in request.headers.items() if k.lower() != "cookie"}
+        # This server is the edge: what a client sends as its own address is not to be trusted. As
+        # Cloudflare does in front of hosted Supabase, CF-Connecting-IP becomes the peer's address
+        # (private.request_client_ip reads it first), and X-Forwarded-For holds the one entry the
+        # edge writes (docs/local-api.md, "The client's address").
+        headers.pop("cf-connecting-ip", None)
         if request.client:
-            # This server is the edge: the client's own X-Forwarded-For is not to be trusted.
+            headers["cf-connecting-ip"] = request.client.host
             headers["x-forwarded-for"] = request.client.host
+        else:
+            headers.pop("x-forwarded-for", None)
         cookies = {}
         if request.headers.get("cookie"):
             jar = SimpleCookie()

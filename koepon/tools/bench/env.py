@@ -41,6 +41,19 @@ class BenchDB:
             # Pre-installed on hosted (schema extensions); `postgres` may not create it itself.
             platform_base.ensure_extension(conn, "pg_stat_statements")
 
+    @classmethod
+    def attach(cls, url: str) -> BenchDB:
+        """A bench database `koepon bench --keep` left behind, to queue more orders in (its fans and
+        queue continue where they stopped); close() leaves it in place."""
+        db = cls.__new__(cls)
+        db.url, db.name, db.procs = url, None, []
+        db.tmp = tempfile.TemporaryDirectory(prefix="koepon-bench-")
+        with db.connect() as conn:
+            db.fans = conn.execute("select coalesce(max(n), 0) from bench.fans").fetchone()[0]
+            db.queued = conn.execute("select coalesce(max(n), 0) from bench.q").fetchone()[0]
+            db.has_catalog = has_function(conn, "private.create_order(uuid,uuid,integer,text,timestamptz,bytea,text)")
+        return db
+
     def connect(self, **kw) -> psycopg.Connection:
         return psycopg.connect(self.url, autocommit=True, **kw)
 
@@ -49,7 +62,7 @@ class BenchDB:
             with contextlib.suppress(Exception):
                 p.terminate()
                 p.wait(timeout=10)
-        if not keep:
+        if not keep and self.name:
             with contextlib.suppress(Exception):
                 testing.drop(self.name)
         self.tmp.cleanup()

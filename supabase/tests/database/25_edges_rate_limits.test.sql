@@ -86,8 +86,9 @@ select lives_ok($$ select private.check_request_at(timestamptz '2026-11-25 11:02
 -- ---- anonymous clients: 20 per address ----
 select tests.clear_authentication();
 select set_config('request.path', '/rpc/get_gacha', true),
-       set_config('request.headers', '{"x-forwarded-for": "203.0.113.5, 10.0.0.1"}', true);
-select is(private.rate_limit_subject(), 'ip:203.0.113.5', 'anonymous subject: first x-forwarded-for entry');
+       set_config('request.headers', '{"x-forwarded-for": "10.0.0.1, 203.0.113.5"}', true);
+select is(private.rate_limit_subject(), 'ip:203.0.113.5',
+          'anonymous subject: the rightmost x-forwarded-for entry (24_edges_client_address has the rule)');
 select lives_ok($$ select private.check_request_at(timestamptz '2026-11-25 12:00:00+00') from generate_series(1, 20) $$,
                 'anonymous: 20 per minute pass');
 select throws_ok($$ select private.check_request_at(timestamptz '2026-11-25 12:00:05+00') $$, 'PT429', 'rate_limited',
@@ -95,8 +96,8 @@ select throws_ok($$ select private.check_request_at(timestamptz '2026-11-25 12:0
 select set_config('request.headers', '{"x-forwarded-for": "203.0.113.6"}', true);
 select lives_ok($$ select private.check_request_at(timestamptz '2026-11-25 12:00:05+00') from generate_series(1, 20) $$,
                 'another address has its own budget');
-select set_config('request.headers', '{"x-real-ip": "2001:DB8::7"}', true);
-select is(private.rate_limit_subject(), 'ip:2001:db8::7', 'x-real-ip when there is no x-forwarded-for');
+select set_config('request.headers', '{"cf-connecting-ip": "2001:DB8::7", "x-forwarded-for": "203.0.113.5"}', true);
+select is(private.rate_limit_subject(), 'ip:2001:db8::7', 'cf-connecting-ip first, in canonical form');
 select set_config('request.headers', '{"x-forwarded-for": "<script>"}', true);
 select is(private.rate_limit_subject(), 'ip:unknown', 'garbage is not a key');
 select set_config('request.headers', '{"x-forwarded-for": "203.0.113.5"}', true);

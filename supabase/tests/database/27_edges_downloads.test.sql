@@ -50,7 +50,7 @@ select tests.clear_authentication();
 select throws_ok($$ select public.request_download(econ_test.id('r2')) $$, '42501', null, 'anon cannot request downloads');
 select is((select count(*)::integer from storage.objects), 0, 'anon reads no reward object');
 select tests.authenticate_as(econ_test.id('f'));
-select set_config('request.headers', '{"user-agent": "koepon-test/1", "x-forwarded-for": "203.0.113.9"}', true);
+select set_config('request.headers', '{"user-agent": "koepon-test/1", "x-forwarded-for": "203.0.113.77, 203.0.113.9"}', true);
 select is((select count(*)::integer from storage.objects), 0, 'before any request the fan reads no object');
 select is(public.request_download(econ_test.id('r2')) ->> 'path', 'g/a.png', 'the fan authorises a download');
 select is((select count(*)::integer from storage.objects), 0,
