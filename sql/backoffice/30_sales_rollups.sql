@@ -118,25 +118,28 @@ begin
   -- The rate audit of each gacha drawn from in this run, kept so the admin KPIs read it instead
   -- of testing every gacha per request: Pearson's test of the all-time non-pity draws against the
   -- item odds (fixed once a gacha is published, and only published gachas are drawn from).
+  -- The statistic is computed here as private.chi_square_test computes it (in double precision,
+  -- from each item's observed and expected draws), without building its jsonb cells per gacha.
   insert into app.rate_audits as s (gacha_id, draws, statistic, p_value, audited_at)
-  select c.gacha_id, c.total, (x.r ->> 'statistic')::double precision, (x.r ->> 'p_value')::double precision, p_now
-  from (select i.gacha_id, n.total,
-               jsonb_agg(jsonb_build_object('observed', coalesce(d.pulls, 0),
-                                            'expected', n.total * i.rate_ppm / 1e6)) as cells
+  select c.gacha_id, c.total, c.statistic,
+         case when c.total > 0 then private.chi_square_p_value(c.statistic, c.k - 1) end, p_now
+  from (select i.gacha_id, n.total, count(*)::integer as k,
+               coalesce(sum((coalesce(d.pulls, 0)::double precision - (n.total * i.rate_ppm / 1e6)::double precision) ^ 2
+                            / nullif((n.total * i.rate_ppm / 1e6)::double precision, 0)), 0) as statistic
         from app.gacha_items i
         join (select d.gacha_id, sum(d.pulls) as total from app.item_draws d
                where d.gacha_id = any (v_gachas) group by 1) n on n.gacha_id = i.gacha_id
         left join app.item_draws d on d.gacha_item_id = i.id
         group by i.gacha_id, n.total) c
-  cross join lateral (select private.chi_square_test(c.cells) as r) x
   on conflict (gacha_id) do update
     set draws = excluded.draws, statistic = excluded.statistic, p_value = excluded.p_value,
         audited_at = excluded.audited_at;
 
   -- Fans per (VTuber, day), from the (VTuber, day, fan) keys of fan_sales_daily, which the report
   -- sums instead of counting distinct fans. One statement reads the earlier paid days of each
-  -- (VTuber, fan) this run touches (one index range per fan, before this run's keys are added
-  -- below) and derives from them and the run's new keys:
+  -- (VTuber, fan) this run touches (one index range per fan; a statement's reads do not see its
+  -- own writes, so these are the days before this run), writes the run's keys, and derives from
+  -- the earlier days and the run's keys:
   -- * paying_fans(d): a key new to fan_sales_daily is one more paying fan that day;
   -- * (day, previous paid day) pairs in fan_gaps_daily: the fans who paid in [a, b] are those with
   --   a paid day d in [a, b] whose previous paid day is before a (each such fan has exactly one:
@@ -147,11 +150,26 @@ begin
   --   is d: when the run moves a fan's first day (earlier) or last day (later), the old day loses
   --   the fan and the new day gains it.
   with k as (
-    select distinct o.vtuber_id, o.user_id, o.jst_date from unnest(v_new) o),
+    select o.vtuber_id, o.user_id, o.jst_date, count(*) as orders, sum(o.amount_jpy) as gross
+    from unnest(v_new) o group by 1, 2, 3),
   old as (
     select f.vtuber_id, f.user_id, f.jst_date from app.fan_sales_daily f
     where (f.vtuber_id, f.user_id) in (select k.vtuber_id, k.user_id from k)),
-  new as (select * from old union select * from k),
+  -- The run's keys not yet in fan_sales_daily: inserted as they are (the job alone writes the
+  -- table, under its lock), the others added to; one index descent each beyond the lookup above.
+  fresh as (
+    select k.* from k
+    where not exists (select 1 from old o
+                       where o.vtuber_id = k.vtuber_id and o.user_id = k.user_id and o.jst_date = k.jst_date)),
+  ins as (
+    insert into app.fan_sales_daily (vtuber_id, jst_date, user_id, paid_orders, gross_jpy)
+    select f.vtuber_id, f.jst_date, f.user_id, f.orders, f.gross from fresh f),
+  upd as (
+    update app.fan_sales_daily s set paid_orders = s.paid_orders + e.orders, gross_jpy = s.gross_jpy + e.gross
+    from (select k.* from k join old o on o.vtuber_id = k.vtuber_id and o.user_id = k.user_id
+                                        and o.jst_date = k.jst_date) e
+    where s.vtuber_id = e.vtuber_id and s.user_id = e.user_id and s.jst_date = e.jst_date),
+  new as (select * from old union select k.vtuber_id, k.user_id, k.jst_date from k),
   delta as (
     select x.vtuber_id, x.jst_date, coalesce(lag(x.jst_date) over w, '-infinity') as prev, 1 as n from new x
     window w as (partition by x.vtuber_id, x.user_id order by x.jst_date)
@@ -170,9 +188,7 @@ begin
                from old x group by 1, 2) o on o.vtuber_id = n.vtuber_id and o.user_id = n.user_id
     where o.first_day is distinct from n.first_day or o.last_day is distinct from n.last_day),
   counts as (
-    select k.vtuber_id, k.jst_date, 1 as paying, 0 as first, 0 as last from k
-    where not exists (select 1 from old o
-                       where o.vtuber_id = k.vtuber_id and o.user_id = k.user_id and o.jst_date = k.jst_date)
+    select f.vtuber_id, f.jst_date, 1 as paying, 0 as first, 0 as last from fresh f
     union all
     select m.vtuber_id, x.jst_date, 0, x.dn, x.dl
     from moved m cross join lateral (values (m.first_day, 1, 0), (m.old_first, -1, 0),
@@ -186,13 +202,18 @@ begin
         last_fans = s.last_fans + excluded.last_fans;
 
   -- The same for each user's paid days on the whole platform (any VTuber; a fan paying two
-  -- VTubers on a day is one paying user), from platform_fan_days before this run's keys are added:
+  -- VTubers on a day is one paying user), from platform_fan_days as it was before this run (the
+  -- statement adds the run's keys):
   -- paying_users(d), the (day, previous paid day) pairs, and new_users(d) / last_users(d) for the
   -- users whose first / last paid day on the platform is d.
   with k as (
     select distinct o.user_id, o.jst_date from unnest(v_new) o),
   old as (
     select f.user_id, f.jst_date from app.platform_fan_days f where f.user_id in (select k.user_id from k)),
+  fresh as (
+    select k.* from k where not exists (select 1 from old o where o.user_id = k.user_id and o.jst_date = k.jst_date)),
+  ins as (
+    insert into app.platform_fan_days (jst_date, user_id) select f.jst_date, f.user_id from fresh f),
   new as (select * from old union select * from k),
   delta as (
     select x.jst_date, coalesce(lag(x.jst_date) over w, '-infinity') as prev, 1 as n from new x
@@ -211,8 +232,7 @@ begin
                from old x group by 1) o on o.user_id = n.user_id
     where o.first_day is distinct from n.first_day or o.last_day is distinct from n.last_day),
   counts as (
-    select k.jst_date, 1 as paying, 0 as first, 0 as last from k
-    where not exists (select 1 from old o where o.user_id = k.user_id and o.jst_date = k.jst_date)
+    select f.jst_date, 1 as paying, 0 as first, 0 as last from fresh f
     union all
     select x.jst_date, 0, x.dn, x.dl
     from moved m cross join lateral (values (m.first_day, 1, 0), (m.old_first, -1, 0),
@@ -224,17 +244,6 @@ begin
   on conflict (jst_date) do update
     set paying_users = s.paying_users + excluded.paying_users, new_users = s.new_users + excluded.new_users,
         last_users = s.last_users + excluded.last_users;
-
-  insert into app.fan_sales_daily as s (vtuber_id, jst_date, user_id, paid_orders, gross_jpy)
-  select o.vtuber_id, o.jst_date, o.user_id, count(*), sum(o.amount_jpy)
-  from unnest(v_new) o
-  group by 1, 2, 3
-  on conflict (vtuber_id, jst_date, user_id) do update
-    set paid_orders = s.paid_orders + excluded.paid_orders, gross_jpy = s.gross_jpy + excluded.gross_jpy;
-
-  insert into app.platform_fan_days (jst_date, user_id)
-  select distinct o.jst_date, o.user_id from unnest(v_new) o
-  on conflict (user_id, jst_date) do nothing;
 
   -- Medal flows, on the JST day of the ledger entry.
   insert into app.medals_daily as s (jst_date, vtuber_id, granted, spent, clawed_back, adjusted)
