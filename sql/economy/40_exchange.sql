@@ -51,6 +51,11 @@ begin
   if v_item.id is null then
     raise exception using errcode = 'PT404', message = 'exchange_item_not_found', detail = 'no such exchange item';
   end if;
+  -- The fan's auth.users row before their balance, as an account erasure takes them (the row
+  -- FOR UPDATE, then the balances): this function's inserts key-share-lock that row through their
+  -- foreign keys anyway, and taking it only then, with the balance already held, deadlocked with
+  -- an erasure that held the row and waited for the balance.
+  perform 1 from auth.users u where u.id = p_user for key share;
   -- Serialise this fan's exchanges with this VTuber: limits and balance are then exact.
   perform private.lock_medal_balances(array[p_user], array[v_item.vtuber_id]);
   select * into v_existing from app.exchanges e where e.user_id = p_user and e.idempotency_key = p_idempotency_key;
