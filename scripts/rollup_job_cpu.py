@@ -15,18 +15,14 @@ orders: N is the orders one run adds (at 350 fulfilments a second, the bench's 5
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
-import subprocess
-import tempfile
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
 
 from koepon.settings import superuser_url
 from koepon.tools.bench.env import BenchDB
 from koepon.tools.bench.profile import backend_cpu_s
 from koepon.tools.bench.scenarios import FULFIL_SCRIPT
+from koepon.tools.bench.tools import pgbench
 
 CLIENTS = 8
 
@@ -35,19 +31,10 @@ def fulfil(db: BenchDB, count: int) -> int:
     """Queues and fulfils `count` orders (rounded down to the clients), each client its own share."""
     per = count // CLIENTS
     nbase = db.queue_orders(per * CLIENTS, "spread")
-    info = conninfo_to_dict(db.url)
-    with tempfile.TemporaryDirectory(prefix="koepon-jobcpu-") as tmp:
-        path = os.path.join(tmp, "fulfil.sql")
-        with open(path, "w") as f:
-            f.write(FULFIL_SCRIPT)
-        cmd = [shutil.which("pgbench") or "pgbench", "-n", "-M", "prepared", "-f", path, "-c", str(CLIENTS),
-               "-j", "2", "-t", str(per), "-h", info.get("host", "127.0.0.1"), "-p", str(info.get("port", 5432)),
-               "-U", info.get("user", "postgres"), "-D", "k=0", "-D", f"nbase={nbase}", "-D", f"per={per}",
-               info["dbname"]]
-        res = subprocess.run(cmd, capture_output=True, text=True,
-                             env=dict(os.environ, PGPASSWORD=info.get("password") or ""))
-    if res.returncode != 0:
-        raise SystemExit(f"pgbench failed:\n{res.stdout}{res.stderr}")
+    run = pgbench(db.url, FULFIL_SCRIPT, "fulfil", CLIENTS, 0, {"k": 0, "nbase": nbase, "per": per},
+                  transactions=per)
+    if run.errors or run.ops != per * CLIENTS:
+        raise SystemExit(f"pgbench fulfilled {run.ops} of {per * CLIENTS} orders: {run.notes}")
     return per * CLIENTS
 
 

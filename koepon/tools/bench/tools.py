@@ -67,9 +67,10 @@ class _ChildCPU:
 
 def pgbench(url: str, script: str, label: str, clients: int, duration: float,
             defines: dict[str, int | str] | None = None, jobs: int | None = None,
-            log_lines: list | None = None) -> Run:
+            log_lines: list | None = None, transactions: int | None = None) -> Run:
     """pgbench -f script -c N -j J -T S --log; latencies from the per-transaction log (its split
-    lines also go to `log_lines` when given: client, transaction, latency us, script, epoch s, us)."""
+    lines also go to `log_lines` when given: client, transaction, latency us, script, epoch s, us).
+    With `transactions`, each client runs that many (-t) instead of running for `duration`."""
     info = conninfo_to_dict(url)
     jobs = jobs or min(clients, NCPU)
     with tempfile.TemporaryDirectory(prefix="koepon-bench-") as tmp:
@@ -77,7 +78,8 @@ def pgbench(url: str, script: str, label: str, clients: int, duration: float,
         with open(path, "w") as f:
             f.write(script)
         cmd = [shutil.which("pgbench") or "pgbench", "-n", "-M", "prepared", "-f", path,
-               "-c", str(clients), "-j", str(jobs), "-T", str(max(1, round(duration))),
+               "-c", str(clients), "-j", str(jobs),
+               *(["-t", str(transactions)] if transactions else ["-T", str(max(1, round(duration)))]),
                "--log", "--log-prefix", os.path.join(tmp, "log"),
                "-h", info.get("host", "127.0.0.1"), "-p", str(info.get("port", 5432)),
                "-U", info.get("user", "postgres"), info["dbname"]]
