@@ -7,7 +7,7 @@ import threading
 
 from ..settings import LOCAL_DB_URL, db_url, paths, superuser_url
 from . import connection as db
-from . import migrations, pgtap
+from . import migrations, pgtap, platform_base
 from .cluster import Cluster
 
 _lock = threading.Lock()
@@ -44,10 +44,15 @@ def template(seeded: bool = False) -> str:
 
 
 def clone(prefix: str = "koepon_test", seeded: bool = False) -> tuple[str, str]:
-    """(url, name) of a fresh copy of the template."""
+    """(url, name) of a fresh copy of the template, its realtime.messages partitions as Realtime's
+    janitor keeps them today: the template is built once per session, and a session that crosses
+    UTC midnight would otherwise hand out the partitions of the day it was built."""
     admin = admin_url()
     name = db.unique_name(prefix)
-    return db.create_database(admin, name, template(seeded)), name
+    url = db.create_database(admin, name, template(seeded))
+    with db.connect(url, autocommit=True) as conn:
+        platform_base.maintain_realtime_messages(conn)
+    return url, name
 
 
 def drop(name: str) -> None:

@@ -12,7 +12,7 @@ import datetime as dt
 
 import psycopg
 
-from koepon.db import migrations
+from koepon.db import connection, migrations, testing
 from koepon.settings import paths, superuser_url
 
 
@@ -63,3 +63,28 @@ def test_the_janitor_drops_days_older_than_72_hours_and_keeps_the_rest(fresh_db_
     assert _name(today - dt.timedelta(days=3)) in parts and _name(today - dt.timedelta(days=2)) in parts
     assert left == 2
     assert _name(today + dt.timedelta(days=3)) in parts  # made again
+
+
+def test_a_clone_gets_todays_partitions_when_the_template_is_from_an_earlier_day():
+    """The session's template is built once; a run that crosses UTC midnight clones it on a later
+    day. A template missing the newest day (as one built the day before is) still gives clones
+    yesterday to three days ahead."""
+    admin = testing.admin_url()
+    tpl = connection.with_dbname(admin, testing.template())
+    with psycopg.connect(tpl, autocommit=True) as su:
+        today = su.execute("select (now() at time zone 'utc')::date").fetchone()[0]
+        newest = _name(today + dt.timedelta(days=3))
+        su.execute(f"drop table realtime.{newest}")
+    try:
+        url, name = testing.clone("koepon_partitions")
+        try:
+            with psycopg.connect(url) as conn:
+                parts = _partitions(conn)
+        finally:
+            testing.drop(name)
+        for k in range(-1, 4):
+            assert parts.get(_name(today + dt.timedelta(days=k))) == "supabase_realtime_admin"
+    finally:
+        with psycopg.connect(tpl, autocommit=True) as su:
+            su.execute("select realtime_local.maintain_messages()")
+            assert newest in _partitions(su)
