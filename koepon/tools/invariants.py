@@ -340,7 +340,7 @@ CHECKS: list[Check] = [
     # Past windows' unique paying fans are sums over these (paid day, previous paid day) counts.
     Check("fan_gaps_equal_rollup_details",
           "fans (per VTuber) and users (platform) by paid JST day and previous paid day equal the "
-          "(VTuber, day, fan) and (day, user) rows", """
+          "(VTuber, day, fan) rows, per VTuber and per user", """
       with per_vtuber as (
         select 'fan_gaps_daily' as rollup, k as key, e.v as expected, r.v as rolled_up
           from (select vtuber_id || ' ' || jst_date || ' ' || prev as k, count(*)::text as v
@@ -356,7 +356,8 @@ CHECKS: list[Check] = [
           from (select jst_date || ' ' || prev as k, count(*)::text as v
                   from (select jst_date, coalesce(lag(jst_date) over (partition by user_id order by jst_date),
                                                   '-infinity') as prev
-                          from app.platform_fan_days) x group by jst_date, prev) e
+                          from (select distinct user_id, jst_date from app.fan_sales_daily) d) x
+                 group by jst_date, prev) e
           full join (select jst_date || ' ' || prev_jst_date as k, users::text as v
                        from app.platform_fan_gaps_daily where users <> 0) r using (k)
          where e.v is distinct from r.v)

@@ -135,6 +135,50 @@ begin
     set draws = excluded.draws, statistic = excluded.statistic, p_value = excluded.p_value,
         audited_at = excluded.audited_at;
 
+  -- Paying users per day on the whole platform (any VTuber; a fan paying two VTubers on a day is
+  -- one paying user), kept as the fans per VTuber below are (see there): paying_users(d), the
+  -- (day, previous paid day) pairs, and new_users(d) / last_users(d) for the users whose first /
+  -- last paid day on the platform is d. A user's paid days are the days of their fan_sales_daily
+  -- keys (whose index leads with the user), read before the next statement adds this run's keys:
+  -- one index range per user, and no (day, user) table of its own to look up and write for each
+  -- new paying user.
+  with k as (
+    select distinct o.user_id, o.jst_date from unnest(v_new) o),
+  old as (
+    select distinct f.user_id, f.jst_date from app.fan_sales_daily f where f.user_id in (select k.user_id from k)),
+  fresh as (
+    select k.* from k where not exists (select 1 from old o where o.user_id = k.user_id and o.jst_date = k.jst_date)),
+  new as (select * from old union select * from k),
+  delta as (
+    select x.jst_date, coalesce(lag(x.jst_date) over w, '-infinity') as prev, 1 as n from new x
+    window w as (partition by x.user_id order by x.jst_date)
+    union all
+    select x.jst_date, coalesce(lag(x.jst_date) over w, '-infinity'), -1 from old x
+    window w as (partition by x.user_id order by x.jst_date)),
+  gaps as (
+    insert into app.platform_fan_gaps_daily as s (jst_date, prev_jst_date, users)
+    select d.jst_date, d.prev, sum(d.n) from delta d group by 1, 2 having sum(d.n) <> 0
+    on conflict (jst_date, prev_jst_date) do update set users = s.users + excluded.users),
+  moved as (
+    select n.first_day, n.last_day, o.first_day as old_first, o.last_day as old_last
+    from (select x.user_id, min(x.jst_date) as first_day, max(x.jst_date) as last_day from new x group by 1) n
+    left join (select x.user_id, min(x.jst_date) as first_day, max(x.jst_date) as last_day
+               from old x group by 1) o on o.user_id = n.user_id
+    where o.first_day is distinct from n.first_day or o.last_day is distinct from n.last_day),
+  counts as (
+    select f.jst_date, 1 as paying, 0 as first, 0 as last from fresh f
+    union all
+    select x.jst_date, 0, x.dn, x.dl
+    from moved m cross join lateral (values (m.first_day, 1, 0), (m.old_first, -1, 0),
+                                            (m.last_day, 0, 1), (m.old_last, 0, -1)) x (jst_date, dn, dl)
+    where x.jst_date is not null)
+  insert into app.platform_fan_counts_daily as s (jst_date, paying_users, new_users, last_users)
+  select c.jst_date, sum(c.paying), sum(c.first), sum(c.last) from counts c
+  group by 1 having sum(c.paying) <> 0 or sum(c.first) <> 0 or sum(c.last) <> 0
+  on conflict (jst_date) do update
+    set paying_users = s.paying_users + excluded.paying_users, new_users = s.new_users + excluded.new_users,
+        last_users = s.last_users + excluded.last_users;
+
   -- Fans per (VTuber, day), from the (VTuber, day, fan) keys of fan_sales_daily, which the report
   -- sums instead of counting distinct fans. One statement reads the earlier paid days of each
   -- (VTuber, fan) this run touches (one index range per fan; a statement's reads do not see its
@@ -200,50 +244,6 @@ begin
   on conflict (vtuber_id, jst_date) do update
     set paying_fans = s.paying_fans + excluded.paying_fans, new_fans = s.new_fans + excluded.new_fans,
         last_fans = s.last_fans + excluded.last_fans;
-
-  -- The same for each user's paid days on the whole platform (any VTuber; a fan paying two
-  -- VTubers on a day is one paying user), from platform_fan_days as it was before this run (the
-  -- statement adds the run's keys):
-  -- paying_users(d), the (day, previous paid day) pairs, and new_users(d) / last_users(d) for the
-  -- users whose first / last paid day on the platform is d.
-  with k as (
-    select distinct o.user_id, o.jst_date from unnest(v_new) o),
-  old as (
-    select f.user_id, f.jst_date from app.platform_fan_days f where f.user_id in (select k.user_id from k)),
-  fresh as (
-    select k.* from k where not exists (select 1 from old o where o.user_id = k.user_id and o.jst_date = k.jst_date)),
-  ins as (
-    insert into app.platform_fan_days (jst_date, user_id) select f.jst_date, f.user_id from fresh f),
-  new as (select * from old union select * from k),
-  delta as (
-    select x.jst_date, coalesce(lag(x.jst_date) over w, '-infinity') as prev, 1 as n from new x
-    window w as (partition by x.user_id order by x.jst_date)
-    union all
-    select x.jst_date, coalesce(lag(x.jst_date) over w, '-infinity'), -1 from old x
-    window w as (partition by x.user_id order by x.jst_date)),
-  gaps as (
-    insert into app.platform_fan_gaps_daily as s (jst_date, prev_jst_date, users)
-    select d.jst_date, d.prev, sum(d.n) from delta d group by 1, 2 having sum(d.n) <> 0
-    on conflict (jst_date, prev_jst_date) do update set users = s.users + excluded.users),
-  moved as (
-    select n.first_day, n.last_day, o.first_day as old_first, o.last_day as old_last
-    from (select x.user_id, min(x.jst_date) as first_day, max(x.jst_date) as last_day from new x group by 1) n
-    left join (select x.user_id, min(x.jst_date) as first_day, max(x.jst_date) as last_day
-               from old x group by 1) o on o.user_id = n.user_id
-    where o.first_day is distinct from n.first_day or o.last_day is distinct from n.last_day),
-  counts as (
-    select f.jst_date, 1 as paying, 0 as first, 0 as last from fresh f
-    union all
-    select x.jst_date, 0, x.dn, x.dl
-    from moved m cross join lateral (values (m.first_day, 1, 0), (m.old_first, -1, 0),
-                                            (m.last_day, 0, 1), (m.old_last, 0, -1)) x (jst_date, dn, dl)
-    where x.jst_date is not null)
-  insert into app.platform_fan_counts_daily as s (jst_date, paying_users, new_users, last_users)
-  select c.jst_date, sum(c.paying), sum(c.first), sum(c.last) from counts c
-  group by 1 having sum(c.paying) <> 0 or sum(c.first) <> 0 or sum(c.last) <> 0
-  on conflict (jst_date) do update
-    set paying_users = s.paying_users + excluded.paying_users, new_users = s.new_users + excluded.new_users,
-        last_users = s.last_users + excluded.last_users;
 
   -- Medal flows, on the JST day of the ledger entry.
   insert into app.medals_daily as s (jst_date, vtuber_id, granted, spent, clawed_back, adjusted)

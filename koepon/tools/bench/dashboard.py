@@ -93,7 +93,7 @@ PAST_READS = {
 PAST_READS = {k: v.replace("@TODAY@", TODAY) for k, v in PAST_READS.items()}
 READS = {k: v.replace("@TODAY@", TODAY) for k, v in READS.items()}
 ROLLUPS = ("sales_daily", "vtuber_sales_daily", "item_pulls_daily", "item_pulls_weekly", "fan_sales_daily",
-           "medals_daily", "fan_counts_daily", "platform_fan_days", "platform_fan_counts_daily", "fan_gaps_daily",
+           "medals_daily", "fan_counts_daily", "platform_fan_counts_daily", "fan_gaps_daily",
            "platform_fan_gaps_daily")
 
 
