@@ -46,24 +46,35 @@ begin
   -- Read once per report (a function call per rollup row would dominate the report's time).
   v_default_bps := private.setting_int('default_revenue_share_bps', 7000);
 
-  -- Unique paying (VTuber, fan) pairs over the range (a fan paying on two days counts once). When
-  -- no fan's last paid day is after p_to (a range reaching the present), they are the fans whose
-  -- last paid day is in [p_from, p_to]: a sum over the last-day histogram, one row per day (and
-  -- VTuber). A range in the past, with payments after it, sums the fans whose paid day in the
-  -- range follows a paid day before it (or none): one row per (day, earlier day) pair.
-  -- New pairs are those whose first paid day is in the range.
-  if not exists (select 1 from app.fan_counts_daily c
-                  where (p_vtuber_id is null or c.vtuber_id = p_vtuber_id) and c.jst_date > p_to
-                    and c.last_fans <> 0) then
-    select coalesce(sum(c.last_fans), 0) into v_paying from app.fan_counts_daily c
-     where (p_vtuber_id is null or c.vtuber_id = p_vtuber_id) and c.jst_date between p_from and p_to;
+  -- Unique paying fans over the range (a fan paying on two days counts once): a VTuber's fans, or
+  -- on the whole platform its users (a fan paying two VTubers is one paying user, as in the days
+  -- and the KPIs). When nobody's last paid day is after p_to (a range reaching the present), they
+  -- are those whose last paid day is in [p_from, p_to]: a sum over the last-day histogram, one row
+  -- per day. A range in the past, with payments after it, sums those whose paid day in the range
+  -- follows a paid day before it (or none): one row per (day, earlier day) pair. New fans (users)
+  -- are those whose first paid day is in the range.
+  if p_vtuber_id is null then
+    if not exists (select 1 from app.platform_fan_counts_daily c where c.jst_date > p_to and c.last_users <> 0) then
+      select coalesce(sum(c.last_users), 0) into v_paying from app.platform_fan_counts_daily c
+       where c.jst_date between p_from and p_to;
+    else
+      select coalesce(sum(g.users), 0) into v_paying from app.platform_fan_gaps_daily g
+       where g.jst_date between p_from and p_to and g.prev_jst_date < p_from;
+    end if;
+    select coalesce(sum(c.new_users), 0) into v_new from app.platform_fan_counts_daily c
+     where c.jst_date between p_from and p_to;
   else
-    select coalesce(sum(g.fans), 0) into v_paying from app.fan_gaps_daily g
-     where (p_vtuber_id is null or g.vtuber_id = p_vtuber_id) and g.jst_date between p_from and p_to
-       and g.prev_jst_date < p_from;
+    if not exists (select 1 from app.fan_counts_daily c
+                    where c.vtuber_id = p_vtuber_id and c.jst_date > p_to and c.last_fans <> 0) then
+      select coalesce(sum(c.last_fans), 0) into v_paying from app.fan_counts_daily c
+       where c.vtuber_id = p_vtuber_id and c.jst_date between p_from and p_to;
+    else
+      select coalesce(sum(g.fans), 0) into v_paying from app.fan_gaps_daily g
+       where g.vtuber_id = p_vtuber_id and g.jst_date between p_from and p_to and g.prev_jst_date < p_from;
+    end if;
+    select coalesce(sum(c.new_fans), 0) into v_new from app.fan_counts_daily c
+     where c.vtuber_id = p_vtuber_id and c.jst_date between p_from and p_to;
   end if;
-  select coalesce(sum(c.new_fans), 0) into v_new from app.fan_counts_daily c
-   where (p_vtuber_id is null or c.vtuber_id = p_vtuber_id) and c.jst_date between p_from and p_to;
 
   -- The range's sales_daily rows, read once (a CTE used twice is computed once).
   with r as (
@@ -93,7 +104,8 @@ begin
            sum(x.net_jpy - x.vtuber_share_jpy)::bigint as platform_fee_jpy
     from split x group by 1),
   -- Paying and new fans per day, kept by the job as counts (a VTuber's, or the platform's where a
-  -- fan paying two VTubers on a day is one paying user and a user new to any VTuber that day is new).
+  -- fan paying two VTubers on a day is one paying user and a user is new on their first paid day
+  -- on the platform).
   fans as (
     select c.jst_date, c.paying_fans, c.new_fans from app.fan_counts_daily c
     where p_vtuber_id is not null and c.vtuber_id = p_vtuber_id and c.jst_date between p_from and p_to

@@ -10,9 +10,6 @@
 -- * app.item_pulls_weekly: pulls per ISO week (Monday to Sunday) and item; a report sums the
 --   range's whole weeks from it and only the days at its ends from item_pulls_daily.
 -- Both are filled here from the rollups they sum, under the job's lock, so no run interleaves.
--- The sales report carried below also counts the platform's paying and new fans in its totals as
--- users (a fan paying two VTubers is one paying user; new on their first paid day on the
--- platform), as its days and admin_get_kpis do; it counted (VTuber, fan) pairs there.
 
 select pg_catalog.pg_advisory_xact_lock(7253201);
 
